@@ -1,0 +1,5 @@
+import sys
+
+from lic2cpp.cli import main
+
+sys.exit(main())

@@ -1,0 +1,104 @@
+"""Finding the C++ sources and compiling them: the one place that calls the compiler.
+
+Compiled programs are cached under a key made of the sources' contents and the flags,
+so tests and repeated builds compile each program once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from lic2cpp.errors import LicError
+
+WARNING_FLAGS = ["-Wall", "-Wextra"]
+RELEASE_FLAGS = ["-O2", "-DNDEBUG"]
+SANITIZE_FLAGS = ["-O1", "-g", "-fsanitize=address,undefined", "-fno-omit-frame-pointer",
+                  "-fno-sanitize-recover=all"]
+
+
+def cpp_dir() -> Path:
+    """The folder holding the C++ runtime and codec sources (``cpp/`` of the checkout)."""
+    env = os.environ.get("LIC2CPP_CPP_DIR")
+    candidates = [Path(env)] if env else []
+    candidates += [
+        Path(__file__).resolve().parent / "cpp",  # installed wheel layout
+        Path(__file__).resolve().parents[2] / "cpp",  # source checkout / editable install
+    ]
+    for path in candidates:
+        if (path / "lic").is_dir():
+            return path
+    raise LicError("cannot find lic2cpp's C++ sources (set LIC2CPP_CPP_DIR to the cpp/ folder)")
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("LIC2CPP_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "lic2cpp"
+    )
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def find_compiler() -> str:
+    for name in [os.environ.get("CXX"), "g++", "c++", "clang++"]:
+        if name and shutil.which(name):
+            return name
+    raise LicError("no C++ compiler found (install g++ or set CXX)")
+
+
+def _hash_inputs(sources: Sequence[Path], flags: Sequence[str], include_dirs: Sequence[Path]
+                 ) -> str:
+    digest = hashlib.sha256()
+    for flag in flags:
+        digest.update(flag.encode() + b"\0")
+    # Any header under the include folders can change the program: hash them all.
+    files = list(sources)
+    for inc in include_dirs:
+        files += sorted(p for p in inc.rglob("*") if p.suffix in {".hpp", ".h", ".cpp", ".inc"})
+    for path in files:
+        digest.update(str(path).encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:20]
+
+
+def compile_program(
+    sources: Sequence[Path | str],
+    name: str,
+    *,
+    output: Path | None = None,
+    extra_flags: Sequence[str] = (),
+    sanitize: bool = False,
+    include_dirs: Sequence[Path] = (),
+) -> Path:
+    """Compile ``sources`` into an executable and return its path.
+
+    Without ``output`` the program lands in the cache, keyed by the inputs' contents.
+    """
+    compiler = find_compiler()
+    srcs = [Path(s).resolve() for s in sources]
+    for src in srcs:
+        if not src.is_file():
+            raise LicError(f"C++ source not found: {src}")
+    incs = [cpp_dir(), *[Path(i).resolve() for i in include_dirs]]
+    flags = ["-std=c++17", *WARNING_FLAGS, *(SANITIZE_FLAGS if sanitize else RELEASE_FLAGS),
+             *extra_flags, "-pthread"]
+    if output is None:
+        key = _hash_inputs(srcs, [compiler, *flags], incs)
+        output = cache_dir() / "bin" / f"{name}-{key}"
+        if output.is_file():
+            return output
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(output.name + f".tmp{os.getpid()}")
+    cmd = [compiler, *flags, *[f"-I{i}" for i in incs], *map(str, srcs), "-o", str(tmp)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        first = (proc.stderr.strip().splitlines() or ["(no output)"])
+        raise LicError(f"compiling {name} failed: " + " | ".join(first[:8]))
+    os.replace(tmp, output)
+    return output
