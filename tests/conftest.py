@@ -1,0 +1,31 @@
+"""Shared test fixtures: where the read-only data and checkpoints live."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+MODELS = SHARED / "models"
+KODAK = SHARED / "data" / "kodak"
+PHOTOS = SHARED / "data" / "photos"
+
+RELU_CKPT = MODELS / "fp_relu_128_192.pth"
+GDN_CKPT = MODELS / "fp_gdn_128_192.pth"
+GDN_INIT_CKPT = MODELS / "fp_gdn_128_192_init.pth"
+
+
+@pytest.fixture(scope="session")
+def relu_net():
+    import torch
+
+    return torch.load(RELU_CKPT, weights_only=False)["model"].eval()
+
+
+@pytest.fixture(scope="session")
+def gdn_net():
+    import torch
+
+    return torch.load(GDN_CKPT, weights_only=False)["model"].eval()
