@@ -11,5 +11,4 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
 fi
 
-python3 -m pip install -q --upgrade pip
 python3 -m pip install -q -e '.[dev]'
