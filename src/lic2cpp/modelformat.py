@@ -1,0 +1,345 @@
+"""Python side of the `.licm` model format (docs/model-format.md, version 1.0).
+
+Nodes hold their weights in PyTorch/ONNX layout; ``encode_licm`` is the one place that
+transposes them to the file's ``[cout][kh][kw][cin]`` layout, and ``decode_licm`` the one
+place that transposes them back. ``decode_licm`` validates exactly like the C++ reader.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lic2cpp.errors import LicError
+
+MAGIC = b"LICM"
+VERSION_MAJOR = 1
+VERSION_MINOR = 0
+HEADER_SIZE = 24
+
+FNV_OFFSET = 0xCBF29CE484222325
+FNV_PRIME = 0x100000001B3
+
+MAX_NODES = 4096
+MAX_CHANNELS = 4096
+MAX_KERNEL = 15
+MAX_STRIDE = 8
+MAX_NAME = 256
+
+OP_CODES = {
+    "conv2d": 1,
+    "conv_transpose2d": 2,
+    "relu": 3,
+    "leaky_relu": 4,
+    "gdn": 5,
+    "add": 6,
+}
+OP_NAMES = {code: name for name, code in OP_CODES.items()}
+
+CONV_ATTRS = ["cin", "cout", "kh", "kw", "stride_h", "stride_w",
+              "pad_top", "pad_left", "pad_bottom", "pad_right"]
+CONVT_ATTRS = [*CONV_ATTRS, "out_pad_h", "out_pad_w"]
+
+
+@dataclass
+class Node:
+    """One operator. ``inputs`` are value ids: 0 is the model input, node i gives i+1."""
+
+    op: str
+    inputs: list[int]
+    attrs: dict[str, int | float] = field(default_factory=dict)
+    tensors: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class ModelFile:
+    name: str
+    in_channels: int
+    out_channels: int
+    nodes: list[Node]
+
+
+def fingerprint(data: bytes) -> int:
+    """FNV-1a 64-bit hash (the header's fingerprint of the body bytes)."""
+    h = FNV_OFFSET
+    prime = FNV_PRIME
+    mask = 0xFFFFFFFFFFFFFFFF
+    for byte in data:
+        h = ((h ^ byte) * prime) & mask
+    return h
+
+
+def node_out_channels(node: Node, in_channels: int) -> int:
+    """Channels of ``node``'s output given the channels of its (first) input."""
+    if node.op in ("conv2d", "conv_transpose2d"):
+        return int(node.attrs["cout"])
+    return in_channels
+
+
+def infer_channels(nodes: list[Node]) -> tuple[int, int]:
+    """(in_channels, out_channels) of a node list: from the first node that names the
+    input's channels, and by following channels through the graph to the last node."""
+    in_ch = None
+    for node in nodes:
+        if 0 in node.inputs:
+            if node.op in ("conv2d", "conv_transpose2d"):
+                in_ch = int(node.attrs["cin"])
+                break
+            if node.op == "gdn":
+                in_ch = int(node.attrs["channels"])
+                break
+    if in_ch is None:
+        raise LicError("cannot infer the model's input channels: no conv or GDN reads it")
+    channels = [in_ch]
+    for node in nodes:
+        channels.append(node_out_channels(node, channels[node.inputs[0]]))
+    return in_ch, channels[-1]
+
+
+# ---------------------------------------------------------------------------- writing
+
+def _u32(*values: int) -> bytes:
+    return struct.pack(f"<{len(values)}I", *values)
+
+
+def _f32(array: np.ndarray) -> bytes:
+    return np.ascontiguousarray(array, dtype="<f4").tobytes()
+
+
+def _expect_shape(node: Node, key: str, shape: tuple[int, ...]) -> np.ndarray:
+    if key not in node.tensors:
+        raise LicError(f"{node.op} node is missing tensor '{key}'")
+    arr = np.asarray(node.tensors[key], dtype=np.float32)
+    if arr.shape != shape:
+        raise LicError(f"{node.op} tensor '{key}' has shape {arr.shape}, expected {shape}")
+    return arr
+
+
+def _encode_node(node: Node) -> bytes:
+    if node.op not in OP_CODES:
+        raise LicError(f"unknown op '{node.op}'")
+    parts = [_u32(OP_CODES[node.op], len(node.inputs), *node.inputs)]
+    a = node.attrs
+    required = {"conv2d": CONV_ATTRS, "conv_transpose2d": CONVT_ATTRS,
+                "leaky_relu": ["alpha"], "gdn": ["channels", "inverse"]}.get(node.op, [])
+    missing = [n for n in required if n not in a]
+    if missing:
+        raise LicError(f"{node.op} node is missing attributes {missing}")
+    if node.op in ("conv2d", "conv_transpose2d"):
+        names = CONV_ATTRS if node.op == "conv2d" else CONVT_ATTRS
+        parts.append(_u32(*(int(a[n]) for n in names)))
+        cin, cout, kh, kw = (int(a[n]) for n in ("cin", "cout", "kh", "kw"))
+        if node.op == "conv2d":
+            w = _expect_shape(node, "weight", (cout, cin, kh, kw))
+            w = w.transpose(0, 2, 3, 1)  # [co][ci][ky][kx] -> [co][ky][kx][ci]
+        else:
+            w = _expect_shape(node, "weight", (cin, cout, kh, kw))
+            w = w.transpose(1, 2, 3, 0)  # [ci][co][ky][kx] -> [co][ky][kx][ci]
+        parts.append(_f32(w))
+        parts.append(_f32(_expect_shape(node, "bias", (cout,))))
+    elif node.op == "leaky_relu":
+        parts.append(struct.pack("<f", float(a["alpha"])))
+    elif node.op == "gdn":
+        c = int(a["channels"])
+        parts.append(_u32(c, int(a["inverse"])))
+        parts.append(_f32(_expect_shape(node, "beta", (c,))))
+        parts.append(_f32(_expect_shape(node, "gamma", (c, c))))
+    return b"".join(parts)
+
+
+def encode_body(m: ModelFile) -> bytes:
+    name = m.name.encode("utf-8")
+    pad = (-len(name)) % 4
+    parts = [_u32(m.in_channels, m.out_channels, len(m.nodes), len(name)), name, b"\0" * pad]
+    parts += [_encode_node(node) for node in m.nodes]
+    return b"".join(parts)
+
+
+def encode_licm(m: ModelFile) -> bytes:
+    """The complete file. The result is decoded again so a writer can never produce a
+    file the reader (and so the C++ runtime) would refuse."""
+    body = encode_body(m)
+    header = MAGIC + struct.pack("<HHQQ", VERSION_MAJOR, VERSION_MINOR, len(body),
+                                 fingerprint(body))
+    data = header + body
+    _decode(data, check_fingerprint=False)
+    return data
+
+
+def write_licm(path: str | Path, m: ModelFile) -> None:
+    Path(path).write_bytes(encode_licm(m))
+
+
+# ---------------------------------------------------------------------------- reading
+
+class _Reader:
+    def __init__(self, data: bytes, offset: int) -> None:
+        self.data = data
+        self.pos = offset
+
+    def need(self, n: int, what: str) -> None:
+        if n > len(self.data) - self.pos:
+            raise LicError(f"model file truncated while reading {what}")
+
+    def u32(self, what: str) -> int:
+        self.need(4, what)
+        (v,) = struct.unpack_from("<I", self.data, self.pos)
+        self.pos += 4
+        return v
+
+    def f32s(self, count: int, what: str) -> np.ndarray:
+        self.need(4 * count, what)
+        arr = np.frombuffer(self.data, dtype="<f4", count=count, offset=self.pos)
+        self.pos += 4 * count
+        if not np.all(np.isfinite(arr)):
+            raise LicError(f"non-finite value in {what}")
+        return arr.astype(np.float32)
+
+
+def _check_channels(value: int, what: str) -> None:
+    if not 1 <= value <= MAX_CHANNELS:
+        raise LicError(f"{what} = {value} is outside 1..{MAX_CHANNELS}")
+
+
+def _read_conv(r: _Reader, op: str, where: str) -> Node:
+    names = CONV_ATTRS if op == "conv2d" else CONVT_ATTRS
+    a = {n: r.u32(f"{where} attributes") for n in names}
+    _check_channels(a["cin"], f"{where} cin")
+    _check_channels(a["cout"], f"{where} cout")
+    for k in ("kh", "kw"):
+        if not 1 <= a[k] <= MAX_KERNEL:
+            raise LicError(f"{where} {k} = {a[k]} is outside 1..{MAX_KERNEL}")
+    for s in ("stride_h", "stride_w"):
+        if not 1 <= a[s] <= MAX_STRIDE:
+            raise LicError(f"{where} {s} = {a[s]} is outside 1..{MAX_STRIDE}")
+    for p, k in (("pad_top", "kh"), ("pad_bottom", "kh"), ("pad_left", "kw"),
+                 ("pad_right", "kw")):
+        if a[p] >= a[k]:
+            raise LicError(f"{where} {p} = {a[p]} is not smaller than the kernel ({a[k]})")
+    if op == "conv_transpose2d":
+        # As in PyTorch: an output padding must be smaller than the stride.
+        for p, s in (("out_pad_h", "stride_h"), ("out_pad_w", "stride_w")):
+            if a[p] >= a[s]:
+                raise LicError(f"{where} {p} = {a[p]} is not smaller than the stride")
+    cin, cout, kh, kw = a["cin"], a["cout"], a["kh"], a["kw"]
+    w = r.f32s(cout * kh * kw * cin, f"{where} weight").reshape(cout, kh, kw, cin)
+    bias = r.f32s(cout, f"{where} bias")
+    if op == "conv2d":
+        weight = w.transpose(0, 3, 1, 2)  # -> [co][ci][ky][kx]
+    else:
+        weight = w.transpose(3, 0, 1, 2)  # -> [ci][co][ky][kx]
+    tensors = {"weight": np.ascontiguousarray(weight), "bias": bias}
+    return Node(op, [], dict(a), tensors)
+
+
+def _read_node(r: _Reader, index: int) -> Node:
+    where = f"node {index}"
+    code = r.u32(f"{where} op")
+    if code not in OP_NAMES:
+        raise LicError(f"{where}: unknown op code {code}")
+    op = OP_NAMES[code]
+    where = f"node {index} ({op})"
+    n_inputs = r.u32(f"{where} input count")
+    expected = 2 if op == "add" else 1
+    if n_inputs != expected:
+        raise LicError(f"{where} has {n_inputs} inputs, expected {expected}")
+    inputs = [r.u32(f"{where} inputs") for _ in range(n_inputs)]
+    for value in inputs:
+        if value > index:
+            raise LicError(f"{where} reads value {value}, which is not computed before it")
+    if op in ("conv2d", "conv_transpose2d"):
+        node = _read_conv(r, op, where)
+    elif op == "leaky_relu":
+        alpha = r.f32s(1, f"{where} alpha")
+        node = Node(op, [], {"alpha": float(alpha[0])}, {})
+    elif op == "gdn":
+        c = r.u32(f"{where} channels")
+        _check_channels(c, f"{where} channels")
+        inverse = r.u32(f"{where} inverse flag")
+        if inverse not in (0, 1):
+            raise LicError(f"{where} inverse flag is {inverse}, expected 0 or 1")
+        beta = r.f32s(c, f"{where} beta")
+        gamma = r.f32s(c * c, f"{where} gamma").reshape(c, c)
+        node = Node(op, [], {"channels": c, "inverse": inverse},
+                    {"beta": beta, "gamma": gamma})
+    else:
+        node = Node(op, [], {}, {})
+    node.inputs = inputs
+    return node
+
+
+def _check_graph(m: ModelFile) -> None:
+    """Channel counts must chain from the input through every node to the output."""
+    channels = [m.in_channels]
+    for i, node in enumerate(m.nodes):
+        where = f"node {i} ({node.op})"
+        c = channels[node.inputs[0]]
+        if node.op in ("conv2d", "conv_transpose2d") and node.attrs["cin"] != c:
+            raise LicError(f"{where} expects {node.attrs['cin']} input channels, gets {c}")
+        if node.op == "gdn" and node.attrs["channels"] != c:
+            raise LicError(f"{where} expects {node.attrs['channels']} channels, gets {c}")
+        if node.op == "add" and channels[node.inputs[1]] != c:
+            raise LicError(f"{where} adds {c} and {channels[node.inputs[1]]} channels")
+        channels.append(node_out_channels(node, c))
+    if channels[-1] != m.out_channels:
+        raise LicError(f"model declares {m.out_channels} output channels, its last node "
+                       f"gives {channels[-1]}")
+
+
+def _decode(data: bytes, check_fingerprint: bool = True) -> ModelFile:
+    if len(data) < HEADER_SIZE:
+        raise LicError(f"model file too short ({len(data)} bytes) for a .licm header")
+    if data[:4] != MAGIC:
+        raise LicError("not a lic2cpp model file (bad magic)")
+    major, _minor, body_size, fp = struct.unpack_from("<HHQQ", data, 4)
+    if major != VERSION_MAJOR:
+        raise LicError(f"unsupported model format version {major}.x (this reader: 1.x)")
+    if body_size != len(data) - HEADER_SIZE:
+        raise LicError(f"model body size {body_size} disagrees with the file size "
+                       f"({len(data) - HEADER_SIZE} bytes after the header)")
+    if check_fingerprint and fingerprint(data[HEADER_SIZE:]) != fp:
+        raise LicError("model fingerprint mismatch (corrupt file)")
+    r = _Reader(data, HEADER_SIZE)
+    in_ch = r.u32("in_channels")
+    out_ch = r.u32("out_channels")
+    _check_channels(in_ch, "in_channels")
+    _check_channels(out_ch, "out_channels")
+    count = r.u32("node_count")
+    if not 1 <= count <= MAX_NODES:
+        raise LicError(f"node_count = {count} is outside 1..{MAX_NODES}")
+    name_len = r.u32("name length")
+    if name_len > MAX_NAME:
+        raise LicError(f"model name length {name_len} exceeds {MAX_NAME}")
+    padded = name_len + (-name_len) % 4
+    r.need(padded, "name")
+    raw = data[r.pos:r.pos + name_len]
+    if any(data[r.pos + name_len:r.pos + padded]):
+        raise LicError("non-zero padding after the model name")
+    try:
+        name = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise LicError("model name is not valid UTF-8") from None
+    r.pos += padded
+    nodes = [_read_node(r, i) for i in range(count)]
+    if r.pos != len(data):
+        raise LicError(f"{len(data) - r.pos} trailing bytes after the last node")
+    model = ModelFile(name, in_ch, out_ch, nodes)
+    _check_graph(model)
+    return model
+
+
+def decode_licm(data: bytes) -> ModelFile:
+    """Parse and validate a complete `.licm` file; raises LicError on anything wrong."""
+    return _decode(bytes(data))
+
+
+def read_licm(path: str | Path) -> ModelFile:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise LicError(f"cannot read model file {path}: {exc.strerror}") from None
+    return decode_licm(data)
+
