@@ -1,0 +1,281 @@
+"""Load a CompressAI model from a checkpoint, and check that lic2cpp can run its transforms.
+
+Accepted checkpoints:
+- ``torch.save({"model": net})`` (the upstream convention) or a bare pickled ``nn.Module``;
+- a ``state_dict`` or a CompressAI training checkpoint (``{"state_dict": ...}``, keys
+  possibly prefixed by ``module.`` from DataParallel) together with an architecture name
+  (``--arch``); the channel counts N and M are read off the weight shapes.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import zipfile
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lic2cpp.errors import LicError
+
+# Entropy-model buffers that CompressAI sizes at load time; a state_dict saved before
+# `update()` lacks them and the tables are rebuilt instead.
+CDF_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length")
+GAUSSIAN_BUFFERS = (*CDF_BUFFERS, "scale_table")
+
+
+def _sizes_nm(sd: Mapping[str, torch.Tensor]) -> dict[str, int]:
+    return {"N": int(sd["g_a.0.weight"].shape[0]), "M": int(sd["g_a.6.weight"].shape[0])}
+
+
+def _sizes_cheng(sd: Mapping[str, torch.Tensor]) -> dict[str, int]:
+    return {"N": int(sd["g_a.0.conv1.weight"].shape[0])}
+
+
+# Architecture name (CompressAI registry spelling) -> reads the constructor's sizes off a
+# state_dict. Only the g_a/g_s of the factorized-prior ones are fully runnable; the others
+# load, and the layer check then names what lic2cpp cannot run.
+ARCH_SIZES: dict[str, Callable[[Mapping[str, torch.Tensor]], dict[str, int]]] = {
+    "bmshj2018-factorized": _sizes_nm,
+    "bmshj2018-factorized-relu": _sizes_nm,
+    "bmshj2018-hyperprior": _sizes_nm,
+    "mbt2018-mean": _sizes_nm,
+    "mbt2018": _sizes_nm,
+    "cheng2020-anchor": _sizes_cheng,
+    "cheng2020-attn": _sizes_cheng,
+}
+
+
+def known_archs() -> list[str]:
+    return sorted(ARCH_SIZES)
+
+
+def _arch_class(arch: str) -> type[nn.Module]:
+    import compressai.models  # noqa: F401  (fills the registry)
+    from compressai.registry import MODELS  # slow import: only when needed
+
+    name = arch.strip().lower().replace("_", "-")
+    if name not in ARCH_SIZES:
+        raise LicError(f"unknown architecture '{arch}' (known: {', '.join(known_archs())})")
+    return MODELS[name]
+
+
+def _torch_load(path: Path) -> Any:
+    if not path.exists():
+        raise LicError(f"checkpoint not found: {path}")
+    if not path.is_file():
+        raise LicError(f"checkpoint is not a file: {path}")
+    import compressai.models  # noqa: F401  (pickled models need its classes importable)
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError,
+            UnicodeDecodeError, io.UnsupportedOperation) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise LicError(f"{path} is not a PyTorch checkpoint ({first})") from None
+    except (AttributeError, ModuleNotFoundError) as exc:
+        raise LicError(f"{path}: cannot unpickle the model ({exc})") from None
+
+
+def _is_state_dict(obj: Any) -> bool:
+    return (isinstance(obj, Mapping) and len(obj) > 0
+            and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()))
+
+
+def _strip_prefix(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop the ``module.`` prefix DataParallel/DistributedDataParallel adds to every key."""
+    if all(k.startswith("module.") for k in sd):
+        return {k[len("module."):]: v for k, v in sd.items()}
+    return dict(sd)
+
+
+def _entropy_buffer_keys(net: nn.Module) -> set[str]:
+    from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+
+    keys: set[str] = set()
+    for name, module in net.named_modules():
+        if isinstance(module, GaussianConditional):
+            keys.update(f"{name}.{b}" for b in GAUSSIAN_BUFFERS)
+        elif isinstance(module, EntropyBottleneck):
+            keys.update(f"{name}.{b}" for b in CDF_BUFFERS)
+    return keys
+
+
+def _check_keys(net: nn.Module, sd: Mapping[str, torch.Tensor], arch: str) -> None:
+    """One clear line for the first key that does not fit, before PyTorch's long message."""
+    expected = net.state_dict()
+    resizable = _entropy_buffer_keys(net)
+    missing = [k for k in expected if k not in resizable and k not in sd]
+    if missing:
+        raise LicError(f"checkpoint lacks '{missing[0]}' ({len(missing)} missing keys in "
+                       f"all): not a {arch} state_dict?")
+    for key, tensor in expected.items():
+        if key in resizable:
+            continue
+        if tuple(sd[key].shape) != tuple(tensor.shape):
+            raise LicError(f"shape mismatch for '{key}': checkpoint has "
+                           f"{tuple(sd[key].shape)}, {arch} expects {tuple(tensor.shape)}")
+    unexpected = sorted(set(sd) - set(expected))
+    if unexpected:
+        raise LicError(f"checkpoint has '{unexpected[0]}' ({len(unexpected)} unexpected keys "
+                       f"in all), which {arch} does not have")
+
+
+def model_from_state_dict(sd: Mapping[str, torch.Tensor], arch: str) -> nn.Module:
+    """Build ``arch`` with N/M read off ``sd`` and load the weights and entropy tables."""
+    cls = _arch_class(arch)
+    name = arch.strip().lower().replace("_", "-")
+    sd = _strip_prefix(sd)
+    for transform in ("g_a", "g_s"):
+        if not any(k.startswith(transform + ".") for k in sd):
+            raise LicError(f"checkpoint has no {transform} weights")
+    try:
+        sizes = ARCH_SIZES[name](sd)
+    except KeyError as exc:
+        raise LicError(f"checkpoint lacks {exc}: not a {name} state_dict?") from None
+    net = cls(**sizes)
+    _check_keys(net, sd, f"{name}({', '.join(f'{k}={v}' for k, v in sizes.items())})")
+    buffers = _entropy_buffer_keys(net)
+    if buffers <= set(sd):
+        net.load_state_dict(sd)  # CompressAI's override resizes the CDF buffers first
+    else:
+        # Saved before update(): load what is there and rebuild the tables from the
+        # learned quantiles.
+        nn.Module.load_state_dict(net, {k: v for k, v in sd.items() if k not in buffers},
+                                  strict=False)
+        net.update(force=True)
+    return net
+
+
+def _needs_update(net: nn.Module) -> bool:
+    from compressai.entropy_models import EntropyBottleneck
+
+    return any(isinstance(m, EntropyBottleneck) and m._offset.numel() == 0
+               for m in net.modules())
+
+
+def load_model(path: str | Path, arch: str | None = None, *,
+               check_layers: bool = True) -> nn.Module:
+    """A CompressAI model in eval mode with ``.g_a`` and ``.g_s`` (entropy tables built).
+
+    ``check_layers`` (default) also refuses a model whose transforms use a layer the
+    lic2cpp runtime cannot run, naming the module.
+    """
+    path = Path(path)
+    obj = _torch_load(path)
+    if isinstance(obj, Mapping) and "model" in obj and isinstance(obj["model"], nn.Module):
+        obj = obj["model"]
+    if isinstance(obj, nn.Module):
+        net = obj
+        if arch is not None:
+            cls = _arch_class(arch)
+            if type(net) is not cls:
+                raise LicError(f"{path} holds a {type(net).__name__}, not a {arch} "
+                               f"({cls.__name__}); drop --arch or pick the right one")
+    else:
+        sd: Any = obj
+        if isinstance(obj, Mapping):
+            for key in ("state_dict", "model_state_dict", "model"):
+                if key in obj and _is_state_dict(obj[key]):
+                    sd = obj[key]
+                    break
+        if not _is_state_dict(sd):
+            raise LicError(f"{path} holds neither a model nor a state_dict "
+                           f"(found {type(obj).__name__})")
+        if arch is None:
+            raise LicError(f"{path} holds a state_dict: give the architecture with --arch "
+                           f"(known: {', '.join(known_archs())})")
+        net = model_from_state_dict(sd, arch)
+    for transform in ("g_a", "g_s"):
+        if not isinstance(getattr(net, transform, None), nn.Module):
+            raise LicError(f"model {type(net).__name__} has no {transform} transform")
+    net = net.float().eval()
+    if _needs_update(net):
+        net.update(force=True)
+    if check_layers:
+        check_supported(net)
+    return net
+
+
+# ------------------------------------------------------------------ supported-layer check
+
+MAX_KERNEL = 15
+MAX_STRIDE = 8
+
+
+def _pair(value: Any) -> tuple[int, int]:
+    if isinstance(value, int):
+        return value, value
+    return int(value[0]), int(value[1])
+
+
+def _conv_problem(m: nn.Conv2d | nn.ConvTranspose2d) -> str | None:
+    """Why the runtime cannot run this convolution, or None."""
+    if m.groups != 1:
+        return f"groups={m.groups} (only 1 is supported)"
+    if _pair(m.dilation) != (1, 1):
+        return f"dilation={m.dilation} (only 1 is supported)"
+    if m.padding_mode != "zeros":
+        return f"padding_mode='{m.padding_mode}' (only zero padding is supported)"
+    kernel, stride = _pair(m.kernel_size), _pair(m.stride)
+    if max(kernel) > MAX_KERNEL:
+        return f"kernel {kernel} (at most {MAX_KERNEL})"
+    if max(stride) > MAX_STRIDE:
+        return f"stride {stride} (at most {MAX_STRIDE})"
+    if isinstance(m.padding, str):
+        if m.padding == "same" and max(stride) > 1:
+            return "padding='same' with stride > 1"
+        return None
+    pad = _pair(m.padding)
+    if pad[0] >= kernel[0] or pad[1] >= kernel[1]:
+        return f"padding {pad} not smaller than the kernel {kernel}"
+    return None
+
+
+def _leaf_types() -> tuple[type[nn.Module], ...]:
+    return (nn.Conv2d, nn.ConvTranspose2d, nn.ReLU, nn.LeakyReLU, nn.Identity)
+
+
+def _container_types() -> tuple[type[nn.Module], ...]:
+    """Modules whose own forward uses only supported ops (+ add), so checking their
+    children is enough."""
+    from compressai.layers import ResidualBlock, ResidualBlockWithStride
+
+    return (nn.Sequential, ResidualBlock, ResidualBlockWithStride)
+
+
+def unsupported_layers(module: nn.Module, prefix: str) -> Iterator[str]:
+    """Yield '<path> (<Type>) ...' for every module the runtime cannot run."""
+    from compressai.layers import GDN
+
+    kind = type(module).__name__
+    if type(module) is GDN:  # exact type: GDN1 (|x|, no sqrt) is a different op
+        return
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)) and type(module) in _leaf_types():
+        problem = _conv_problem(module)
+        if problem:
+            yield f"{prefix} ({kind}) has {problem}"
+        return
+    if type(module) in _leaf_types():
+        return
+    if type(module) in _container_types():
+        for name, child in module.named_children():
+            if child is not None:
+                yield from unsupported_layers(child, f"{prefix}.{name}")
+        return
+    yield f"{prefix} ({kind}) is not supported by the lic2cpp runtime"
+
+
+def check_supported(net: nn.Module) -> None:
+    """Raise LicError naming the first module of g_a/g_s that the runtime cannot run."""
+    for transform in ("g_a", "g_s"):
+        module = getattr(net, transform, None)
+        if not isinstance(module, nn.Module):
+            raise LicError(f"model {type(net).__name__} has no {transform} transform")
+        problems = list(unsupported_layers(module, transform))
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise LicError(problems[0] + more)
