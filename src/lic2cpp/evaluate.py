@@ -1,0 +1,350 @@
+"""`lic2cpp eval`: rate, quality and speed of OUT/encoder + OUT/decoder on a folder of images,
+side by side with the same model through CompressAI's own ``compress``/``decompress``.
+
+Metrics, identical for both codecs, on the 8-bit RGB outputs:
+- bpp: 8 × (bitstream bytes) / (width × height); for lic2cpp the ``.bin`` file size, for
+  CompressAI the total length of the strings ``compress`` returns;
+- PSNR over the three channels, peak 255;
+- MS-SSIM (pytorch_msssim, data range 255); undefined (NaN) for images whose smaller side
+  is 160 pixels or less, where its five scales do not fit;
+- encode and decode wall time: for lic2cpp the executables' run time (process start and
+  image file I/O included), for CompressAI the ``compress``/``decompress`` calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import subprocess
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lic2cpp.errors import LicError
+
+CODEC_LIC = "lic2cpp"
+CODEC_TORCH = "compressai"
+MSSSIM_MIN_SIDE = 161  # pytorch_msssim's 4 downsamplings with an 11-tap window
+COMPRESSAI_PAD = 64  # CompressAI's eval pads to a multiple of 2**6
+
+
+@dataclass
+class ImageResult:
+    image: str
+    codec: str
+    width: int
+    height: int
+    bytes: int
+    bpp: float
+    psnr: float
+    ms_ssim: float
+    encode_s: float
+    decode_s: float
+
+
+# --- metrics -----------------------------------------------------------------------------
+
+def psnr(reference: np.ndarray, decoded: np.ndarray) -> float:
+    """PSNR in dB of two uint8 images (all channels together, peak 255)."""
+    if reference.shape != decoded.shape:
+        raise LicError(f"shape mismatch: {reference.shape} vs {decoded.shape}")
+    mse = np.mean((reference.astype(np.float64) - decoded.astype(np.float64)) ** 2)
+    return math.inf if mse == 0 else 10.0 * math.log10(255.0 ** 2 / mse)
+
+
+def ms_ssim(reference: np.ndarray, decoded: np.ndarray) -> float:
+    """MS-SSIM of two uint8 (H, W, 3) images, data range 255; NaN if too small."""
+    import torch
+    from pytorch_msssim import ms_ssim as _ms_ssim
+
+    if reference.shape != decoded.shape:
+        raise LicError(f"shape mismatch: {reference.shape} vs {decoded.shape}")
+    if min(reference.shape[:2]) < MSSSIM_MIN_SIDE:
+        return math.nan
+
+    def tensor(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(a.astype(np.float32)).permute(2, 0, 1)[None]
+
+    with torch.no_grad():
+        return float(_ms_ssim(tensor(reference), tensor(decoded), data_range=255))
+
+
+def bpp_of(num_bytes: int, width: int, height: int) -> float:
+    return 8.0 * num_bytes / (width * height)
+
+
+def to_uint8(x: Any) -> np.ndarray:
+    """A [0, 1] float tensor (1, 3, H, W) -> uint8 (H, W, 3), rounded as image writers do."""
+    arr = x.detach().clamp(0, 1).mul(255).round()
+    return arr[0].permute(1, 2, 0).numpy().astype(np.uint8)
+
+
+# --- lic2cpp executables -----------------------------------------------------------------
+
+def run_tool(cmd: list[str], what: str) -> float:
+    """Run one of the codec executables; wall time in seconds; LicError on failure."""
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+    except FileNotFoundError as exc:
+        raise LicError(f"{what}: program not found: {cmd[0]}") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise LicError(f"{what}: timed out") from exc
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        msg = (proc.stderr.strip() or proc.stdout.strip() or "(no message)").splitlines()[-1]
+        raise LicError(f"{what} failed (exit {proc.returncode}): {msg}")
+    return seconds
+
+
+def encoder_input(image_path: Path, rgb: np.ndarray, tmp: Path) -> Path:
+    """The file to give the encoder: the image itself if it is 8-bit RGB PNG/PPM,
+    otherwise a PPM of its RGB conversion (the reference the metrics use)."""
+    from PIL import Image
+
+    with Image.open(image_path) as im:
+        native = im.mode == "RGB" and im.format in ("PNG", "PPM")
+    if native:
+        return image_path
+    ppm = tmp / (image_path.stem + ".input.ppm")
+    Image.fromarray(rgb).save(ppm)
+    return ppm
+
+
+def eval_lic2cpp(encoder: Path, decoder: Path, image_path: Path, rgb: np.ndarray,
+                 tmp: Path, dump_latent: Path | None = None) -> tuple[ImageResult, np.ndarray]:
+    """Encode and decode one image with the executables; the result and the decoded image."""
+    from lic2cpp.datasets import load_image
+
+    h, w = rgb.shape[:2]
+    src = encoder_input(image_path, rgb, tmp)
+    bin_path = tmp / (image_path.stem + ".bin")
+    out_path = tmp / (image_path.stem + ".decoded.ppm")
+    enc_s = run_tool([str(encoder), str(src), str(bin_path)], f"encoder on {image_path.name}")
+    dec_cmd = [str(decoder), str(bin_path), str(out_path)]
+    if dump_latent is not None:
+        dec_cmd += ["--dump-latent", str(dump_latent)]
+    dec_s = run_tool(dec_cmd, f"decoder on {image_path.name}")
+    decoded = load_image(out_path)
+    if decoded.shape != rgb.shape:
+        raise LicError(f"decoder gave a {decoded.shape[1]}x{decoded.shape[0]} image for "
+                       f"{image_path.name} ({w}x{h})")
+    size = bin_path.stat().st_size
+    result = ImageResult(image_path.name, CODEC_LIC, w, h, size, bpp_of(size, w, h),
+                         psnr(rgb, decoded), ms_ssim(rgb, decoded), enc_s, dec_s)
+    return result, decoded
+
+
+# --- CompressAI --------------------------------------------------------------------------
+
+def eval_compressai(net: Any, image_path: Path, rgb: np.ndarray
+                    ) -> tuple[ImageResult, np.ndarray]:
+    """The same model through CompressAI's compress/decompress, padded as its eval does."""
+    import torch
+    import torch.nn.functional as F
+    from compressai.ops import compute_padding
+
+    h, w = rgb.shape[:2]
+    x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div(255.0)
+    pad, unpad = compute_padding(h, w, min_div=COMPRESSAI_PAD)
+    with torch.no_grad():
+        x_padded = F.pad(x, pad, mode="constant", value=0)
+        start = time.perf_counter()
+        enc = net.compress(x_padded)
+        enc_s = time.perf_counter() - start
+        size = sum(len(s) for strings in enc["strings"] for s in strings)
+        start = time.perf_counter()
+        dec = net.decompress(enc["strings"], enc["shape"])
+        dec_s = time.perf_counter() - start
+    decoded = to_uint8(F.pad(dec["x_hat"], unpad))
+    result = ImageResult(image_path.name, CODEC_TORCH, w, h, size, bpp_of(size, w, h),
+                         psnr(rgb, decoded), ms_ssim(rgb, decoded), enc_s, dec_s)
+    return result, decoded
+
+
+# --- the whole evaluation ----------------------------------------------------------------
+
+def codec_paths(out_dir: Path) -> tuple[Path, Path]:
+    if not out_dir.is_dir():
+        raise LicError(f"build folder not found: {out_dir}")
+    encoder, decoder = out_dir / "encoder", out_dir / "decoder"
+    for exe in (encoder, decoder):
+        if not exe.is_file():
+            raise LicError(f"{exe} not found (run `lic2cpp build -o {out_dir}` first)")
+    return encoder, decoder
+
+
+def model_from_manifest(out_dir: Path) -> tuple[Path, str | None] | None:
+    path = out_dir / "manifest.json"
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text())
+        return Path(manifest["model"]), manifest.get("arch")
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def evaluate(out_dir: Path, images: list[Path], net: Any | None = None,
+             threads: int = 1, progress: bool | None = None) -> list[ImageResult]:
+    """Every image through lic2cpp (and through ``net`` with CompressAI, if given)."""
+    from tqdm import tqdm
+
+    from lic2cpp.datasets import load_image, progress_enabled
+
+    encoder, decoder = codec_paths(out_dir)
+    if not images:
+        raise LicError("no images to evaluate")
+    if net is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+        with torch.no_grad():  # first calls are slow (allocations, kernels): keep them untimed
+            net.compress(torch.zeros(1, 3, COMPRESSAI_PAD, COMPRESSAI_PAD))
+    results = []
+    show = progress_enabled() if progress is None else progress
+    with tempfile.TemporaryDirectory(prefix="lic2cpp-eval-") as tmp:
+        for image_path in tqdm(images, desc="evaluating", unit="image", disable=not show):
+            rgb = load_image(image_path)
+            results.append(eval_lic2cpp(encoder, decoder, image_path, rgb, Path(tmp))[0])
+            if net is not None:
+                results.append(eval_compressai(net, image_path, rgb)[0])
+    return results
+
+
+def averages(results: list[ImageResult], codec: str) -> dict[str, float]:
+    rows = [r for r in results if r.codec == codec]
+    keys = ("bpp", "psnr", "ms_ssim", "encode_s", "decode_s")
+    return {k: float(np.mean([getattr(r, k) for r in rows])) for k in keys} if rows else {}
+
+
+def write_csv(results: list[ImageResult], path: Path) -> None:
+    fields = list(asdict(results[0]))
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        for r in results:
+            writer.writerow(asdict(r))
+        for codec in (CODEC_LIC, CODEC_TORCH):
+            avg = averages(results, codec)
+            if avg:
+                writer.writerow({"image": "AVERAGE", "codec": codec, **avg})
+
+
+def format_table(results: list[ImageResult]) -> str:
+    codecs = [c for c in (CODEC_LIC, CODEC_TORCH) if any(r.codec == c for r in results)]
+    head = f"{'image':<16}" + "".join(
+        f" | {c + ' bpp':>15} {'PSNR':>6} {'MS-SSIM':>7} {'enc s':>6} {'dec s':>6}"
+        for c in codecs)
+    lines = [head, "-" * len(head)]
+    names = list(dict.fromkeys(r.image for r in results))
+
+    def cells(vals: dict[str, float]) -> str:
+        return (f" | {vals['bpp']:>15.4f} {vals['psnr']:>6.2f} {vals['ms_ssim']:>7.4f} "
+                f"{vals['encode_s']:>6.3f} {vals['decode_s']:>6.3f}")
+
+    for name in names:
+        row = f"{name:<16}"
+        for c in codecs:
+            r = next(r for r in results if r.image == name and r.codec == c)
+            row += cells(asdict(r))
+        lines.append(row)
+    lines.append("-" * len(head))
+    lines.append(f"{'average':<16}" + "".join(cells(averages(results, c)) for c in codecs))
+    if len(codecs) == 2:
+        a, b = averages(results, CODEC_LIC), averages(results, CODEC_TORCH)
+        saving = 100.0 * (1.0 - a["bpp"] / b["bpp"]) if b["bpp"] else math.nan
+        lines.append(f"lic2cpp vs CompressAI: rate {saving:+.2f}% saved, "
+                     f"PSNR {a['psnr'] - b['psnr']:+.3f} dB")
+    return "\n".join(lines)
+
+
+def plot_rd(results: list[ImageResult], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for codec, marker in ((CODEC_LIC, "o"), (CODEC_TORCH, "x")):
+        rows = [r for r in results if r.codec == codec]
+        if not rows:
+            continue
+        points = ax.scatter([r.bpp for r in rows], [r.psnr for r in rows], marker=marker,
+                            alpha=0.6, label=f"{codec} (per image)")
+        avg = averages(results, codec)
+        ax.scatter([avg["bpp"]], [avg["psnr"]], marker="*", s=250,
+                   color=points.get_facecolor()[0] if marker == "o" else None,
+                   edgecolors="black", label=f"{codec} (average)")
+    ax.set_xlabel("bits per pixel")
+    ax.set_ylabel("PSNR (dB, RGB)")
+    ax.set_title("rate–distortion")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "eval",
+        help="measure OUT/encoder + OUT/decoder on images, beside CompressAI",
+        description="Encode and decode every image in --images with OUT/encoder and "
+                    "OUT/decoder; report bpp, PSNR, MS-SSIM and times per image and on "
+                    "average, side by side with the same model through CompressAI's "
+                    "compress/decompress.",
+    )
+    p.add_argument("out", metavar="OUT", help="folder written by `lic2cpp build`")
+    p.add_argument("--images", required=True, metavar="DIR",
+                   help="folder of images (PNG, JPEG, PPM)")
+    p.add_argument("--csv", default=None, metavar="FILE", help="write the results as CSV")
+    p.add_argument("--plot", default=None, metavar="FILE",
+                   help="draw the rate-distortion points (PNG)")
+    p.add_argument("--model", default=None,
+                   help="model for the CompressAI side (default: the one in OUT/manifest.json)")
+    p.add_argument("--arch", default=None, help="architecture, if --model is a state_dict")
+    p.add_argument("--no-compressai", action="store_true",
+                   help="skip the CompressAI comparison")
+    p.add_argument("--threads", type=int, default=1,
+                   help="PyTorch threads for the CompressAI side (default 1, as the executables)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from lic2cpp.datasets import list_images
+
+    out_dir = Path(args.out)
+    codec_paths(out_dir)  # fail early, before loading a model
+    images = list_images(args.images)
+    if not images:
+        raise LicError(f"no images (.png, .jpg, .ppm) in {args.images}")
+    net = None
+    if not args.no_compressai:
+        model, arch = (Path(args.model), args.arch) if args.model else (None, None)
+        if model is None:
+            recorded = model_from_manifest(out_dir)
+            if recorded is None:
+                raise LicError(f"{out_dir} has no manifest naming its model; pass --model "
+                               "or --no-compressai")
+            model, arch = recorded
+        if not model.is_file():
+            raise LicError(f"model file not found: {model}")
+        from lic2cpp.load import load_model
+
+        net = load_model(model, arch)
+    results = evaluate(out_dir, images, net, threads=args.threads)
+    print(format_table(results))
+    if args.csv:
+        write_csv(results, Path(args.csv))
+        print(f"wrote {args.csv}")
+    if args.plot:
+        plot_rd(results, Path(args.plot))
+        print(f"wrote {args.plot}")
+    return 0

@@ -1,0 +1,146 @@
+"""`lic2cpp fit`: the entropy model of a network's latents, fitted on a training set.
+
+Runs the model's analysis transform ``g_a`` (in PyTorch) over every training patch and
+hands the latents to :func:`lic2cpp.entropy.fit_entropy_model`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lic2cpp.datasets import progress_enabled
+from lic2cpp.errors import LicError
+
+DEFAULT_BATCH = 8
+
+
+@dataclass
+class FitResult:
+    """What a fit produced, kept for the build report."""
+
+    entropy_model: Any  # lic2cpp.entropy.EntropyModel
+    latents: np.ndarray  # float32 [N, C, h, w]
+    summary: dict[str, Any]  # model summary, see summarise_model
+
+
+def summarise_model(net: Any) -> dict[str, Any]:
+    """Architecture name, N, M and parameter count of a CompressAI model."""
+    return {
+        "arch": type(net).__name__,
+        "N": getattr(net, "N", None),
+        "M": getattr(net, "M", None),
+        "params": int(sum(p.numel() for p in net.parameters())),
+        "params_g_a": int(sum(p.numel() for p in net.g_a.parameters())),
+        "params_g_s": int(sum(p.numel() for p in net.g_s.parameters())),
+        "downsampling": int(getattr(net, "downsampling_factor", 16)),
+    }
+
+
+def compute_latents(net: Any, patches: np.ndarray, batch_size: int = DEFAULT_BATCH,
+                    progress: bool | None = None) -> np.ndarray:
+    """``g_a`` over uint8 NHWC patches, in batches; float32 latents [N, C, h, w]."""
+    import torch
+    from tqdm import tqdm
+
+    if patches.ndim != 4 or patches.shape[-1] != 3 or patches.dtype != np.uint8:
+        raise LicError(f"patches must be uint8 (N, H, W, 3), got {patches.dtype} "
+                       f"{tuple(patches.shape)}")
+    if progress is None:
+        progress = progress_enabled()
+    chunks = []
+    starts = range(0, len(patches), batch_size)
+    with torch.no_grad():
+        for start in tqdm(starts, desc="g_a over training patches", unit="batch",
+                          disable=not progress):
+            batch = np.asarray(patches[start:start + batch_size])  # reads mmap'd pages here
+            x = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255.0)
+            chunks.append(net.g_a(x).float().numpy())
+    return np.ascontiguousarray(np.concatenate(chunks, axis=0), dtype=np.float32)
+
+
+def check_training_path(path: Path) -> None:
+    from lic2cpp.datasets import looks_like_evaluation_set
+
+    if looks_like_evaluation_set(path):
+        raise LicError(
+            f"{path} looks like the Kodak evaluation set; entropy statistics must be fitted "
+            "on training data only (rename the folder if this really is training data)"
+        )
+
+
+def fit_latents(net: Any, training_set: str | Path, *, max_patches: int | None = None,
+                seed: int = 0, patch_size: int = 256, batch_size: int = DEFAULT_BATCH,
+                progress: bool | None = None) -> FitResult:
+    """Load the training set, run ``g_a`` on it and fit the entropy model."""
+    from lic2cpp.datasets import load_training_set
+    from lic2cpp.entropy import fit_entropy_model
+
+    check_training_path(Path(training_set))
+    patches = load_training_set(training_set, patch_size=patch_size,
+                                max_patches=max_patches, seed=seed)
+    latents = compute_latents(net, patches, batch_size=batch_size, progress=progress)
+    show = progress_enabled() if progress is None else progress
+    model = fit_entropy_model(latents, progress=show)
+    return FitResult(entropy_model=model, latents=latents, summary=summarise_model(net))
+
+
+def fit_to_file(model_path: str | Path, training_set: str | Path, out_path: str | Path, *,
+                arch: str | None = None, max_patches: int | None = None, seed: int = 0,
+                patch_size: int = 256, batch_size: int = DEFAULT_BATCH,
+                progress: bool | None = None) -> FitResult:
+    """Load the model, fit, and save the entropy model to ``out_path``."""
+    from lic2cpp.load import load_model
+
+    check_training_path(Path(training_set))  # before the (slow) model load
+    net = load_model(model_path, arch)
+    result = fit_latents(net, training_set, max_patches=max_patches, seed=seed,
+                         patch_size=patch_size, batch_size=batch_size, progress=progress)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    result.entropy_model.save(out_path)
+    return result
+
+
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by `fit` and `build`."""
+    parser.add_argument("--arch", default=None,
+                        help="CompressAI architecture name when the checkpoint is a state_dict "
+                             "(e.g. bmshj2018-factorized-relu)")
+    parser.add_argument("--max-patches", type=int, default=None, metavar="N",
+                        help="use at most N training patches (a seeded random subset)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed for patch placement and the subset (default 0)")
+    parser.add_argument("--patch-size", type=int, default=256,
+                        help="patch size in pixels (default 256, the upstream layout)")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH,
+                        help=f"patches per g_a batch (default {DEFAULT_BATCH})")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "fit",
+        help="fit the entropy model of a model's latents on a training set",
+        description="Run the model's g_a over the training patches and fit the entropy "
+                    "model (per-channel means, context CDFs, coding order). The training set "
+                    "is a .npy or raw uint8 N×256×256×3 file, or a folder of images.",
+    )
+    p.add_argument("--model", required=True, help="CompressAI checkpoint (.pth)")
+    p.add_argument("--training-set", required=True, metavar="PATH",
+                   help=".npy / raw N×256×256×3 uint8 file, or a folder of images")
+    p.add_argument("-o", "--output", required=True, help="entropy model file to write")
+    add_training_arguments(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    result = fit_to_file(args.model, args.training_set, args.output, arch=args.arch,
+                         max_patches=args.max_patches, seed=args.seed,
+                         patch_size=args.patch_size, batch_size=args.batch_size)
+    n, c, h, w = result.latents.shape
+    print(f"fitted on {n} patches, latent {c}x{h}x{w} per patch; wrote {args.output}")
+    return 0
