@@ -6,7 +6,7 @@ the hashes of the files it wrote:
 1. ``convert``: the model file's contents, ``--arch`` and the converter's code ->
    ``g_a.licm``, ``g_s.licm``;
 2. ``fit``: the model file's contents, ``--arch``, the training set's identity (path,
-   sizes, mtimes) and options, the fitting code -> ``entropy.bin`` and ``fit_stats.json``;
+   sizes, mtimes) and options, the fitting code -> ``entropy.lice`` and ``fit_stats.json``;
 3. ``codegen``: the *contents* of the three files above, the C++ sources and the code
    generator -> ``encoder``, ``decoder``.
 
@@ -32,7 +32,7 @@ from lic2cpp.errors import LicError
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
-ENTROPY_FILE = "entropy.bin"
+ENTROPY_FILE = "entropy.lice"
 FIT_STATS = "fit_stats.json"
 REPORT = "report.md"
 STEP_NAMES = ("convert", "fit", "codegen")
