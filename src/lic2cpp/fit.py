@@ -57,7 +57,7 @@ def compute_latents(net: Any, patches: np.ndarray, batch_size: int = DEFAULT_BAT
     with torch.no_grad():
         for start in tqdm(starts, desc="g_a over training patches", unit="batch",
                           disable=not progress):
-            batch = np.asarray(patches[start:start + batch_size])  # reads mmap'd pages here
+            batch = np.array(patches[start:start + batch_size])  # copy: reads mmap pages here
             x = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255.0)
             chunks.append(net.g_a(x).float().numpy())
     return np.ascontiguousarray(np.concatenate(chunks, axis=0), dtype=np.float32)
