@@ -1,0 +1,130 @@
+// 8-bit RGB images: binary PPM (P6) by hand, PNG through libpng's simplified API.
+// Input format is recognised by content, output format by the file extension.
+// Policy (docs/bitstream.md#images): 8-bit grayscale and palette PNGs are converted to RGB;
+// 16-bit samples and alpha channels are refused (converting them would alter the image).
+#pragma once
+
+#include <png.h>
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "codec/bitstream.hpp"
+#include "codec/file_io.hpp"
+#include "codec/range_coder.hpp"
+
+namespace lic::codec {
+
+struct Image {
+  uint32_t width = 0, height = 0;
+  std::vector<uint8_t> rgb;  // height * width * 3, row-major
+};
+
+namespace detail {
+
+// PPM header token: skips whitespace and '#' comments; returns a non-negative integer.
+inline uint64_t ppm_number(const std::vector<uint8_t>& d, size_t& pos, const std::string& path) {
+  for (;;) {
+    while (pos < d.size() && (d[pos] == ' ' || d[pos] == '\t' || d[pos] == '\n' || d[pos] == '\r'))
+      ++pos;
+    if (pos < d.size() && d[pos] == '#') {
+      while (pos < d.size() && d[pos] != '\n') ++pos;
+      continue;
+    }
+    break;
+  }
+  if (pos >= d.size() || d[pos] < '0' || d[pos] > '9') throw CodecError(path + ": malformed PPM header");
+  uint64_t v = 0;
+  while (pos < d.size() && d[pos] >= '0' && d[pos] <= '9') {
+    v = v * 10 + (d[pos++] - '0');
+    if (v > (uint64_t{1} << 32)) throw CodecError(path + ": malformed PPM header (number too large)");
+  }
+  return v;
+}
+
+inline Image read_ppm(const std::vector<uint8_t>& d, const std::string& path) {
+  if (d[1] != '6')
+    throw CodecError(path + ": only binary RGB PPM (P6) is supported, not P" + std::string(1, static_cast<char>(d[1])));
+  size_t pos = 2;
+  const uint64_t w = ppm_number(d, pos, path);
+  const uint64_t h = ppm_number(d, pos, path);
+  const uint64_t maxval = ppm_number(d, pos, path);
+  if (pos >= d.size()) throw CodecError(path + ": truncated PPM file");
+  ++pos;  // the single whitespace byte after maxval
+  if (maxval > 255) throw CodecError(path + ": 16-bit PPM is not supported (8-bit RGB only)");
+  if (maxval != 255) throw CodecError(path + ": PPM with maxval " + std::to_string(maxval) + " is not supported (255 only)");
+  check_image_size(w, h);
+  const uint64_t bytes = w * h * 3;
+  if (d.size() - pos < bytes) throw CodecError(path + ": truncated PPM file (pixel data missing)");
+  Image img;
+  img.width = static_cast<uint32_t>(w);
+  img.height = static_cast<uint32_t>(h);
+  img.rgb.assign(d.begin() + static_cast<std::ptrdiff_t>(pos), d.begin() + static_cast<std::ptrdiff_t>(pos + bytes));
+  return img;
+}
+
+inline Image read_png(const std::vector<uint8_t>& d, const std::string& path) {
+  png_image image;
+  std::memset(&image, 0, sizeof image);
+  image.version = PNG_IMAGE_VERSION;
+  if (!png_image_begin_read_from_memory(&image, d.data(), d.size()))
+    throw CodecError(path + ": invalid PNG (" + image.message + ")");
+  struct Guard {
+    png_image* im;
+    ~Guard() { png_image_free(im); }
+  } guard{&image};
+  if (image.format & PNG_FORMAT_FLAG_LINEAR)
+    throw CodecError(path + ": 16-bit PNG is not supported (convert it to 8-bit RGB)");
+  if (image.format & PNG_FORMAT_FLAG_ALPHA)
+    throw CodecError(path + ": PNG with an alpha channel is not supported (remove the transparency)");
+  check_image_size(image.width, image.height);
+  image.format = PNG_FORMAT_RGB;  // 8-bit grayscale and palette images are expanded
+  Image img;
+  img.width = image.width;
+  img.height = image.height;
+  img.rgb.assign(static_cast<size_t>(PNG_IMAGE_SIZE(image)), 0);
+  if (!png_image_finish_read(&image, nullptr, img.rgb.data(), 0, nullptr))
+    throw CodecError(path + ": corrupt PNG (" + image.message + ")");
+  return img;
+}
+
+}  // namespace detail
+
+inline Image read_image(const std::string& path) {
+  const std::vector<uint8_t> d = read_file(path);
+  static const uint8_t kPngSig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (d.size() >= 8 && std::memcmp(d.data(), kPngSig, 8) == 0) return detail::read_png(d, path);
+  if (d.size() >= 2 && d[0] == 'P' && d[1] >= '1' && d[1] <= '7') return detail::read_ppm(d, path);
+  if (d.empty()) throw CodecError(path + ": empty file, not an image");
+  throw CodecError(path + ": not a PNG or PPM image");
+}
+
+inline void write_image(const std::string& path, const Image& img) {
+  std::vector<uint8_t> out;
+  if (ends_with_ci(path, ".ppm")) {
+    const std::string head = "P6\n" + std::to_string(img.width) + " " + std::to_string(img.height) + "\n255\n";
+    out.assign(head.begin(), head.end());
+    out.insert(out.end(), img.rgb.begin(), img.rgb.end());
+  } else if (ends_with_ci(path, ".png")) {
+    png_image image;
+    std::memset(&image, 0, sizeof image);
+    image.version = PNG_IMAGE_VERSION;
+    image.width = img.width;
+    image.height = img.height;
+    image.format = PNG_FORMAT_RGB;
+    png_alloc_size_t size = 0;
+    if (!png_image_write_get_memory_size(image, size, 0, img.rgb.data(), 0, nullptr))
+      throw CodecError("cannot encode PNG " + path + " (" + image.message + ")");
+    out.assign(size, 0);
+    if (!png_image_write_to_memory(&image, out.data(), &size, 0, img.rgb.data(), 0, nullptr))
+      throw CodecError("cannot encode PNG " + path + " (" + image.message + ")");
+    out.resize(size);
+  } else {
+    throw CodecError("output file " + path + " must end in .png or .ppm");
+  }
+  write_file_atomic(path, out);
+}
+
+}  // namespace lic::codec
