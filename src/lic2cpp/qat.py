@@ -59,9 +59,13 @@ def shift_for(max_abs: float, max_shift: int = MAX_SHIFT) -> int:
 
 def fake_quant(x: torch.Tensor, shift: int) -> torch.Tensor:
     """quantize -> clip to int16 -> dequantize, with a straight-through gradient."""
+    return x + (snap(x, shift) - x).detach()
+
+
+def snap(x: torch.Tensor, shift: int) -> torch.Tensor:
+    """quantize -> clip -> dequantize without autograd: exactly ``int16 / 2**shift``."""
     scale = 2.0**shift
-    q = torch.clamp(torch.round(x.detach() * scale), INT16_MIN, INT16_MAX) / scale
-    return x + (q - x).detach()
+    return torch.clamp(torch.round(x.detach() * scale), INT16_MIN, INT16_MAX) / scale
 
 
 def to_int16(x: torch.Tensor, shift: int) -> torch.Tensor:
@@ -165,7 +169,7 @@ class QatController:
         """
         shifts = self.param_shifts()
         for (_, p), s in zip(net.g_s.named_parameters(), shifts, strict=True):
-            p.copy_(fake_quant(p, s))
+            p.copy_(snap(p, s))
         eb = net.entropy_bottleneck
         return {
             "quant_layer": shifts,

@@ -319,11 +319,11 @@ def train(
     """
     from tqdm import tqdm
 
-    out_dir = Path(cfg.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     train_paths, val_paths = split_images(Path(cfg.images), cfg.val_count)
     train_images = [load_rgb(p) for p in train_paths]
     val_images = [center_crop(load_rgb(p), cfg.val_size) for p in val_paths]
+    out_dir = Path(cfg.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
 
     seed_everything(cfg.seed)
     sampler = CropSampler(train_images, cfg.patch_size, cfg.seed)

@@ -1,0 +1,209 @@
+"""`lic2cpp train` mechanics on seconds-long runs: tiny models, small crops of the photos."""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import PHOTOS
+from PIL import Image
+
+from lic2cpp import qat
+from lic2cpp.cli import main as cli_main
+from lic2cpp.train import TrainConfig, learning_rate, load_checkpoint, train
+
+
+@pytest.fixture(scope="module")
+def small_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six downscaled training photos (never Kodak); the last one is held out."""
+    folder = tmp_path_factory.mktemp("photos")
+    for src in sorted(PHOTOS.glob("*.png"))[:6]:
+        with Image.open(src) as im:
+            im.convert("RGB").resize((144, 96), Image.LANCZOS).save(folder / src.name)
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Bit-for-bit comparisons need the same reduction order in every run.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_config(images: Path, out: Path, **kw) -> TrainConfig:
+    base = TrainConfig(
+        images=str(images), out_dir=str(out), n=8, m=12, patch_size=32, batch_size=4,
+        steps=20, lr=2e-3, warmup=2, val_count=1, val_every=10, val_size=64, log_every=5,
+        save_every=5, seed=3,
+    )
+    return replace(base, **kw)
+
+
+def read_log(path: Path, split: str) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return [r for r in csv.DictReader(f) if r["split"] == split]
+
+
+def test_loss_decreases(small_images: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(small_images, tmp_path, steps=120, log_every=20, val_every=60)
+    final = train(cfg, progress=False)
+    rows = read_log(tmp_path / "log.csv", "train")
+    assert [int(r["step"]) for r in rows] == list(range(20, 121, 20))
+    first, last = float(rows[0]["loss"]), float(rows[-1]["loss"])
+    assert last < 0.7 * first, (first, last)
+    # PSNR column is the PSNR of the logged MSE
+    for r in rows:
+        assert float(r["psnr"]) == pytest.approx(-10 * math.log10(float(r["mse"])), abs=1e-6)
+    val = read_log(tmp_path / "log.csv", "val")
+    assert [int(r["step"]) for r in val] == [60, 120]
+    ckpt = torch.load(final, weights_only=False)
+    net = ckpt["model"]
+    assert not net.training
+    # update(force=True) ran: the CDF tables are filled in
+    assert net.entropy_bottleneck._quantized_cdf.numel() > 0
+    assert "optimizer" not in ckpt
+
+
+def test_resume_is_bit_for_bit(small_images: Path, tmp_path: Path) -> None:
+    whole = tiny_config(small_images, tmp_path / "whole", steps=20)
+    train(whole, progress=False)
+    split = replace(whole, out_dir=str(tmp_path / "split"))
+    last = train(split, progress=False, stop_after=10)
+    assert load_checkpoint(last)["step"] == 10
+    # a second process would start from scratch: scramble the global RNGs to prove the
+    # checkpoint restores them
+    torch.manual_seed(12345)
+    np.random.seed(12345)
+    train(split, resume=last, progress=False)
+
+    a = torch.load(tmp_path / "whole" / "last.pth", weights_only=False)
+    b = torch.load(tmp_path / "split" / "last.pth", weights_only=False)
+    assert a["step"] == b["step"] == 20
+    sa, sb = a["model"].state_dict(), b["model"].state_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+    for sa_, sb_ in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values(),
+                        strict=True):
+        assert torch.equal(sa_["exp_avg"], sb_["exp_avg"])
+        assert torch.equal(sa_["exp_avg_sq"], sb_["exp_avg_sq"])
+    la = read_log(tmp_path / "whole" / "log.csv", "train")
+    lb = read_log(tmp_path / "split" / "log.csv", "train")
+    assert [(r["step"], r["loss"], r["bpp"]) for r in la] == [
+        (r["step"], r["loss"], r["bpp"]) for r in lb
+    ]
+
+
+def test_resume_drops_log_rows_after_the_checkpoint(small_images: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(small_images, tmp_path, steps=20, save_every=10)
+    train(cfg, progress=False, stop_after=10)
+    # simulate a crash after step 15: a log row newer than the checkpoint
+    with (tmp_path / "log.csv").open("a") as f:
+        f.write("15,train,0,0,9,9,9,9,9\n")
+    train(cfg, resume=tmp_path / "last.pth", progress=False)
+    steps = [int(r["step"]) for r in read_log(tmp_path / "log.csv", "train")]
+    assert steps == [5, 10, 15, 20]
+
+
+def test_int16_checkpoint_is_on_the_grid(small_images: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(small_images, tmp_path, steps=15, int16=True)
+    ckpt = torch.load(train(cfg, progress=False), weights_only=False)
+    net = ckpt["model"]
+    names = [n for n, _ in net.g_s.named_parameters()]
+    assert len(ckpt["quant_layer"]) == len(names) == 8
+    assert qat.check_int16(net, ckpt["quant_layer"]) == []
+    for (_, p), s in zip(net.g_s.named_parameters(), ckpt["quant_layer"], strict=True):
+        q = p.detach().double() * 2.0**s
+        assert torch.equal(q, q.round())
+        assert q.abs().max() <= 32767
+        # the shift is the finest that fits: one more bit would overflow int16
+        assert q.abs().max() * 2 > 32767 or s == qat.MAX_SHIFT
+    # activations: a held-out crop through the fake-quantized decoder stays on the grid
+    eb = net.entropy_bottleneck
+    assert torch.equal(ckpt["cdf"], eb._quantized_cdf)
+    assert torch.equal(ckpt["cdflen"], eb._cdf_length)
+    assert torch.equal(ckpt["cdfoff"], eb._offset)
+    assert len(ckpt["quant_act"]) == 5
+
+
+def test_int16_activations_within_range(small_images: Path) -> None:
+    torch.manual_seed(0)
+    from lic2cpp.train import build_model
+
+    net = build_model(8, 12).train()
+    ctl = qat.QatController(net)
+    y = torch.randn(2, 12, 4, 4) * 20
+    out = ctl.synthesize(y)
+    assert out.shape == (2, 3, 64, 64)
+    for r, s in zip(ctl.ranges, ctl.act_shifts(), strict=True):
+        assert r * 2.0**s <= 32767 < r * 2.0 ** (s + 1) or s == qat.MAX_SHIFT
+    # each intermediate on its grid: recompute the decoder by hand from the shifts
+    shifts = ctl.act_shifts()
+    x = torch.clamp(torch.round(y * 2.0 ** shifts[0]), -32768, 32767) / 2.0 ** shifts[0]
+    k = 0
+    for layer in net.g_s:
+        layer.requires_grad_(False)
+        if isinstance(layer, torch.nn.ConvTranspose2d):
+            w = qat.fake_quant(layer.weight, qat.shift_for(float(layer.weight.abs().max())))
+            b = qat.fake_quant(layer.bias, qat.shift_for(float(layer.bias.abs().max())))
+            x = torch.nn.functional.conv_transpose2d(x, w, b, 2, 2, 1)
+            k += 1
+            x = torch.clamp(torch.round(x * 2.0 ** shifts[k]), -32768, 32767) / 2.0 ** shifts[k]
+        else:
+            x = torch.relu(x)
+    assert torch.allclose(out, x, atol=0, rtol=0)
+
+
+def test_fake_quant_values_and_straight_through_gradient() -> None:
+    assert qat.shift_for(1.0) == 14  # 1.0 * 2^14 = 16384 fits, 2^15 = 32768 does not
+    assert qat.shift_for(0.5) == 15
+    assert qat.shift_for(3.0) == 13  # 3 * 8192 = 24576
+    assert qat.shift_for(40000.0) == -1
+    x = torch.tensor([0.30, -1.0, 5.0, 1e-6], requires_grad=True)
+    y = qat.fake_quant(x, 2)  # grid of 0.25, int16 range +-8192
+    assert y.tolist() == [0.25, -1.0, 5.0, 0.0]
+    y.sum().backward()
+    assert x.grad.tolist() == [1.0, 1.0, 1.0, 1.0]
+    assert qat.fake_quant(torch.tensor([1e5]), 0).item() == 32767
+    assert qat.snap(torch.tensor([1e9, -1e9]), 0).tolist() == [32767, -32768]
+
+
+def test_learning_rate_schedule() -> None:
+    cfg = TrainConfig(images="", out_dir="", steps=1000, lr=1e-3, lr_min=1e-5, warmup=100)
+    assert learning_rate(cfg, 0) == pytest.approx(1e-5)
+    assert learning_rate(cfg, 99) == pytest.approx(1e-3)
+    assert learning_rate(cfg, 100) == pytest.approx(1e-3)
+    assert learning_rate(cfg, 550) == pytest.approx((1e-3 + 1e-5) / 2)
+    assert learning_rate(cfg, 1000) == pytest.approx(1e-5)
+    step = replace(cfg, lr_schedule="step")
+    assert learning_rate(step, 500) == 1e-3
+    assert learning_rate(step, 800) == pytest.approx(2e-4)
+    assert learning_rate(step, 950) == pytest.approx(4e-5)
+
+
+def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["train", "--images", str(tmp_path / "missing"), "-o", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "not a folder" in err
+    (tmp_path / "empty").mkdir()
+    assert cli_main(["train", "--images", str(tmp_path / "empty")]) == 1
+    assert "no images" in capsys.readouterr().err
+    assert cli_main(["train", "--resume", str(tmp_path / "nope.pth")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a checkpoint")
+    assert cli_main(["train", "--resume", str(bad)]) == 1
+    assert "cannot read checkpoint" in capsys.readouterr().err
+    assert cli_main(["train", "--images", str(PHOTOS), "--patch-size", "100"]) == 1
+    assert "multiple of 16" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["train", "--help"])
+    assert exc.value.code == 0
+    assert "--int16" in capsys.readouterr().out
