@@ -74,10 +74,12 @@ def compile_program(
     extra_flags: Sequence[str] = (),
     sanitize: bool = False,
     include_dirs: Sequence[Path] = (),
+    libs: Sequence[str] = (),
 ) -> Path:
     """Compile ``sources`` into an executable and return its path.
 
     Without ``output`` the program lands in the cache, keyed by the inputs' contents.
+    ``libs`` are linker arguments placed after the sources (static libraries need that order).
     """
     compiler = find_compiler()
     srcs = [Path(s).resolve() for s in sources]
@@ -88,13 +90,13 @@ def compile_program(
     flags = ["-std=c++17", *WARNING_FLAGS, *(SANITIZE_FLAGS if sanitize else RELEASE_FLAGS),
              *extra_flags, "-pthread"]
     if output is None:
-        key = _hash_inputs(srcs, [compiler, *flags], incs)
+        key = _hash_inputs(srcs, [compiler, *flags, *libs], incs)
         output = cache_dir() / "bin" / f"{name}-{key}"
         if output.is_file():
             return output
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + f".tmp{os.getpid()}")
-    cmd = [compiler, *flags, *[f"-I{i}" for i in incs], *map(str, srcs), "-o", str(tmp)]
+    cmd = [compiler, *flags, *[f"-I{i}" for i in incs], *map(str, srcs), *libs, "-o", str(tmp)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         tmp.unlink(missing_ok=True)
