@@ -1,0 +1,45 @@
+// encoder IN.(png|ppm) OUT.bin [--threads N] [--dump-latent Y.npy] [--stats]
+#include <cstdio>
+#include <exception>
+
+#include "codec/main_common.hpp"
+
+using namespace lic::codec;
+
+int main(int argc, char** argv) {
+  if (wants_help(argc, argv)) {
+    std::printf(
+        "usage: encoder IN.(png|ppm) OUT.bin [--threads N] [--dump-latent Y.npy] [--stats]\n"
+        "Compresses an 8-bit RGB image (PNG or binary PPM, up to %u pixels a side and %llu\n"
+        "pixels) with the network and entropy tables built into this program.\n"
+        "  --threads N          threads for the analysis transform (default 1)\n"
+        "  --dump-latent Y.npy  also write the de-quantised latent, float32 (h, w, C)\n"
+        "  --stats              print one JSON line: sizes and ideal code lengths\n",
+        kMaxSide, static_cast<unsigned long long>(kMaxPixels));
+    return 0;
+  }
+  try {
+    const Args args = parse_args(argc, argv, true);
+    if (args.positional.size() != 2) throw CodecError("usage: encoder IN.(png|ppm) OUT.bin (see --help)");
+    const Codec codec(embedded());
+    const Image img = read_image(args.positional[0]);
+    const EncodeResult r = codec.encode(img, args.threads);
+    if (!args.dump_latent.empty()) dump_latent(args.dump_latent, r.latent, codec.tables());
+    write_file_atomic(args.positional[1], r.bitstream);
+    if (args.stats) {
+      const double pixels = static_cast<double>(img.width) * img.height;
+      std::printf(
+          "{\"width\": %u, \"height\": %u, \"bytes\": %zu, \"header_bytes\": %zu, \"payload_bytes\": %zu, "
+          "\"ideal_bits\": %.3f, \"ideal_bits_plain\": %.3f, \"payload_bits\": %zu, "
+          "\"coder_overhead_pct\": %.5f, \"bpp\": %.6f}\n",
+          img.width, img.height, r.bitstream.size(), kHeaderSize, r.payload_size, r.ideal.bits_ctx,
+          r.ideal.bits_plain, r.payload_size * 8,
+          100.0 * (r.payload_size * 8.0 - r.ideal.bits_ctx) / r.ideal.bits_ctx,
+          r.bitstream.size() * 8.0 / pixels);
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "encoder: error: %s\n", e.what());
+    return 1;
+  }
+}
