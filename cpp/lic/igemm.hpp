@@ -1,0 +1,129 @@
+// Shared machinery of the convolution operators: weights packed once at load time into
+// 16-channel panels, and the row loop that feeds the implicit-GEMM micro-kernel.
+//
+// A "pass" is one ordinary stride-s convolution over a zero-padded copy of the input:
+// CONV2D is one pass; CONV_TRANSPOSE2D is split into stride_h * stride_w passes (its
+// sub-pixel phases), each an ordinary small convolution, so no scatter is ever needed.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+#include <vector>
+
+#include "lic/dispatch.hpp"
+#include "lic/kernel_api.hpp"
+#include "lic/parallel.hpp"
+#include "lic/tensor.hpp"
+
+namespace lic {
+
+// Weights of one pass: taps (dy, dx) relative to the anchor input pixel, packed as
+// [panel][tap][ci][16] with output channels past `cout` zero, and the bias per panel.
+struct PackedPass {
+  int kc = 0;    // input channels
+  int cout = 0;  // output channels
+  int panels = 0;
+  std::vector<int> dy, dx;
+  std::vector<float> w;
+  std::vector<float> bias;
+
+  int ntaps() const { return static_cast<int>(dy.size()); }
+
+  // weight_at(co, tap, ci) gives the weight; taps were pushed into dy/dx already.
+  template <class WeightAt>
+  void pack(const std::vector<float>& bias_in, WeightAt weight_at) {
+    constexpr int nr = kern::kNR;
+    panels = (cout + nr - 1) / nr;
+    const std::size_t nt = dy.size();
+    w.assign(std::size_t(panels) * nt * std::size_t(kc) * nr, 0.0f);
+    bias.assign(std::size_t(panels) * nr, 0.0f);
+    for (int co = 0; co < cout; ++co) {
+      const std::size_t p = std::size_t(co / nr), j = std::size_t(co % nr);
+      bias[p * nr + j] = bias_in[std::size_t(co)];
+      for (std::size_t t = 0; t < nt; ++t)
+        for (int ci = 0; ci < kc; ++ci)
+          w[((p * nt + t) * std::size_t(kc) + std::size_t(ci)) * nr + j] =
+              weight_at(co, static_cast<int>(t), ci);
+    }
+  }
+};
+
+// Run-time geometry of a pass along one axis: output j (0 <= j < n) is at out0 + j * out_step
+// and its anchor input pixel at padded coordinate in0 + j * in_step.
+struct PassAxis {
+  int n = 0;
+  int out0 = 0, out_step = 1;
+  int in0 = 0, in_step = 1;
+};
+
+// A zero-padded copy of an input tensor.
+struct PaddedInput {
+  std::vector<float> data;
+  int height = 0, width = 0, channels = 0;
+};
+
+inline PaddedInput pad_input(const Tensor& in, int top, int left, int bottom, int right) {
+  PaddedInput p;
+  p.height = in.height + top + bottom;
+  p.width = in.width + left + right;
+  p.channels = in.channels;
+  p.data.assign(Tensor::checked_size(p.height, p.width, p.channels), 0.0f);
+  const std::size_t row = std::size_t(in.width) * std::size_t(in.channels);
+  for (int y = 0; y < in.height; ++y)
+    std::memcpy(p.data.data() + (std::size_t(y + top) * std::size_t(p.width) + std::size_t(left)) *
+                                    std::size_t(p.channels),
+                in.data.data() + std::size_t(y) * row, row * sizeof(float));
+  return p;
+}
+
+// One row of output pixels for every panel: `cols` pixels, anchors at a + x * a_stride,
+// results at c + x * c_stride (+ 16 * panel).
+inline void igemm_row(const kern::KernelTable& k, const PackedPass& pp,
+                      const std::ptrdiff_t* taps, const float* a, std::ptrdiff_t a_stride,
+                      int cols, float* c, std::ptrdiff_t c_stride, int act, float alpha) {
+  const std::size_t panel_size = std::size_t(pp.ntaps()) * std::size_t(pp.kc) * kern::kNR;
+  for (int p = 0; p < pp.panels; ++p) {
+    kern::IgemmArgs args;
+    args.a_stride = a_stride;
+    args.taps = taps;
+    args.ntaps = pp.ntaps();
+    args.kc = pp.kc;
+    args.w = pp.w.data() + std::size_t(p) * panel_size;
+    args.bias = pp.bias.data() + std::size_t(p) * kern::kNR;
+    args.c_stride = c_stride;
+    args.nc = std::min(kern::kNR, pp.cout - p * kern::kNR);
+    args.act = act;
+    args.alpha = alpha;
+    for (int x = 0; x < cols; x += kern::kMR) {
+      const int m = std::min(kern::kMR, cols - x);
+      args.a = a + x * a_stride;
+      args.c = c + x * c_stride + p * kern::kNR;
+      k.igemm[m - 1](args);
+    }
+  }
+}
+
+// Runs one pass into `out`, splitting output rows over `threads` threads.
+inline void run_pass(const PackedPass& pp, const PaddedInput& in, const PassAxis& ay,
+                     const PassAxis& ax, Tensor& out, int act, float alpha, int threads) {
+  if (ay.n <= 0 || ax.n <= 0) return;
+  const kern::KernelTable& k = kern::kernels();
+  const std::ptrdiff_t cin = pp.kc;
+  std::vector<std::ptrdiff_t> taps(static_cast<std::size_t>(pp.ntaps()));
+  for (std::size_t t = 0; t < taps.size(); ++t)
+    taps[t] = (std::ptrdiff_t(pp.dy[t]) * in.width + pp.dx[t]) * cin;
+  const std::ptrdiff_t cout = out.channels;
+  parallel_for(ay.n, threads, [&](int r0, int r1) {
+    for (int r = r0; r < r1; ++r) {
+      const std::ptrdiff_t iy = ay.in0 + std::ptrdiff_t(r) * ay.in_step;
+      const std::ptrdiff_t oy = ay.out0 + std::ptrdiff_t(r) * ay.out_step;
+      const float* a = in.data.data() + (iy * in.width + ax.in0) * cin;
+      float* c = out.data.data() + (oy * out.width + ax.out0) * cout;
+      igemm_row(k, pp, taps.data(), a, ax.in_step * cin, ax.n, c, ax.out_step * cout, act,
+                alpha);
+    }
+  });
+}
+
+}  // namespace lic

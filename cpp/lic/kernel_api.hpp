@@ -1,0 +1,59 @@
+// Contracts of the compute kernels and the table that dispatch fills once at start-up.
+// Kernels are pure functions over raw pointers; every kernel has a scalar twin in
+// lic/generic/ and, where it pays, SIMD versions in lic/<arch>/ with the same contract.
+#pragma once
+
+#include <cstddef>
+
+namespace lic {
+namespace kern {
+
+constexpr int kMR = 6;   // rows (output pixels) of one GEMM micro-tile
+constexpr int kNR = 16;  // columns (output channels) of one GEMM micro-tile
+
+enum Activation : int { kActNone = 0, kActLeaky = 1 };  // ReLU is leaky with alpha 0
+
+// f32_igemm_MRx16: an implicit-GEMM convolution micro-kernel ("indirect" GEMM).
+// For rows i < MR and columns j < nc:
+//   c[i*c_stride + j] = act(bias[j] + sum_t sum_k a[i*a_stride + taps[t] + k] * w[(t*kc + k)*16 + j])
+// `a` points at the input pixel that anchors output pixel 0; each tap is a fixed offset (in
+// floats) from the anchor, so the taps of a convolution window are read straight from the
+// NHWC input without an im2col copy. `w` is one packed panel of 16 output channels (zero
+// padded past the real channel count), `bias` 16 floats. act: x >= 0 ? x : alpha * x.
+struct IgemmArgs {
+  const float* a;
+  std::ptrdiff_t a_stride;
+  const std::ptrdiff_t* taps;
+  int ntaps;
+  int kc;
+  const float* w;
+  const float* bias;
+  float* c;
+  std::ptrdiff_t c_stride;
+  int nc;  // 1..16 valid columns
+  int act;
+  float alpha;
+};
+
+using IgemmFn = void (*)(const IgemmArgs&);
+// y[i] = x[i] >= 0 ? x[i] : alpha * x[i]   (y may equal x)
+using LeakyFn = void (*)(const float* x, float* y, std::size_t n, float alpha);
+// y[i] = a[i] + b[i]
+using AddFn = void (*)(const float* a, const float* b, float* y, std::size_t n);
+// y[i] = x[i] * x[i]
+using SquareFn = void (*)(const float* x, float* y, std::size_t n);
+// y[i] = inverse ? x[i] * sqrt(norm[i]) : x[i] / sqrt(norm[i])
+using GdnFinishFn = void (*)(const float* x, const float* norm, float* y, std::size_t n,
+                             int inverse);
+
+struct KernelTable {
+  const char* isa;
+  IgemmFn igemm[kMR];  // igemm[m - 1] handles a tile of m rows
+  LeakyFn leaky;
+  AddFn add;
+  SquareFn square;
+  GdnFinishFn gdn_finish;
+};
+
+}  // namespace kern
+}  // namespace lic

@@ -1,0 +1,233 @@
+// lic2cpp's C++ inference runtime: the public API.
+//
+//   lic::Model m = lic::Model::load_file("g_s.licm");    // or Model::from_bytes(ptr, size)
+//   lic::Tensor y = m.run(x, /*threads=*/1);              // float32 HWC, batch 1
+//
+// A Model is immutable after loading (weights are packed once), so run() may be called
+// from several threads at once. All errors are lic::Error (a std::runtime_error).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "lic/activation.hpp"
+#include "lic/conv.hpp"
+#include "lic/conv_transpose.hpp"
+#include "lic/dispatch.hpp"
+#include "lic/eltwise.hpp"
+#include "lic/error.hpp"
+#include "lic/gdn.hpp"
+#include "lic/model.hpp"
+#include "lic/tensor.hpp"
+
+namespace lic {
+
+// Name of the kernel set in use ("avx2+fma" or "scalar").
+inline const char* kernel_isa() { return kern::kernels().isa; }
+
+class Model {
+ public:
+  static Model load_file(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) throw Error("cannot open model file " + path);
+    std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(f)),
+                                    std::istreambuf_iterator<char>());
+    if (f.bad()) throw Error("cannot read model file " + path);
+    return from_bytes(bytes.data(), bytes.size());
+  }
+
+  static Model from_bytes(const std::uint8_t* data, std::size_t size) {
+    return Model(parse_model(data, size));
+  }
+
+  std::uint64_t fingerprint() const { return fingerprint_; }
+  const std::string& name() const { return name_; }
+  int in_channels() const { return in_channels_; }
+  int out_channels() const { return out_channels_; }
+  std::size_t num_nodes() const { return steps_.size(); }
+  std::size_t num_parameters() const { return parameters_; }
+
+  // Output (height, width) for an input of h x w; throws lic::Error if the input does not
+  // fit the network (too small for a kernel, or absurdly large).
+  void output_size(int h, int w, int& oh, int& ow) const {
+    std::vector<int> hs, ws;
+    shapes(h, w, hs, ws);
+    oh = hs.back();
+    ow = ws.back();
+  }
+
+  Tensor run(const Tensor& in, int threads = 1) const {
+    if (in.channels != in_channels_)
+      throw Error("model " + name_ + " expects " + std::to_string(in_channels_) +
+                  " input channels, got " + std::to_string(in.channels));
+    if (in.data.size() != Tensor::checked_size(in.height, in.width, in.channels))
+      throw Error("input tensor data size does not match its shape");
+    std::vector<int> hs, ws;
+    shapes(in.height, in.width, hs, ws);  // all size errors before any work
+    if (threads < 1) threads = 1;
+
+    std::vector<Tensor> values(steps_.size() + 1);
+    auto value = [&](int v) -> const Tensor& { return v == 0 ? in : values[std::size_t(v)]; };
+    for (std::size_t i = 0; i < steps_.size(); ++i) {
+      const Step& s = steps_[i];
+      if (s.fused_away) continue;
+      const Tensor& x = value(s.inputs[0]);
+      Tensor y;
+      switch (s.op) {
+        case Op::kConv2d: y = s.conv->run(x, s.act, s.alpha, threads); break;
+        case Op::kConvTranspose2d: y = s.convt->run(x, s.act, s.alpha, threads); break;
+        case Op::kGdn: y = s.gdn->run(x, threads); break;
+        case Op::kRelu:
+        case Op::kLeakyRelu: y = leaky_relu(x, s.alpha); break;
+        case Op::kAdd: y = add(x, value(s.inputs[1])); break;
+      }
+      values[std::size_t(s.dest)] = std::move(y);
+      // Free every value whose last reader has now run.
+      for (int v : s.frees) values[std::size_t(v)] = Tensor();
+    }
+    return std::move(values.back());
+  }
+
+  // A human-readable summary (one line per node).
+  std::string summary() const {
+    std::ostringstream os;
+    os << "model " << name_ << ": format " << version_major_ << "." << version_minor_
+       << ", fingerprint " << std::hex << fingerprint_ << std::dec << ", " << in_channels_
+       << " -> " << out_channels_ << " channels, " << steps_.size() << " nodes, "
+       << parameters_ << " parameters, kernels " << kernel_isa() << "\n";
+    for (std::size_t i = 0; i < steps_.size(); ++i) os << "  " << i << ": " << lines_[i] << "\n";
+    return os.str();
+  }
+
+ private:
+  struct Step {
+    Op op = Op::kRelu;
+    std::vector<int> inputs;
+    int dest = 0;             // value id the step writes (i + 1, or i + 2 when fused)
+    int act = kern::kActNone;  // activation fused into a convolution's store
+    float alpha = 0.0f;
+    bool fused_away = false;  // an activation folded into the step before it
+    std::vector<int> frees;   // values that are dead after this step
+    std::shared_ptr<const Conv2dOp> conv;
+    std::shared_ptr<const ConvTranspose2dOp> convt;
+    std::shared_ptr<const GdnOp> gdn;
+  };
+
+  explicit Model(ModelDesc d)
+      : name_(d.name),
+        fingerprint_(d.fingerprint),
+        in_channels_(d.in_channels),
+        out_channels_(d.out_channels),
+        version_major_(d.version_major),
+        version_minor_(d.version_minor) {
+    const std::size_t n = d.nodes.size();
+    std::vector<int> readers(n + 1, 0);
+    for (const NodeDesc& nd : d.nodes)
+      for (int v : nd.inputs) ++readers[std::size_t(v)];
+    for (std::size_t i = 0; i < n; ++i) {
+      NodeDesc& nd = d.nodes[i];
+      Step s;
+      s.op = nd.op;
+      s.inputs = nd.inputs;
+      s.dest = static_cast<int>(i + 1);
+      s.alpha = nd.op == Op::kLeakyRelu ? nd.alpha : 0.0f;
+      parameters_ += nd.weight.size() + nd.bias.size() + nd.gamma.size();
+      lines_.push_back(describe(nd));
+      if (nd.op == Op::kConv2d) s.conv = std::make_shared<Conv2dOp>(nd);
+      if (nd.op == Op::kConvTranspose2d) s.convt = std::make_shared<ConvTranspose2dOp>(nd);
+      if (nd.op == Op::kGdn) s.gdn = std::make_shared<GdnOp>(nd);
+      nd.weight.clear();
+      nd.weight.shrink_to_fit();
+      nd.gamma.clear();
+      nd.gamma.shrink_to_fit();
+      steps_.push_back(std::move(s));
+    }
+    // Fold an activation into the convolution before it when nothing else reads the
+    // convolution's raw output: the activation then costs nothing (done at store time).
+    for (std::size_t i = 0; i + 1 < n; ++i) {
+      Step& s = steps_[i];
+      Step& next = steps_[i + 1];
+      const bool conv = s.op == Op::kConv2d || s.op == Op::kConvTranspose2d;
+      const bool act = next.op == Op::kRelu || next.op == Op::kLeakyRelu;
+      if (conv && !s.fused_away && act && next.inputs[0] == static_cast<int>(i + 1) &&
+          readers[i + 1] == 1) {
+        s.act = kern::kActLeaky;
+        s.alpha = next.alpha;
+        s.dest = static_cast<int>(i + 2);
+        next.fused_away = true;
+      }
+    }
+    // Liveness: a value dies after the last step that reads it (never the model output).
+    std::vector<int> last(n + 1, -1);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (steps_[i].fused_away) continue;
+      for (int v : steps_[i].inputs) last[std::size_t(v)] = static_cast<int>(i);
+    }
+    for (std::size_t v = 1; v < n; ++v)
+      if (last[v] >= 0) steps_[std::size_t(last[v])].frees.push_back(static_cast<int>(v));
+    for (Step& s : steps_) {
+      std::sort(s.frees.begin(), s.frees.end());
+      s.frees.erase(std::unique(s.frees.begin(), s.frees.end()), s.frees.end());
+    }
+  }
+
+  static std::string describe(const NodeDesc& n) {
+    std::ostringstream os;
+    os << op_name(n.op) << "(";
+    for (std::size_t k = 0; k < n.inputs.size(); ++k) os << (k ? ", " : "") << "v" << n.inputs[k];
+    os << ")";
+    if (n.op == Op::kConv2d || n.op == Op::kConvTranspose2d) {
+      os << " " << n.cin << "->" << n.cout << " k" << n.kh << "x" << n.kw << " s" << n.stride_h
+         << "x" << n.stride_w << " pad " << n.pad_top << "," << n.pad_left << ","
+         << n.pad_bottom << "," << n.pad_right;
+      if (n.op == Op::kConvTranspose2d) os << " out_pad " << n.out_pad_h << "," << n.out_pad_w;
+    } else if (n.op == Op::kLeakyRelu) {
+      os << " alpha " << n.alpha;
+    } else if (n.op == Op::kGdn) {
+      os << " " << n.channels << " channels" << (n.inverse ? " inverse" : "");
+    }
+    return os.str();
+  }
+
+  // Heights and widths of every value for an input of h x w (throws when they do not fit).
+  void shapes(int h, int w, std::vector<int>& hs, std::vector<int>& ws) const {
+    Tensor::checked_size(h, w, in_channels_);
+    hs.assign(1, h);
+    ws.assign(1, w);
+    for (std::size_t i = 0; i < steps_.size(); ++i) {
+      const Step& s = steps_[i];
+      int oh = hs[std::size_t(s.inputs[0])], ow = ws[std::size_t(s.inputs[0])];
+      if (s.conv) s.conv->output_size(oh, ow, oh, ow);
+      if (s.convt) s.convt->output_size(oh, ow, oh, ow);
+      if (s.conv || s.convt) Tensor::checked_size(oh, ow, s.conv ? s.conv->desc().cout
+                                                                 : s.convt->desc().cout);
+      if (s.op == Op::kAdd) {
+        const std::size_t b = std::size_t(s.inputs[1]);
+        if (hs[b] != oh || ws[b] != ow)
+          throw Error("node " + std::to_string(i) + " (add): operands " + std::to_string(oh) +
+                      "x" + std::to_string(ow) + " and " + std::to_string(hs[b]) + "x" +
+                      std::to_string(ws[b]) + " differ for this input size");
+      }
+      hs.push_back(oh);
+      ws.push_back(ow);
+    }
+  }
+
+  std::string name_;
+  std::uint64_t fingerprint_ = 0;
+  int in_channels_ = 0;
+  int out_channels_ = 0;
+  int version_major_ = 0;
+  int version_minor_ = 0;
+  std::size_t parameters_ = 0;
+  std::vector<Step> steps_;
+  std::vector<std::string> lines_;
+};
+
+}  // namespace lic

@@ -1,0 +1,331 @@
+"""The C++ runtime (via lic-run) against torch.nn.functional, op by op and in small chains.
+
+Models are built with lic2cpp.modelformat, so these tests also check the Python writer
+against the C++ reader.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lic2cpp.errors import LicError
+from lic2cpp.modelformat import ModelFile, Node, infer_channels, write_licm
+from lic2cpp.runtime import run_licm, run_tool
+from lic2cpp.toolchain import compile_program, cpp_dir
+
+# --------------------------------------------------------------------------- model builders
+
+def conv_node(rng, cin, cout, k, stride, pads, inp=0) -> Node:
+    kh, kw = (k, k) if isinstance(k, int) else k
+    top, left, bottom, right = pads
+    attrs = dict(cin=cin, cout=cout, kh=kh, kw=kw, stride_h=stride, stride_w=stride,
+                 pad_top=top, pad_left=left, pad_bottom=bottom, pad_right=right)
+    return Node("conv2d", [inp], attrs,
+                {"weight": rng.standard_normal((cout, cin, kh, kw)).astype(np.float32)
+                 / np.sqrt(cin * kh * kw),
+                 "bias": rng.standard_normal(cout).astype(np.float32)})
+
+
+def deconv_node(rng, cin, cout, k, stride, pad, out_pad, inp=0) -> Node:
+    attrs = dict(cin=cin, cout=cout, kh=k, kw=k, stride_h=stride, stride_w=stride,
+                 pad_top=pad, pad_left=pad, pad_bottom=pad, pad_right=pad,
+                 out_pad_h=out_pad, out_pad_w=out_pad)
+    return Node("conv_transpose2d", [inp], attrs,
+                {"weight": rng.standard_normal((cin, cout, k, k)).astype(np.float32)
+                 / np.sqrt(cin * k * k),
+                 "bias": rng.standard_normal(cout).astype(np.float32)})
+
+
+def gdn_node(rng, c, inverse, inp=0) -> Node:
+    return Node("gdn", [inp], {"channels": c, "inverse": inverse},
+                {"beta": rng.uniform(0.5, 1.5, c).astype(np.float32),
+                 "gamma": rng.uniform(0.0, 0.2, (c, c)).astype(np.float32)})
+
+
+def save(tmp_path, nodes: list[Node], name: str = "m"):
+    cin, cout = infer_channels(nodes)
+    path = tmp_path / f"{name}.licm"
+    write_licm(path, ModelFile(name, cin, cout, nodes))
+    return path
+
+
+# --------------------------------------------------------------------------- torch reference
+
+def t(x: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(x))
+
+
+def torch_node(node: Node, values: list[torch.Tensor]) -> torch.Tensor:
+    """Independent reference: the node evaluated with torch.nn.functional (NCHW)."""
+    x = values[node.inputs[0]]
+    a = node.attrs
+    if node.op == "conv2d":
+        x = F.pad(x, (a["pad_left"], a["pad_right"], a["pad_top"], a["pad_bottom"]))
+        return F.conv2d(x, t(node.tensors["weight"]), t(node.tensors["bias"]),
+                        stride=(a["stride_h"], a["stride_w"]))
+    if node.op == "conv_transpose2d":
+        assert a["pad_top"] == a["pad_bottom"] and a["pad_left"] == a["pad_right"]
+        return F.conv_transpose2d(x, t(node.tensors["weight"]), t(node.tensors["bias"]),
+                                  stride=(a["stride_h"], a["stride_w"]),
+                                  padding=(a["pad_top"], a["pad_left"]),
+                                  output_padding=(a["out_pad_h"], a["out_pad_w"]))
+    if node.op == "relu":
+        return F.relu(x)
+    if node.op == "leaky_relu":
+        return F.leaky_relu(x, a["alpha"])
+    if node.op == "gdn":
+        c = a["channels"]
+        gamma = t(node.tensors["gamma"]).reshape(c, c, 1, 1)
+        norm = F.conv2d(x * x, gamma, t(node.tensors["beta"]))
+        return x * torch.sqrt(norm) if a["inverse"] else x * torch.rsqrt(norm)
+    if node.op == "add":
+        return x + values[node.inputs[1]]
+    raise AssertionError(node.op)
+
+
+def torch_model(nodes: list[Node], x: np.ndarray) -> np.ndarray:
+    values = [t(x).permute(2, 0, 1)[None].double()]
+    for node in nodes:
+        n = Node(node.op, node.inputs, node.attrs,
+                 {k: v.astype(np.float64) for k, v in node.tensors.items()})
+        values.append(torch_node(n, values))
+    return values[-1][0].permute(1, 2, 0).numpy()
+
+
+def check(tmp_path, nodes, h, w, *, threads=1, tol=2e-5, force_scalar=False, sanitize=False):
+    rng = np.random.default_rng(h * 1000 + w)
+    cin, _ = infer_channels(nodes)
+    x = rng.standard_normal((h, w, cin)).astype(np.float32)
+    path = save(tmp_path, nodes)
+    got = run_licm(path, x, threads, force_scalar=force_scalar, sanitize=sanitize)
+    want = torch_model(nodes, x)
+    assert got.shape == want.shape
+    scale = max(1.0, float(np.abs(want).max()))
+    err = float(np.abs(got - want).max())
+    assert err <= tol * scale, f"max error {err} (scale {scale})"
+    return got
+
+
+SIZES = [(1, 1), (3, 5), (17, 9), (8, 13)]
+
+
+# --------------------------------------------------------------------------- single ops
+
+CONV_CASES = [
+    (3, 16, 5, 2, (2, 2, 2, 2)),     # g_a first layer shape
+    (7, 20, 3, 1, (1, 1, 1, 1)),     # channel tail (20 = 16 + 4)
+    (5, 3, 3, 2, (1, 1, 1, 1)),
+    (4, 9, (3, 5), 1, (0, 2, 2, 1)),  # rectangular kernel, asymmetric padding
+    (2, 33, 1, 1, (0, 0, 0, 0)),
+]
+
+
+def fits(case, size) -> bool:
+    _, _, k, _, pads = case
+    kh, kw = (k, k) if isinstance(k, int) else k
+    return size[0] + pads[0] + pads[2] >= kh and size[1] + pads[1] + pads[3] >= kw
+
+
+@pytest.mark.parametrize("case,size", [(c, s) for c in CONV_CASES for s in SIZES if fits(c, s)])
+def test_conv2d(tmp_path, case, size) -> None:
+    cin, cout, k, stride, pads = case
+    rng = np.random.default_rng(cin * 100 + cout)
+    check(tmp_path, [conv_node(rng, cin, cout, k, stride, pads)], *size)
+
+
+@pytest.mark.parametrize("cin,cout,k,stride,pad,out_pad", [
+    (8, 16, 5, 2, 2, 1),   # g_s layers
+    (6, 3, 5, 2, 2, 1),    # g_s last layer (3 output channels)
+    (5, 17, 3, 1, 1, 0),   # kernel 3, stride 1
+    (4, 7, 3, 2, 1, 1),    # kernel 3, stride 2
+    (3, 5, 4, 3, 0, 2),    # stride 3: phases with different tap counts
+    (2, 4, 1, 2, 0, 1),    # kernel smaller than stride: phases with no taps (bias only)
+])
+@pytest.mark.parametrize("h,w", SIZES)
+def test_conv_transpose2d(tmp_path, cin, cout, k, stride, pad, out_pad, h, w) -> None:
+    rng = np.random.default_rng(cin * 100 + cout + k)
+    check(tmp_path, [deconv_node(rng, cin, cout, k, stride, pad, out_pad)], h, w)
+
+
+@pytest.mark.parametrize("inverse", [0, 1])
+@pytest.mark.parametrize("c", [3, 16, 21])
+def test_gdn(tmp_path, c, inverse) -> None:
+    rng = np.random.default_rng(c + inverse)
+    for h, w in [(1, 1), (5, 3)]:
+        check(tmp_path, [gdn_node(rng, c, inverse)], h, w)
+
+
+def test_activations_and_add(tmp_path) -> None:
+    rng = np.random.default_rng(5)
+    nodes = [
+        conv_node(rng, 3, 6, 1, 1, (0, 0, 0, 0)),
+        Node("relu", [1]),                      # not fused: value 1 is read by the add too
+        Node("leaky_relu", [1], {"alpha": 0.2}),
+        Node("add", [2, 3]),
+        Node("leaky_relu", [4], {"alpha": -1.5}),  # unusual alpha: x >= 0 ? x : alpha * x
+    ]
+    for h, w in [(1, 1), (3, 5), (4, 7)]:
+        check(tmp_path, nodes, h, w)
+
+
+# --------------------------------------------------------------------------- chains
+
+def relu_synthesis(rng, m=12, n=10) -> list[Node]:
+    """A scaled-down FactorizedPriorReLU g_s: fused deconv + ReLU chains."""
+    return [
+        deconv_node(rng, m, n, 5, 2, 2, 1, 0), Node("relu", [1]),
+        deconv_node(rng, n, n, 5, 2, 2, 1, 2), Node("relu", [3]),
+        deconv_node(rng, n, 3, 5, 2, 2, 1, 4),
+    ]
+
+
+def gdn_analysis(rng, n=10, m=12) -> list[Node]:
+    """A scaled-down FactorizedPrior g_a: conv + GDN chains."""
+    return [
+        conv_node(rng, 3, n, 5, 2, (2, 2, 2, 2), 0), gdn_node(rng, n, 0, 1),
+        conv_node(rng, n, n, 5, 2, (2, 2, 2, 2), 2), gdn_node(rng, n, 0, 3),
+        conv_node(rng, n, m, 5, 2, (2, 2, 2, 2), 4),
+    ]
+
+
+def gdn_synthesis(rng, m=12, n=10) -> list[Node]:
+    return [
+        deconv_node(rng, m, n, 5, 2, 2, 1, 0), gdn_node(rng, n, 1, 1),
+        deconv_node(rng, n, 3, 5, 2, 2, 1, 2),
+    ]
+
+
+@pytest.mark.parametrize("build", [relu_synthesis, gdn_synthesis])
+@pytest.mark.parametrize("h,w", [(1, 1), (3, 5), (6, 4)])
+def test_synthesis_chain(tmp_path, build, h, w) -> None:
+    check(tmp_path, build(np.random.default_rng(7)), h, w)
+
+
+@pytest.mark.parametrize("h,w", [(1, 1), (16, 16), (23, 9)])
+def test_analysis_chain(tmp_path, h, w) -> None:
+    check(tmp_path, gdn_analysis(np.random.default_rng(8)), h, w)
+
+
+def test_scalar_kernels_match_torch(tmp_path) -> None:
+    rng = np.random.default_rng(9)
+    check(tmp_path, relu_synthesis(rng), 5, 3, force_scalar=True)
+    check(tmp_path, gdn_analysis(rng), 13, 11, force_scalar=True)
+
+
+def test_thread_count_does_not_change_results(tmp_path) -> None:
+    rng = np.random.default_rng(10)
+    nodes = relu_synthesis(rng) + [conv_node(rng, 3, 8, 3, 1, (1, 1, 1, 1), 5),
+                                   gdn_node(rng, 8, 0, 6)]
+    path = save(tmp_path, nodes)
+    x = rng.standard_normal((9, 7, 12)).astype(np.float32)
+    one = run_licm(path, x, 1)
+    for threads in (2, 3, 5):
+        np.testing.assert_array_equal(run_licm(path, x, threads), one)
+
+
+# --------------------------------------------------------------------------- sanitizers
+
+def test_ops_under_sanitizers(tmp_path) -> None:
+    rng = np.random.default_rng(11)
+    check(tmp_path, relu_synthesis(rng, 5, 6), 3, 2, sanitize=True)
+    check(tmp_path, gdn_analysis(rng, 6, 5), 9, 7, sanitize=True, threads=2)
+    check(tmp_path, gdn_synthesis(rng, 5, 6), 2, 3, sanitize=True, force_scalar=True)
+    nodes = [conv_node(rng, 3, 17, (3, 5), 1, (0, 2, 2, 1)), Node("relu", [1]),
+             Node("add", [2, 1]), deconv_node(rng, 17, 2, 4, 3, 0, 2, 3)]
+    check(tmp_path, nodes, 2, 5, sanitize=True)
+
+
+def test_corrupt_models_under_sanitizers(tmp_path) -> None:
+    """Every truncation and many byte flips (with and without a repaired fingerprint) of a
+    small model, parsed and run in one sanitized process: refused or run, never a crash."""
+    rng = np.random.default_rng(12)
+    nodes = [conv_node(rng, 2, 3, 3, 2, (1, 1, 1, 1)), gdn_node(rng, 3, 1, 1),
+             Node("leaky_relu", [2], {"alpha": 0.1}), Node("add", [3, 2]),
+             deconv_node(rng, 3, 2, 3, 2, 1, 1, 4)]
+    path = save(tmp_path, nodes)
+    src = cpp_dir().parent / "tests" / "cpp" / "fuzz_model.cpp"
+    exe = compile_program([src], "fuzz-model-asan", sanitize=True)
+    proc = subprocess.run([str(exe), str(path), "3000"], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    # The harness reports how many variants it refused and accepted: both must occur.
+    refused, accepted = (int(v) for v in proc.stdout.split()[-2:])
+    assert refused > 0 and accepted > 0
+
+
+# --------------------------------------------------------------------------- CLI errors
+
+def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lic-run: error: "), proc.stderr
+    return lines[0]
+
+
+def test_truncated_model_files_give_one_line(tmp_path) -> None:
+    rng = np.random.default_rng(13)
+    data = save(tmp_path, [conv_node(rng, 2, 3, 3, 1, (1, 1, 1, 1))]).read_bytes()
+    x = tmp_path / "x.npy"
+    np.save(x, np.zeros((4, 4, 2), np.float32))
+    for n in [0, 3, 23, 24, 40, len(data) // 2, len(data) - 1]:
+        bad = tmp_path / "bad.licm"
+        bad.write_bytes(data[:n])
+        msg = one_line_error(run_tool([str(bad), str(x), str(tmp_path / "y.npy")],
+                                      sanitize=True))
+        assert "short" in msg or "disagrees" in msg
+    flipped = bytearray(data)
+    flipped[60] ^= 1
+    bad.write_bytes(bytes(flipped))
+    assert "fingerprint" in one_line_error(run_tool(["--info", str(bad)], sanitize=True))
+
+
+def test_bad_inputs_give_one_line(tmp_path) -> None:
+    rng = np.random.default_rng(14)
+    model = save(tmp_path, [conv_node(rng, 2, 3, 5, 1, (0, 0, 0, 0))])
+    out = str(tmp_path / "y.npy")
+    cases = {
+        "missing.npy": None,
+        "wrong_channels.npy": np.zeros((6, 6, 3), np.float32),
+        "too_small.npy": np.zeros((3, 6, 2), np.float32),
+        "float64.npy": np.zeros((6, 6, 2), np.float64),
+        "rank2.npy": np.zeros((6, 6), np.float32),
+        "batch2.npy": np.zeros((2, 6, 6, 2), np.float32),
+    }
+    for name, arr in cases.items():
+        p = tmp_path / name
+        if arr is not None:
+            np.save(p, arr)
+        one_line_error(run_tool([str(model), str(p), out]))
+    garbage = tmp_path / "garbage.npy"
+    garbage.write_bytes(b"\x93NUMPY\x01\x00\xff\xff{'descr'")
+    one_line_error(run_tool([str(model), str(garbage), out]))
+    one_line_error(run_tool([str(tmp_path / "none.licm"), str(garbage), out]))
+    one_line_error(run_tool([str(model), str(garbage), out, "--threads", "0"]))
+    one_line_error(run_tool([str(model)]))
+    with pytest.raises(LicError, match="too small"):
+        run_licm(model, np.zeros((3, 6, 2), np.float32))
+
+
+def test_info_and_rank4(tmp_path) -> None:
+    rng = np.random.default_rng(15)
+    nodes = relu_synthesis(rng, 4, 5)
+    path = save(tmp_path, nodes, "g_s")
+    proc = run_tool(["--info", str(path)])
+    assert proc.returncode == 0
+    assert "model g_s" in proc.stdout and "conv_transpose2d" in proc.stdout
+    params = sum(v.size for n in nodes for v in n.tensors.values())
+    assert f"{params} parameters" in proc.stdout
+    x = rng.standard_normal((1, 2, 3, 4)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    proc = run_tool([str(path), str(tmp_path / "x.npy"), str(tmp_path / "y.npy"),
+                     "--repeat", "3"])
+    assert proc.returncode == 0, proc.stderr
+    assert "best" in proc.stderr and "median" in proc.stderr
+    y = np.load(tmp_path / "y.npy")
+    assert y.shape == (1, 16, 24, 3)
+    np.testing.assert_allclose(y[0], torch_model(nodes, x[0]), atol=2e-5, rtol=0)
