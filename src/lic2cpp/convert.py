@@ -430,7 +430,7 @@ def _describe(path: Path) -> str:
 def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if (args.onnx is None) == (args.model is None):
-        raise LicError("give either an ONNX file or --model M.pth (not both)")
+        raise LicError("give exactly one of FILE.onnx and --model M.pth")
     if args.onnx is not None:
         if args.arch is not None:
             raise LicError("--arch only applies with --model")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import warnings
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -53,9 +54,17 @@ def known_archs() -> list[str]:
     return sorted(ARCH_SIZES)
 
 
+def import_compressai() -> None:
+    """Import CompressAI's models (slow: only when needed), without the FutureWarning
+    its import triggers in torch.jit, which would clutter one-line error output."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        import compressai.models  # noqa: F401
+
+
 def _arch_class(arch: str) -> type[nn.Module]:
-    import compressai.models  # noqa: F401  (fills the registry)
-    from compressai.registry import MODELS  # slow import: only when needed
+    import_compressai()
+    from compressai.registry import MODELS
 
     name = arch.strip().lower().replace("_", "-")
     if name not in ARCH_SIZES:
@@ -68,7 +77,7 @@ def _torch_load(path: Path) -> Any:
         raise LicError(f"checkpoint not found: {path}")
     if not path.is_file():
         raise LicError(f"checkpoint is not a file: {path}")
-    import compressai.models  # noqa: F401  (pickled models need its classes importable)
+    import_compressai()  # pickled models need its classes importable
 
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
