@@ -2,6 +2,11 @@
 // congruent to (ry, rx) modulo the stride receive contributions only from kernel taps
 // ky = ry + s*t (and likewise in x), so each phase is an ordinary stride-1 convolution
 // with a small kernel over the input. stride_h * stride_w passes, no scatter, no col2im.
+//
+// With few output channels (a synthesis transform's last layer has 3) a 16-channel GEMM
+// panel would be mostly padding, so there the op runs as one GEMM that gives every input
+// pixel's kh*kw*cout contributions, followed by a gather into each output pixel
+// ("GEMM + col2im", in output order, so no two threads ever write the same value).
 #pragma once
 
 #include <algorithm>
@@ -36,9 +41,16 @@ struct PhaseAxis {
 
 class ConvTranspose2dOp {
  public:
+  // Below this many output channels the GEMM + gather form wastes less of the 16-wide panels.
+  static constexpr int kGatherBelow = 16;
+
   explicit ConvTranspose2dOp(const NodeDesc& n) : n_(n) {
     n_.weight.clear();
     n_.weight.shrink_to_fit();
+    if (n.cout < kGatherBelow) {
+      prepare_gather(n);
+      return;
+    }
     const int sh = n.stride_h, sw = n.stride_w;
     for (int ry = 0; ry < sh; ++ry) py_.push_back(PhaseAxis::make(ry, sh, n.kh, n.pad_top));
     for (int rx = 0; rx < sw; ++rx) px_.push_back(PhaseAxis::make(rx, sw, n.kw, n.pad_left));
@@ -85,6 +97,10 @@ class ConvTranspose2dOp {
     int oh = 0, ow = 0;
     output_size(in.height, in.width, oh, ow);
     Tensor out(oh, ow, n_.cout);
+    if (gather_) {
+      run_gather(in, out, act, alpha, threads);
+      return out;
+    }
     int top = 0, bottom = 0, left = 0, right = 0;
     padding(py_, n_.stride_h, in.height, oh, top, bottom);
     padding(px_, n_.stride_w, in.width, ow, left, right);
@@ -124,9 +140,81 @@ class ConvTranspose2dOp {
     }
   }
 
+  // Gather form: columns of the GEMM are (ky, kx, co), no bias (added once per output).
+  void prepare_gather(const NodeDesc& n) {
+    gather_ = true;
+    cols_.kc = n.cin;
+    cols_.cout = n.kh * n.kw * n.cout;
+    cols_.dy.push_back(0);
+    cols_.dx.push_back(0);
+    bias_ = n.bias;
+    const std::vector<float>& w = n.weight;
+    const int kk = n.kh * n.kw, cout = n.cout, cin = n.cin;
+    cols_.pack(std::vector<float>(std::size_t(cols_.cout), 0.0f), [&](int col, int, int ci) {
+      const int co = col % cout, k = col / cout;  // k = ky * kw + kx
+      return w[(std::size_t(co) * std::size_t(kk) + std::size_t(k)) * std::size_t(cin) +
+               std::size_t(ci)];
+    });
+  }
+
+  // Output rows are done in fixed bands (whatever the thread count) so the column buffer
+  // stays small; the few input rows two bands share are computed twice.
+  void run_gather(const Tensor& in, Tensor& out, int act, float alpha, int threads) const {
+    constexpr int kBand = 32;
+    const kern::KernelTable& k = kern::kernels();
+    const int sh = n_.stride_h, sw = n_.stride_w, kh = n_.kh, kw = n_.kw, cout = n_.cout;
+    const std::size_t ncol = std::size_t(cols_.cout);
+    const std::ptrdiff_t tap0 = 0;
+    std::vector<float> y;
+    for (int b0 = 0; b0 < out.height; b0 += kBand) {
+      const int b1 = std::min(out.height, b0 + kBand);
+      // Input rows iy with iy*sh - pad_top + ky in [b0, b1) for some ky < kh.
+      const int iy0 = std::max(0, ceil_div(b0 + n_.pad_top - (kh - 1), sh));
+      const int iy1 = std::min(in.height - 1, floor_div(b1 - 1 + n_.pad_top, sh));
+      if (iy1 >= iy0) {
+        y.resize(std::size_t(iy1 - iy0 + 1) * std::size_t(in.width) * ncol);
+        parallel_for(iy1 - iy0 + 1, threads, [&](int r0, int r1) {
+          for (int r = r0; r < r1; ++r)
+            igemm_row(k, cols_, &tap0,
+                      in.data.data() + std::size_t(iy0 + r) * std::size_t(in.width) * n_.cin,
+                      n_.cin, in.width, y.data() + std::size_t(r) * std::size_t(in.width) * ncol,
+                      std::ptrdiff_t(ncol), kern::kActNone, 0.0f);
+        });
+      }
+      parallel_for(b1 - b0, threads, [&](int r0, int r1) {
+        for (int oy = b0 + r0; oy < b0 + r1; ++oy)
+          for (int ox = 0; ox < out.width; ++ox) {
+            float* o = &out.at(oy, ox, 0);
+            for (int co = 0; co < cout; ++co) o[co] = bias_[std::size_t(co)];
+            for (int ky = (oy + n_.pad_top) % sh; ky < kh; ky += sh) {
+              const int iy = (oy + n_.pad_top - ky) / sh;
+              if (iy < iy0 || iy > iy1) continue;
+              for (int kx = (ox + n_.pad_left) % sw; kx < kw; kx += sw) {
+                const int ix = (ox + n_.pad_left - kx) / sw;
+                if (ix < 0 || ix >= in.width) continue;
+                const float* c = y.data() +
+                                 (std::size_t(iy - iy0) * std::size_t(in.width) + std::size_t(ix)) *
+                                     ncol + std::size_t(ky * kw + kx) * std::size_t(cout);
+                for (int co = 0; co < cout; ++co) o[co] += c[co];
+              }
+            }
+            if (act == kern::kActLeaky)
+              for (int co = 0; co < cout; ++co)
+                if (!(o[co] >= 0.0f)) o[co] *= alpha;
+          }
+      });
+    }
+  }
+
+  static int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+  static int ceil_div(int a, int b) { return -floor_div(-a, b); }
+
   NodeDesc n_;
   std::vector<PhaseAxis> py_, px_;
   std::vector<PackedPass> passes_;
+  bool gather_ = false;
+  PackedPass cols_;
+  std::vector<float> bias_;
 };
 
 }  // namespace lic

@@ -8,7 +8,10 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <memory>
@@ -72,12 +75,15 @@ class Model {
     shapes(in.height, in.width, hs, ws);  // all size errors before any work
     if (threads < 1) threads = 1;
 
+    // LIC_PROFILE=1 prints each step's time to stderr (for tuning; off by default).
+    static const bool profile = std::getenv("LIC_PROFILE") != nullptr;
     std::vector<Tensor> values(steps_.size() + 1);
     auto value = [&](int v) -> const Tensor& { return v == 0 ? in : values[std::size_t(v)]; };
     for (std::size_t i = 0; i < steps_.size(); ++i) {
       const Step& s = steps_[i];
       if (s.fused_away) continue;
       const Tensor& x = value(s.inputs[0]);
+      const auto t0 = std::chrono::steady_clock::now();
       Tensor y;
       switch (s.op) {
         case Op::kConv2d: y = s.conv->run(x, s.act, s.alpha, threads); break;
@@ -86,6 +92,12 @@ class Model {
         case Op::kRelu:
         case Op::kLeakyRelu: y = leaky_relu(x, s.alpha); break;
         case Op::kAdd: y = add(x, value(s.inputs[1])); break;
+      }
+      if (profile) {
+        const std::chrono::duration<double, std::milli> ms = std::chrono::steady_clock::now() - t0;
+        std::fprintf(stderr, "lic profile: node %zu %-40s %dx%d -> %dx%dx%d  %.3f ms\n", i,
+                     lines_[i].c_str(), x.height, x.width, y.height, y.width, y.channels,
+                     ms.count());
       }
       values[std::size_t(s.dest)] = std::move(y);
       // Free every value whose last reader has now run.

@@ -70,6 +70,7 @@ LIC_AVX2 inline void f32_igemm_x16__avx2_fma(const IgemmArgs& p) {
   } else {
     // Tail columns: spill the tile and copy only the valid part (never write past nc).
     alignas(32) float tmp[kNR];
+#pragma GCC unroll 6
     for (int i = 0; i < MR; ++i) {
       _mm256_store_ps(tmp, acc0[i]);
       _mm256_store_ps(tmp + 8, acc1[i]);
