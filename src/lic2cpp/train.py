@@ -452,6 +452,18 @@ def write_final(
     return path
 
 
+def finalize_checkpoint(src: Path, dst: Path) -> Path:
+    """The deliverable from a resumable ``last.pth``: the model (eval, CDFs computed), its
+    config, step and training time, without optimizer or RNG state."""
+    ckpt = load_checkpoint(src)
+    net = finalize_model(ckpt["model"])
+    obj = {k: ckpt[k] for k in ("config", "step", "elapsed_s") if k in ckpt}
+    obj["model"] = net
+    Path(dst).parent.mkdir(parents=True, exist_ok=True)
+    save_atomic(obj, Path(dst))
+    return Path(dst)
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
     if not Path(path).is_file():
         raise LicError(f"checkpoint {path} does not exist")
