@@ -150,13 +150,13 @@ def check_model_path(path: Path) -> None:
 def build(opts: BuildOptions) -> BuildResult:
     """Run convert, fit and codegen in ``opts.out_dir``, each only if out of date."""
     from lic2cpp import __version__
-    from lic2cpp.datasets import training_set_identity
+    from lic2cpp.datasets import check_training_set, training_set_identity
     from lic2cpp.fit import check_training_path
     from lic2cpp.toolchain import find_compiler
 
     check_model_path(opts.model)
-    training_set_identity(opts.training_set)  # fails early on a missing training set
     check_training_path(opts.training_set)
+    check_training_set(opts.training_set, opts.patch_size)  # fail before the slow steps
     out = opts.out_dir
     if out.exists() and not out.is_dir():
         raise LicError(f"output path exists and is not a folder: {out}")

@@ -210,6 +210,18 @@ def _patches_from_folder(folder: Path, patch_size: int, max_patches: int | None,
     return out
 
 
+def check_training_set(path: str | Path, patch_size: int = 256) -> None:
+    """Cheap validation before a long build: format and size, no pixels decoded."""
+    path = Path(path)
+    if path.is_dir():
+        if not list_images(path):
+            raise LicError(
+                f"no images ({', '.join(IMAGE_SUFFIXES)}) in training-set folder {path}"
+            )
+        return
+    load_training_set(path, patch_size=patch_size)  # a file: mmap'd, only the header read
+
+
 def progress_enabled() -> bool:
     """Progress bars on an interactive terminal, unless LIC2CPP_NO_PROGRESS is set."""
     return os.environ.get("LIC2CPP_NO_PROGRESS") is None and sys.stderr.isatty()
