@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
       const double pixels = static_cast<double>(img.width) * img.height;
       std::printf(
           "{\"width\": %u, \"height\": %u, \"bytes\": %zu, \"header_bytes\": %zu, \"payload_bytes\": %zu, "
-          "\"ideal_bits\": %.3f, \"ideal_bits_plain\": %.3f, \"payload_bits\": %zu, "
+          "\"ideal_bits\": %.6f, \"ideal_bits_plain\": %.6f, \"payload_bits\": %zu, "
           "\"coder_overhead_pct\": %.5f, \"bpp\": %.6f}\n",
           img.width, img.height, r.bitstream.size(), kHeaderSize, r.payload_size, r.ideal.bits_ctx,
           r.ideal.bits_plain, r.payload_size * 8,

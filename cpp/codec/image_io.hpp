@@ -95,8 +95,14 @@ inline Image read_png(const std::vector<uint8_t>& d, const std::string& path) {
 inline Image read_image(const std::string& path) {
   const std::vector<uint8_t> d = read_file(path);
   static const uint8_t kPngSig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-  if (d.size() >= 8 && std::memcmp(d.data(), kPngSig, 8) == 0) return detail::read_png(d, path);
-  if (d.size() >= 2 && d[0] == 'P' && d[1] >= '1' && d[1] <= '7') return detail::read_ppm(d, path);
+  try {
+    if (d.size() >= 8 && std::memcmp(d.data(), kPngSig, 8) == 0) return detail::read_png(d, path);
+    if (d.size() >= 2 && d[0] == 'P' && d[1] >= '1' && d[1] <= '7') return detail::read_ppm(d, path);
+  } catch (const CodecError& e) {
+    const std::string msg = e.what();
+    if (msg.compare(0, path.size(), path) == 0) throw;
+    throw CodecError(path + ": " + msg);  // e.g. the size limits, which do not know the file
+  }
   if (d.empty()) throw CodecError(path + ": empty file, not an image");
   throw CodecError(path + ": not a PNG or PPM image");
 }
