@@ -207,3 +207,34 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
         cli_main(["train", "--help"])
     assert exc.value.code == 0
     assert "--int16" in capsys.readouterr().out
+
+
+def test_trained_int16_checkpoint_converts_and_runs_like_pytorch(
+    small_images: Path, tmp_path: Path
+) -> None:
+    """A checkpoint of `lic2cpp train --int16` goes through lic2cpp's loader, ONNX export and
+    conversion; the C++ runtime's outputs match PyTorch's transforms."""
+    from lic2cpp.convert import convert_model
+    from lic2cpp.load import load_model
+    from lic2cpp.runtime import run_licm
+
+    cfg = tiny_config(small_images, tmp_path / "run", steps=10, int16=True)
+    net = load_model(train(cfg, progress=False))
+    ga, gs = convert_model(net, tmp_path / "licm")
+    rgb = np.asarray(Image.open(small_images / "001.png").convert("RGB"))[:64, :96]
+    x = torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        y = net.g_a(x)
+        y_hat = torch.round(y)
+        x_hat = net.g_s(y_hat)
+
+    def hwc(t: torch.Tensor) -> np.ndarray:
+        return t[0].permute(1, 2, 0).numpy()
+
+    y_cpp = run_licm(ga, hwc(x))
+    assert y_cpp.shape == hwc(y).shape
+    np.testing.assert_allclose(y_cpp, hwc(y), rtol=0, atol=1e-4 * float(y.abs().max()) + 1e-5)
+    x_cpp = run_licm(gs, hwc(y_hat))
+    assert x_cpp.shape == (64, 96, 3)
+    np.testing.assert_allclose(x_cpp, hwc(x_hat), rtol=0,
+                               atol=1e-4 * float(x_hat.abs().max()) + 1e-5)
