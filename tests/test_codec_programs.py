@@ -243,3 +243,22 @@ def test_other_models_bitstream_is_refused(codec: Codec, tmp_path: Path) -> None
     other = EntropyModel.load(codec.tables_path)
     other.channels[0].mean += 0.5
     assert other.fingerprint() != codec.tables.fingerprint()
+
+
+def test_programs_stand_alone(codec: Codec, tmp_path: Path) -> None:
+    # Copied away from the build folder and run with an empty environment: no model file,
+    # no Python, no libpng needed (linked statically when its archive exists).
+    import shutil
+
+    for exe in (codec.encoder, codec.decoder):
+        shutil.copy2(exe, tmp_path / exe.name)
+    src = random_image(tmp_path / "in.png", 9, 5, seed=11)
+    env: dict[str, str] = {}
+    assert run([tmp_path / "encoder", src, tmp_path / "a.bin"], env=env, cwd=tmp_path
+               ).returncode == 0
+    proc = run([tmp_path / "decoder", tmp_path / "a.bin", tmp_path / "b.ppm"], env=env,
+               cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    if Path("/usr/lib/x86_64-linux-gnu/libpng16.a").is_file():
+        libs = run(["ldd", tmp_path / "decoder"]).stdout
+        assert "libpng" not in libs and "libz" not in libs
