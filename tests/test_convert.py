@@ -130,6 +130,29 @@ def test_residual_blocks_and_add(exporter: str) -> None:
     assert np.abs(x_hat - x_ref).max() <= 1e-4
 
 
+def test_onnx_of_unmodified_compressai_gdn_converts() -> None:
+    """An ONNX file exported elsewhere, straight from CompressAI's GDN (dynamo folds the
+    re-parametrisation into constants, GDN shows as Pow(x, 2) -> Conv -> Sqrt -> Mul)."""
+    import warnings
+
+    from compressai.models import FactorizedPrior
+
+    torch.manual_seed(2)
+    g_s = FactorizedPrior(8, 12).eval().g_s
+    path = work_dir("raw-gdn") / "g_s.onnx"
+    dims = {2: torch.export.Dim("height"), 3: torch.export.Dim("width")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(g_s, (torch.zeros(1, 12, 4, 4),), str(path), dynamo=True,
+                          verbose=False, input_names=["input"], output_names=["output"],
+                          dynamic_shapes=(dims,), external_data=False)
+    convert_onnx(path, path.with_suffix(".licm"), "g_s")
+    assert [n.op for n in read_licm(path.with_suffix(".licm")).nodes].count("gdn") == 3
+    y = np.round(np.random.default_rng(0).normal(0, 3, (3, 5, 12))).astype(np.float32)
+    x_ref = torch_hwc(g_s, y)
+    assert np.abs(run_licm(path.with_suffix(".licm"), y) - x_ref).max() <= 1e-5
+
+
 # ----------------------------------------------------------------- hand-built ONNX graphs
 
 def make_onnx(nodes: list, inits: dict[str, np.ndarray], cin: int = 2,
