@@ -300,6 +300,9 @@ def test_cli_converts_one_onnx_file_like_convert_model(capsys) -> None:
     assert main(["convert", str(c.gs_onnx), "-o", str(out)]) == 0
     assert out.read_bytes() == c.gs_licm.read_bytes()
     assert "7 nodes" in capsys.readouterr().out
+    folder = work_dir("cli-folder")  # -o FOLDER writes FOLDER/g_s.licm
+    assert main(["convert", str(c.gs_onnx), "-o", str(folder)]) == 0
+    assert (folder / "g_s.licm").read_bytes() == c.gs_licm.read_bytes()
 
 
 def test_cli_refuses_unsupported_layer_in_one_line(capsys) -> None:

@@ -111,6 +111,11 @@ def test_cli_export(capsys) -> None:
     err = capsys.readouterr().err.strip()
     assert err.startswith("lic2cpp export: error: ") and "--arch" in err
     assert len(err.splitlines()) == 1
+    not_a_folder = out / "g_a.onnx"
+    assert main(["export", "--model", str(path), "--arch", "bmshj2018-factorized",
+                 "-o", str(not_a_folder)]) == 1
+    assert capsys.readouterr().err == (f"lic2cpp export: error: output folder {not_a_folder} "
+                                       "exists and is not a folder\n")
     with pytest.raises(SystemExit) as info:
         main(["export", "--help"])
     assert info.value.code == 0

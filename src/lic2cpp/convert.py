@@ -434,6 +434,8 @@ def run(args: argparse.Namespace) -> int:
     if args.onnx is not None:
         if args.arch is not None:
             raise LicError("--arch only applies with --model")
+        if out.is_dir():
+            out = out / Path(args.onnx).with_suffix(".licm").name
         convert_onnx(Path(args.onnx), out, args.name or Path(args.onnx).stem)
         print(f"wrote {_describe(out)}")
         return 0

@@ -135,6 +135,8 @@ def export_onnx(net: nn.Module, out_dir: Path, *, exporter: str = "dynamo") -> t
 
     check_supported(net)
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise LicError(f"output folder {out_dir} exists and is not a folder")
     paths = []
     for name in ("g_a", "g_s"):
         module = export_copy(getattr(net, name))
