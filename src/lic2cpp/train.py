@@ -20,7 +20,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -255,6 +255,7 @@ def rng_states(sampler: CropSampler) -> dict[str, Any]:
         "numpy": np.random.get_state(),
         "python": random.getstate(),
         "sampler": sampler.state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
     }
 
 
@@ -263,6 +264,8 @@ def set_rng_states(states: dict[str, Any], sampler: CropSampler) -> None:
     np.random.set_state(states["numpy"])
     random.setstate(states["python"])
     sampler.set_state(states["sampler"])
+    if states.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def save_atomic(obj: dict[str, Any], path: Path) -> None:
@@ -282,7 +285,7 @@ def finalize_model(net: nn.Module) -> nn.Module:
 # ----------------------------------------------------------------------------- CSV log
 
 
-def open_log(path: Path, resume_step: int) -> Any:
+def open_log(path: Path, resume_step: int) -> tuple[IO[str], csv.DictWriter]:
     """Open the CSV log, dropping rows written after the checkpoint we resume from."""
     rows: list[dict[str, str]] = []
     if resume_step > 0 and path.exists():
