@@ -25,8 +25,8 @@ int main(int argc, char** argv) {
     const Codec codec(embedded());
     const std::vector<uint8_t> data = read_file(args.positional[0]);
     const DecodeResult r = codec.decode(data, args.threads);
-    if (!args.dump_latent.empty()) dump_latent(args.dump_latent, r.latent, codec.tables());
     write_image(out, r.image);
+    if (!args.dump_latent.empty()) dump_latent(args.dump_latent, r.latent, codec.tables());
     const double bpp = data.size() * 8.0 / (static_cast<double>(r.image.width) * r.image.height);
     std::printf("%ux%u, %zu bytes, %.6f bpp\n", r.image.width, r.image.height, data.size(), bpp);
     return 0;

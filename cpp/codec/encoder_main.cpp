@@ -24,8 +24,8 @@ int main(int argc, char** argv) {
     const Codec codec(embedded());
     const Image img = read_image(args.positional[0]);
     const EncodeResult r = codec.encode(img, args.threads);
-    if (!args.dump_latent.empty()) dump_latent(args.dump_latent, r.latent, codec.tables());
     write_file_atomic(args.positional[1], r.bitstream);
+    if (!args.dump_latent.empty()) dump_latent(args.dump_latent, r.latent, codec.tables());
     if (args.stats) {
       const double pixels = static_cast<double>(img.width) * img.height;
       std::printf(
@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
           "\"coder_overhead_pct\": %.5f, \"bpp\": %.6f}\n",
           img.width, img.height, r.bitstream.size(), kHeaderSize, r.payload_size, r.ideal.bits_ctx,
           r.ideal.bits_plain, r.payload_size * 8,
-          100.0 * (r.payload_size * 8.0 - r.ideal.bits_ctx) / r.ideal.bits_ctx,
+          r.ideal.bits_ctx > 0 ? 100.0 * (r.payload_size * 8.0 - r.ideal.bits_ctx) / r.ideal.bits_ctx : 0.0,
           r.bitstream.size() * 8.0 / pixels);
     }
     return 0;
