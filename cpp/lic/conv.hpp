@@ -1,8 +1,13 @@
-// CONV2D: one implicit-GEMM pass over a zero-padded input.
+// CONV2D: one implicit-GEMM pass over a zero-padded input. With few input channels (an
+// analysis transform's first layer reads 3) each tap would give the micro-kernel only a
+// few multiply-adds, so there the windows are first copied into rows (im2col, one output
+// row at a time) and the GEMM runs with one long reduction instead.
 #pragma once
 
 #include <algorithm>
+#include <cstring>
 #include <string>
+#include <vector>
 
 #include "lic/error.hpp"
 #include "lic/igemm.hpp"
@@ -13,20 +18,33 @@ namespace lic {
 
 class Conv2dOp {
  public:
+  // Below this many input channels the im2col form is used.
+  static constexpr int kIm2colBelow = 16;
+
   explicit Conv2dOp(const NodeDesc& n) : n_(n) {
-    pass_.kc = n.cin;
+    im2col_ = n.cin < kIm2colBelow;
     pass_.cout = n.cout;
-    for (int ky = 0; ky < n.kh; ++ky)
-      for (int kx = 0; kx < n.kw; ++kx) {
-        pass_.dy.push_back(ky);
-        pass_.dx.push_back(kx);
-      }
     const std::vector<float>& w = n.weight;
     const int kh = n.kh, kw = n.kw, cin = n.cin;
-    pass_.pack(n.bias, [&](int co, int t, int ci) {
-      return w[((std::size_t(co) * kh + std::size_t(t / kw)) * kw + std::size_t(t % kw)) * cin +
-               std::size_t(ci)];
-    });
+    if (im2col_) {
+      // One tap whose channels are the whole (ky, kx, ci) window: the file's layout.
+      pass_.kc = kh * kw * cin;
+      pass_.dy.push_back(0);
+      pass_.dx.push_back(0);
+      const std::size_t k = std::size_t(pass_.kc);
+      pass_.pack(n.bias, [&](int co, int, int i) { return w[std::size_t(co) * k + std::size_t(i)]; });
+    } else {
+      pass_.kc = n.cin;
+      for (int ky = 0; ky < n.kh; ++ky)
+        for (int kx = 0; kx < n.kw; ++kx) {
+          pass_.dy.push_back(ky);
+          pass_.dx.push_back(kx);
+        }
+      pass_.pack(n.bias, [&](int co, int t, int ci) {
+        return w[((std::size_t(co) * kh + std::size_t(t / kw)) * kw + std::size_t(t % kw)) *
+                     cin + std::size_t(ci)];
+      });
+    }
     // The raw weights are not needed any more.
     n_.weight.clear();
     n_.weight.shrink_to_fit();
@@ -56,6 +74,10 @@ class Conv2dOp {
     const int need_w = (ow - 1) * n_.stride_w + n_.kw - n_.pad_left;
     const PaddedInput p = pad_input(in, n_.pad_top, n_.pad_left, std::max(0, need_h - in.height),
                                     std::max(0, need_w - in.width));
+    if (im2col_) {
+      run_im2col(p, out, act, alpha, threads);
+      return out;
+    }
     PassAxis ay, ax;
     ay.n = oh;
     ay.in_step = n_.stride_h;
@@ -68,8 +90,31 @@ class Conv2dOp {
   const NodeDesc& desc() const { return n_; }
 
  private:
+  void run_im2col(const PaddedInput& p, Tensor& out, int act, float alpha, int threads) const {
+    const kern::KernelTable& k = kern::kernels();
+    const std::size_t kc = std::size_t(pass_.kc);
+    const std::size_t span = std::size_t(n_.kw) * std::size_t(n_.cin);  // one window row
+    const std::ptrdiff_t tap0 = 0;
+    parallel_for(out.height, threads, [&](int y0, int y1) {
+      std::vector<float> rows(std::size_t(out.width) * kc);
+      for (int oy = y0; oy < y1; ++oy) {
+        for (int ox = 0; ox < out.width; ++ox)
+          for (int ky = 0; ky < n_.kh; ++ky) {
+            const float* src = p.data.data() +
+                               (std::size_t(oy * n_.stride_h + ky) * std::size_t(p.width) +
+                                std::size_t(ox * n_.stride_w)) * std::size_t(n_.cin);
+            std::memcpy(rows.data() + std::size_t(ox) * kc + std::size_t(ky) * span, src,
+                        span * sizeof(float));
+          }
+        igemm_row(k, pass_, &tap0, rows.data(), std::ptrdiff_t(kc), out.width,
+                  &out.at(oy, 0, 0), out.channels, act, alpha);
+      }
+    });
+  }
+
   NodeDesc n_;
   PackedPass pass_;
+  bool im2col_ = false;
 };
 
 }  // namespace lic

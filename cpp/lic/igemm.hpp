@@ -77,30 +77,51 @@ inline PaddedInput pad_input(const Tensor& in, int top, int left, int bottom, in
   return p;
 }
 
+// Weights of this many floats per panel block stay in L1 (32 KiB) next to the input rows
+// the block reads; longer reductions are split into blocks of whole taps.
+constexpr std::size_t kL1WeightFloats = 4096;
+
+// Taps per reduction block for `kc` input channels (at least one).
+inline int taps_per_block(int kc) {
+  return static_cast<int>(std::max<std::size_t>(
+      1, kL1WeightFloats / (std::size_t(kc) * std::size_t(kern::kNR))));
+}
+
 // One row of output pixels for every panel: `cols` pixels, anchors at a + x * a_stride,
-// results at c + x * c_stride (+ 16 * panel).
+// results at c + x * c_stride (+ 16 * panel). Loop order: panel, block of taps, pixel
+// tiles — a block's weights are read from L1 by every tile of the row.
 inline void igemm_row(const kern::KernelTable& k, const PackedPass& pp,
                       const std::ptrdiff_t* taps, const float* a, std::ptrdiff_t a_stride,
                       int cols, float* c, std::ptrdiff_t c_stride, int act, float alpha) {
-  const std::size_t panel_size = std::size_t(pp.ntaps()) * std::size_t(pp.kc) * kern::kNR;
+  const int ntaps = pp.ntaps();
+  const std::size_t tap_size = std::size_t(pp.kc) * kern::kNR;
+  const std::size_t panel_size = std::size_t(ntaps) * tap_size;
+  const int block = taps_per_block(pp.kc);
   for (int p = 0; p < pp.panels; ++p) {
     kern::IgemmArgs args;
     args.a_stride = a_stride;
-    args.taps = taps;
-    args.ntaps = pp.ntaps();
     args.kc = pp.kc;
-    args.w = pp.w.data() + std::size_t(p) * panel_size;
     args.bias = pp.bias.data() + std::size_t(p) * kern::kNR;
     args.c_stride = c_stride;
     args.nc = std::min(kern::kNR, pp.cout - p * kern::kNR);
-    args.act = act;
-    args.alpha = alpha;
-    for (int x = 0; x < cols; x += kern::kMR) {
-      const int m = std::min(kern::kMR, cols - x);
-      args.a = a + x * a_stride;
-      args.c = c + x * c_stride + p * kern::kNR;
-      k.igemm[m - 1](args);
-    }
+    int t0 = 0;
+    do {  // runs once even with no taps, to store the bias
+      const int nt = std::min(block, ntaps - t0);
+      args.taps = taps + t0;
+      args.ntaps = nt;
+      args.w = pp.w.data() + std::size_t(p) * panel_size + std::size_t(t0) * tap_size;
+      args.accumulate = t0 > 0;
+      const bool last = t0 + nt >= ntaps;
+      args.act = last ? act : kern::kActNone;
+      args.alpha = alpha;
+      for (int x = 0; x < cols; x += kern::kMR) {
+        const int m = std::min(kern::kMR, cols - x);
+        args.a = a + x * a_stride;
+        args.c = c + x * c_stride + p * kern::kNR;
+        k.igemm[m - 1](args);
+      }
+      t0 += nt;
+    } while (t0 < ntaps);
   }
 }
 

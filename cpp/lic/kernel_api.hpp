@@ -15,7 +15,9 @@ enum Activation : int { kActNone = 0, kActLeaky = 1 };  // ReLU is leaky with al
 
 // f32_igemm_MRx16: an implicit-GEMM convolution micro-kernel ("indirect" GEMM).
 // For rows i < MR and columns j < nc:
-//   c[i*c_stride + j] = act(bias[j] + sum_t sum_k a[i*a_stride + taps[t] + k] * w[(t*kc + k)*16 + j])
+//   c[i*c_stride + j] = act(init + sum_t sum_k a[i*a_stride + taps[t] + k] * w[(t*kc + k)*16 + j])
+// where init is bias[j], or the value already in c when `accumulate` is set (the caller
+// splits a long reduction into blocks that keep their weights in L1).
 // `a` points at the input pixel that anchors output pixel 0; each tap is a fixed offset (in
 // floats) from the anchor, so the taps of a convolution window are read straight from the
 // NHWC input without an im2col copy. `w` is one packed panel of 16 output channels (zero
@@ -31,6 +33,7 @@ struct IgemmArgs {
   float* c;
   std::ptrdiff_t c_stride;
   int nc;  // 1..16 valid columns
+  int accumulate;
   int act;
   float alpha;
 };

@@ -38,7 +38,7 @@ struct Rng {
 // One igemm case run through `fn`; checks guard zones and the result against a double
 // reference with a bound from the magnitudes involved (SIMD uses FMA, scalar does not).
 void check_igemm_case(const char* isa, lic::kern::IgemmFn fn, int mr, int nc, int kc, int ntaps,
-                      int act, float alpha, Rng& rng) {
+                      int accumulate, int act, float alpha, Rng& rng) {
   const std::ptrdiff_t a_stride = kc + rng.pick(0, 3);
   std::vector<std::ptrdiff_t> taps(std::size_t(ntaps) + 1);  // +1: non-null even for 0 taps
   for (int t = 0; t < ntaps; ++t) taps[std::size_t(t)] = rng.pick(-40, 40);
@@ -59,6 +59,12 @@ void check_igemm_case(const char* isa, lic::kern::IgemmFn fn, int mr, int nc, in
   const std::size_t guard = 8;
   std::vector<float> cbuf(guard * 2 + std::size_t(mr) * std::size_t(c_stride), kSentinel);
   float* c = cbuf.data() + guard;
+  std::vector<float> init(std::size_t(mr) * 16);
+  for (int i = 0; i < mr; ++i)
+    for (int j = 0; j < 16; ++j) {
+      init[std::size_t(i) * 16 + std::size_t(j)] = accumulate ? rng.uni(-2.0f, 2.0f) : bias[j];
+      if (accumulate && j < nc) c[i * c_stride + j] = init[std::size_t(i) * 16 + std::size_t(j)];
+    }
 
   IgemmArgs p;
   p.a = ntaps > 0 ? a : abuf.data();
@@ -71,13 +77,14 @@ void check_igemm_case(const char* isa, lic::kern::IgemmFn fn, int mr, int nc, in
   p.c = c;
   p.c_stride = c_stride;
   p.nc = nc;
+  p.accumulate = accumulate;
   p.act = act;
   p.alpha = alpha;
   fn(p);
 
   char where[200];
-  std::snprintf(where, sizeof where, "%s igemm mr=%d nc=%d kc=%d taps=%d act=%d", isa, mr, nc,
-                kc, ntaps, act);
+  std::snprintf(where, sizeof where, "%s igemm mr=%d nc=%d kc=%d taps=%d acc=%d act=%d", isa, mr,
+                nc, kc, ntaps, accumulate, act);
   for (std::size_t i = 0; i < cbuf.size(); ++i) {
     const std::ptrdiff_t off = std::ptrdiff_t(i) - std::ptrdiff_t(guard);
     const bool inside = off >= 0 && off < mr * c_stride && (off % c_stride) < nc;
@@ -88,7 +95,8 @@ void check_igemm_case(const char* isa, lic::kern::IgemmFn fn, int mr, int nc, in
   }
   for (int i = 0; i < mr; ++i)
     for (int j = 0; j < nc; ++j) {
-      double ref = bias[j], mag = std::fabs(bias[j]);
+      const double start = init[std::size_t(i) * 16 + std::size_t(j)];
+      double ref = start, mag = std::fabs(start);
       for (int t = 0; t < ntaps; ++t)
         for (int k = 0; k < kc; ++k) {
           const double term = double(a[taps[std::size_t(t)] + i * a_stride + k]) *
@@ -119,7 +127,8 @@ void check_igemm(const char* isa, const KernelTable& t, unsigned seed) {
         for (int nt : taps) {
           const int act = (mr + nc + kc) % 3 == 0 ? 0 : 1;
           const float alpha = (nc % 2) ? 0.1f : -0.7f;
-          check_igemm_case(isa, t.igemm[mr - 1], mr, nc, kc, nt, act, alpha, rng);
+          for (int accumulate = 0; accumulate < 2; ++accumulate)
+            check_igemm_case(isa, t.igemm[mr - 1], mr, nc, kc, nt, accumulate, act, alpha, rng);
         }
 }
 

@@ -15,7 +15,8 @@ template <int MR>
 inline void f32_igemm_x16__scalar(const IgemmArgs& p) {
   float acc[MR][kNR];
   for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < kNR; ++j) acc[i][j] = p.bias[j];
+    for (int j = 0; j < kNR; ++j)
+      acc[i][j] = !p.accumulate ? p.bias[j] : j < p.nc ? p.c[i * p.c_stride + j] : 0.0f;
   const float* w = p.w;
   for (int t = 0; t < p.ntaps; ++t) {
     const float* a = p.a + p.taps[t];

@@ -30,12 +30,29 @@ LIC_AVX2 inline __m256 leaky8(__m256 v, __m256 alpha) {
 template <int MR>
 LIC_AVX2 inline void f32_igemm_x16__avx2_fma(const IgemmArgs& p) {
   __m256 acc0[MR], acc1[MR];
-  const __m256 bias0 = _mm256_loadu_ps(p.bias);
-  const __m256 bias1 = _mm256_loadu_ps(p.bias + 8);
+  if (!p.accumulate) {
+    const __m256 bias0 = _mm256_loadu_ps(p.bias);
+    const __m256 bias1 = _mm256_loadu_ps(p.bias + 8);
 #pragma GCC unroll 6
-  for (int i = 0; i < MR; ++i) {
-    acc0[i] = bias0;
-    acc1[i] = bias1;
+    for (int i = 0; i < MR; ++i) {
+      acc0[i] = bias0;
+      acc1[i] = bias1;
+    }
+  } else if (p.nc == kNR) {
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; ++i) {
+      acc0[i] = _mm256_loadu_ps(p.c + i * p.c_stride);
+      acc1[i] = _mm256_loadu_ps(p.c + i * p.c_stride + 8);
+    }
+  } else {
+    // Tail columns: never read past nc (the memory there may belong to someone else).
+    alignas(32) float tmp[kNR] = {};
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; ++i) {
+      std::memcpy(tmp, p.c + i * p.c_stride, sizeof(float) * static_cast<std::size_t>(p.nc));
+      acc0[i] = _mm256_load_ps(tmp);
+      acc1[i] = _mm256_load_ps(tmp + 8);
+    }
   }
   const float* w = p.w;
   const std::ptrdiff_t as = p.a_stride;

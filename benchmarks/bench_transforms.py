@@ -1,0 +1,143 @@
+"""Single-threaded speed of g_a and g_s: lic2cpp's C++ runtime vs PyTorch vs ONNX Runtime.
+
+All three run in this one script on the same Kodak images and the same weights (the ONNX
+and .licm files come from ``lic2cpp.convert.convert_model``). Each time is the best of
+``--repeat`` runs of the transform alone (no file I/O, no model loading). lic2cpp is timed
+inside ``lic-run --repeat``; the printed ratios are lic2cpp time / competitor time
+(below 1 means lic2cpp is faster).
+
+    python3 benchmarks/bench_transforms.py --images 4 --repeat 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT.parent / "shared" / "models"
+KODAK = ROOT.parent / "shared" / "data" / "kodak"
+CHECKPOINTS = {"relu": MODELS / "fp_relu_128_192.pth", "gdn": MODELS / "fp_gdn_128_192.pth"}
+
+
+def best_time(fn, repeat: int) -> float:
+    """Best wall time of ``repeat`` calls, in milliseconds."""
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000.0)
+    return min(times)
+
+
+def time_lic(exe: Path, licm: Path, x_hwc: np.ndarray, repeat: int, tmp: Path
+             ) -> tuple[float, np.ndarray]:
+    inp, out = tmp / "in.npy", tmp / "out.npy"
+    np.save(inp, np.ascontiguousarray(x_hwc, dtype=np.float32))
+    proc = subprocess.run([str(exe), str(licm), str(inp), str(out), "--threads", "1",
+                           "--repeat", str(repeat)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"lic-run failed: {proc.stderr.strip()}")
+    match = re.search(r"best ([0-9.]+) ms", proc.stderr)
+    if not match:
+        sys.exit(f"cannot parse lic-run timing: {proc.stderr.strip()}")
+    return float(match.group(1)), np.load(out)
+
+
+def load_images(count: int) -> list[tuple[str, np.ndarray]]:
+    from PIL import Image
+
+    files = sorted(KODAK.glob("*.png"))[:count]
+    if not files:
+        sys.exit(f"no Kodak images in {KODAK}")
+    return [(f.stem, np.asarray(Image.open(f).convert("RGB"), dtype=np.float32) / 255.0)
+            for f in files]
+
+
+def bench_model(name: str, images, repeat: int, work: Path, exe: Path) -> list[dict]:
+    import onnxruntime as ort
+    import torch
+
+    from lic2cpp.convert import convert_model
+
+    net = torch.load(CHECKPOINTS[name], weights_only=False)["model"].eval()
+    out_dir = work / name
+    licm = dict(zip(("g_a", "g_s"), convert_model(net, out_dir), strict=True))
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    sessions = {t: ort.InferenceSession(str(out_dir / f"{t}.onnx"), opts,
+                                        providers=["CPUExecutionProvider"])
+                for t in ("g_a", "g_s")}
+    rows = []
+    for stem, img in tqdm(images, desc=f"{name} model", leave=False):
+        x = torch.from_numpy(img).permute(2, 0, 1)[None].contiguous()
+        with torch.no_grad():
+            y = torch.round(net.g_a(x))
+        for transform, inp, module in (("g_a", x, net.g_a), ("g_s", y, net.g_s)):
+            with torch.no_grad():
+                t_torch = best_time(lambda m=module, i=inp: m(i), repeat)
+                want = module(inp)[0].permute(1, 2, 0).numpy()
+            sess = sessions[transform]
+            feed = {sess.get_inputs()[0].name: inp.numpy()}
+            t_ort = best_time(lambda s=sess, f=feed: s.run(None, f), repeat)
+            t_lic, got = time_lic(exe, licm[transform], inp[0].permute(1, 2, 0).numpy(),
+                                  repeat, work)
+            rows.append(dict(model=name, transform=transform, image=stem,
+                             size=f"{inp.shape[2]}x{inp.shape[3]}", lic=t_lic, ort=t_ort,
+                             torch=t_torch, maxdiff=float(np.abs(got - want).max())))
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=4, help="first N Kodak images")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per timing (best kept)")
+    parser.add_argument("--models", default="relu,gdn", help="comma list: relu, gdn")
+    parser.add_argument("--work-dir", type=Path, help="keep ONNX/licm files here")
+    args = parser.parse_args()
+
+    import torch
+
+    from lic2cpp.runtime import lic_run_path
+
+    torch.set_num_threads(1)
+    torch.set_num_interop_threads(1)
+    exe = lic_run_path()
+    images = load_images(args.images)
+    with tempfile.TemporaryDirectory(prefix="bench-transforms-") as tmp:
+        work = args.work_dir or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        rows = []
+        for name in args.models.split(","):
+            rows += bench_model(name.strip(), images, args.repeat, work, exe)
+
+    print(f"{'model':5} {'net':4} {'image':8} {'input':>8} {'lic2cpp ms':>11} "
+          f"{'ORT ms':>9} {'torch ms':>9} {'lic/ORT':>8} {'lic/torch':>9} {'max|diff|':>10}")
+    for r in rows:
+        print(f"{r['model']:5} {r['transform']:4} {r['image']:8} {r['size']:>8} {r['lic']:11.1f} "
+              f"{r['ort']:9.1f} {r['torch']:9.1f} {r['lic'] / r['ort']:8.2f} "
+              f"{r['lic'] / r['torch']:9.2f} {r['maxdiff']:10.2e}")
+    print("\nsummary (sum over images; ratio = lic2cpp time / competitor time):")
+    for model in dict.fromkeys(r["model"] for r in rows):
+        for transform in ("g_a", "g_s"):
+            sel = [r for r in rows if r["model"] == model and r["transform"] == transform]
+            lic, ort_t, tor = (sum(r[k] for r in sel) for k in ("lic", "ort", "torch"))
+            med = statistics.median(r["lic"] / r["ort"] for r in sel)
+            print(f"  {model:4} {transform}: lic2cpp {lic:8.1f} ms  ORT {ort_t:8.1f} ms  "
+                  f"torch {tor:8.1f} ms  lic/ORT {lic / ort_t:.2f} (median per image {med:.2f})"
+                  f"  lic/torch {lic / tor:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
