@@ -403,15 +403,20 @@ def convert_onnx(onnx_path: Path, licm_path: Path, name: str) -> None:
     write_licm(Path(licm_path), model)
 
 
-def convert_model(net: Any, out_dir: Path, *, exporter: str = "dynamo") -> tuple[Path, Path]:
+def convert_model(net: Any, out_dir: Path, *, exporter: str = "dynamo",
+                  progress: bool = False) -> tuple[Path, Path]:
     """Export ``net``'s transforms to ONNX and convert them: ``out_dir/g_a.licm``,
-    ``out_dir/g_s.licm`` (the ``.onnx`` files stay beside them)."""
+    ``out_dir/g_s.licm`` (the ``.onnx`` files stay beside them). ``progress`` shows tqdm
+    bars (on a terminal only)."""
+    from tqdm import tqdm
+
     from lic2cpp.export import export_onnx
 
     out_dir = Path(out_dir)
-    onnx_paths = export_onnx(net, out_dir, exporter=exporter)
+    onnx_paths = export_onnx(net, out_dir, exporter=exporter, progress=progress)
     licm_paths = []
-    for onnx_path in onnx_paths:
+    for onnx_path in tqdm(onnx_paths, desc="convert to .licm", unit="transform",
+                          disable=None if progress else True):
         licm = onnx_path.with_suffix(".licm")
         convert_onnx(onnx_path, licm, onnx_path.stem)
         licm_paths.append(licm)
@@ -442,7 +447,7 @@ def run(args: argparse.Namespace) -> int:
     from lic2cpp.load import load_model
 
     net = load_model(args.model, args.arch)
-    for path in convert_model(net, out, exporter=args.exporter):
+    for path in convert_model(net, out, exporter=args.exporter, progress=True):
         print(f"wrote {_describe(path)}")
     return 0
 

@@ -129,8 +129,12 @@ def check_onnx(path: Path) -> None:
             from exc
 
 
-def export_onnx(net: nn.Module, out_dir: Path, *, exporter: str = "dynamo") -> tuple[Path, Path]:
-    """Write ``out_dir/g_a.onnx`` and ``out_dir/g_s.onnx`` (dynamic height/width)."""
+def export_onnx(net: nn.Module, out_dir: Path, *, exporter: str = "dynamo",
+                progress: bool = False) -> tuple[Path, Path]:
+    """Write ``out_dir/g_a.onnx`` and ``out_dir/g_s.onnx`` (dynamic height/width);
+    ``progress`` shows a tqdm bar (on a terminal only)."""
+    from tqdm import tqdm
+
     from lic2cpp.load import check_supported
 
     check_supported(net)
@@ -138,7 +142,9 @@ def export_onnx(net: nn.Module, out_dir: Path, *, exporter: str = "dynamo") -> t
     if out_dir.exists() and not out_dir.is_dir():
         raise LicError(f"output folder {out_dir} exists and is not a folder")
     paths = []
-    for name in ("g_a", "g_s"):
+    steps = tqdm(("g_a", "g_s"), desc=f"ONNX export ({exporter})", unit="transform",
+                 disable=None if progress else True)
+    for name in steps:
         module = export_copy(getattr(net, name))
         paths.append(export_transform(module, out_dir / f"{name}.onnx", SAMPLE_HW[name],
                                       exporter))
@@ -163,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
     from lic2cpp.load import load_model
 
     net = load_model(args.model, args.arch)
-    ga, gs = export_onnx(net, Path(args.output), exporter=args.exporter)
+    ga, gs = export_onnx(net, Path(args.output), exporter=args.exporter, progress=True)
     print(f"wrote {ga} and {gs}")
     return 0
 
