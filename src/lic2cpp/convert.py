@@ -67,7 +67,9 @@ class _Converter:
     channels: list[int] = field(default_factory=list)  # value id -> channel count
     nodes: list[Node] = field(default_factory=list)
     consumers: dict[str, list[Any]] = field(default_factory=dict)
-    done: set[int] = field(default_factory=set)  # id() of ONNX nodes already emitted
+    # First outputs of ONNX nodes already emitted (as part of a GDN): output names are
+    # unique in ONNX, protobuf wrapper objects need not be.
+    done: set[str] = field(default_factory=set)
 
     # ------------------------------------------------------------------ helpers
 
@@ -277,7 +279,7 @@ class _Converter:
         gdn = Node("gdn", [vid], {"channels": c, "inverse": int(inverse)},
                    {"beta": beta, "gamma": gamma})
         self.emit(gdn, c, chain[-1].output[0])
-        self.done.update(id(n) for n in chain)
+        self.done.update(n.output[0] for n in chain)
 
     # ------------------------------------------------------------------ driver
 
@@ -306,7 +308,7 @@ class _Converter:
             "Constant": self.constant,
         }
         for node in self.graph.node:
-            if id(node) in self.done:
+            if node.output and node.output[0] in self.done:
                 continue
             if node.domain not in ("", "ai.onnx"):
                 raise _unsupported(node)
