@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v g++ >/dev/null 2>&1 || need_apt+=(g++)
+# The generated encoder/decoder read and write PNG through libpng (linked statically).
+[ -f /usr/include/png.h ] || need_apt+=(libpng-dev)
+[ -f /usr/include/zlib.h ] || need_apt+=(zlib1g-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
