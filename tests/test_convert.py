@@ -305,6 +305,24 @@ def test_cli_converts_one_onnx_file_like_convert_model(capsys) -> None:
     assert (folder / "g_s.licm").read_bytes() == c.gs_licm.read_bytes()
 
 
+def test_cli_converts_a_state_dict_checkpoint(capsys) -> None:
+    from compressai.models import FactorizedPrior
+
+    torch.manual_seed(4)
+    net = FactorizedPrior(8, 12).eval()
+    path = work_dir("cli-sd") / "checkpoint.pth.tar"
+    torch.save({"epoch": 9, "state_dict": net.state_dict()}, path)
+    out = work_dir("cli-sd") / "out"
+    assert main(["convert", "--model", str(path), "--arch", "bmshj2018-factorized",
+                 "--exporter", "torchscript", "-o", str(out)]) == 0
+    assert capsys.readouterr().out.count("wrote ") == 2
+    assert {p.name for p in out.iterdir()} == {"g_a.onnx", "g_s.onnx", "g_a.licm", "g_s.licm"}
+    x = image_of_size("48x32")
+    y = torch_hwc(net.g_a, x)
+    assert np.abs(run_licm(out / "g_a.licm", x) - y).max() <= 1e-4
+    assert np.abs(run_licm(out / "g_s.licm", y) - torch_hwc(net.g_s, y)).max() <= 1e-4
+
+
 def test_cli_refuses_unsupported_layer_in_one_line(capsys) -> None:
     from compressai.models import FactorizedPriorReLU
 
