@@ -4,15 +4,12 @@
 
 #include "lic/dispatch.hpp"
 #include "lic/tensor.hpp"
+#include "lic/workspace.hpp"
 
 namespace lic {
 
-inline Tensor leaky_relu(const Tensor& in, float alpha) {
-  Tensor out;
-  out.height = in.height;
-  out.width = in.width;
-  out.channels = in.channels;
-  out.data.resize(in.data.size());
+inline Tensor leaky_relu(const Tensor& in, float alpha, BufferPool& pool) {
+  Tensor out = pooled_tensor(pool, in.height, in.width, in.channels);
   kern::kernels().leaky(in.data.data(), out.data.data(), in.data.size(), alpha);
   return out;
 }

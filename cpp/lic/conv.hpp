@@ -65,17 +65,18 @@ class Conv2dOp {
                   " convolution");
   }
 
-  Tensor run(const Tensor& in, int act, float alpha, int threads) const {
+  Tensor run(const Tensor& in, int act, float alpha, int threads, BufferPool& pool) const {
     int oh = 0, ow = 0;
     output_size(in.height, in.width, oh, ow);
-    Tensor out(oh, ow, n_.cout);
+    Tensor out = pooled_tensor(pool, oh, ow, n_.cout);  // every element is written below
     // Rows/cols the windows reach past the input end (never more than the file's padding).
     const int need_h = (oh - 1) * n_.stride_h + n_.kh - n_.pad_top;
     const int need_w = (ow - 1) * n_.stride_w + n_.kw - n_.pad_left;
-    const PaddedInput p = pad_input(in, n_.pad_top, n_.pad_left, std::max(0, need_h - in.height),
-                                    std::max(0, need_w - in.width));
+    PaddedInput p = pad_input(in, n_.pad_top, n_.pad_left, std::max(0, need_h - in.height),
+                              std::max(0, need_w - in.width), pool);
     if (im2col_) {
       run_im2col(p, out, act, alpha, threads);
+      pool.give(std::move(p.data));
       return out;
     }
     PassAxis ay, ax;
@@ -84,6 +85,7 @@ class Conv2dOp {
     ax.n = ow;
     ax.in_step = n_.stride_w;
     run_pass(pass_, p, ay, ax, out, act, alpha, threads);
+    pool.give(std::move(p.data));
     return out;
   }
 

@@ -93,18 +93,18 @@ class ConvTranspose2dOp {
     ow = static_cast<int>(lw);
   }
 
-  Tensor run(const Tensor& in, int act, float alpha, int threads) const {
+  Tensor run(const Tensor& in, int act, float alpha, int threads, BufferPool& pool) const {
     int oh = 0, ow = 0;
     output_size(in.height, in.width, oh, ow);
-    Tensor out(oh, ow, n_.cout);
+    Tensor out = pooled_tensor(pool, oh, ow, n_.cout);  // every element is written below
     if (gather_) {
-      run_gather(in, out, act, alpha, threads);
+      run_gather(in, out, act, alpha, threads, pool);
       return out;
     }
     int top = 0, bottom = 0, left = 0, right = 0;
     padding(py_, n_.stride_h, in.height, oh, top, bottom);
     padding(px_, n_.stride_w, in.width, ow, left, right);
-    const PaddedInput p = pad_input(in, top, left, bottom, right);
+    PaddedInput p = pad_input(in, top, left, bottom, right, pool);
     for (int ry = 0; ry < n_.stride_h; ++ry)
       for (int rx = 0; rx < n_.stride_w; ++rx) {
         const PhaseAxis& fy = py_[std::size_t(ry)];
@@ -121,6 +121,7 @@ class ConvTranspose2dOp {
         run_pass(passes_[std::size_t(ry * n_.stride_w + rx)], p, ay, ax, out, act, alpha,
                  threads);
       }
+    pool.give(std::move(p.data));
     return out;
   }
 
@@ -159,20 +160,32 @@ class ConvTranspose2dOp {
 
   // Output rows are done in fixed bands (whatever the thread count) so the column buffer
   // stays small; the few input rows two bands share are computed twice.
-  void run_gather(const Tensor& in, Tensor& out, int act, float alpha, int threads) const {
+  void run_gather(const Tensor& in, Tensor& out, int act, float alpha, int threads,
+                  BufferPool& pool) const {
     constexpr int kBand = 32;
     const kern::KernelTable& k = kern::kernels();
     const int sh = n_.stride_h, sw = n_.stride_w, kh = n_.kh, kw = n_.kw, cout = n_.cout;
     const std::size_t ncol = std::size_t(cols_.cout);
     const std::ptrdiff_t tap0 = 0;
-    std::vector<float> y;
+    // Input row ranges of the bands; the column buffer is sized once for the largest.
+    auto band_rows = [&](int b0, int& iy0, int& iy1) {
+      const int b1 = std::min(out.height, b0 + kBand);
+      iy0 = std::max(0, ceil_div(b0 + n_.pad_top - (kh - 1), sh));
+      iy1 = std::min(in.height - 1, floor_div(b1 - 1 + n_.pad_top, sh));
+    };
+    std::size_t most = 0;
+    for (int b0 = 0; b0 < out.height; b0 += kBand) {
+      int iy0 = 0, iy1 = 0;
+      band_rows(b0, iy0, iy1);
+      most = std::max(most, std::size_t(std::max(0, iy1 - iy0 + 1)));
+    }
+    std::vector<float> y = pool.take(most * std::size_t(in.width) * ncol);
     for (int b0 = 0; b0 < out.height; b0 += kBand) {
       const int b1 = std::min(out.height, b0 + kBand);
       // Input rows iy with iy*sh - pad_top + ky in [b0, b1) for some ky < kh.
-      const int iy0 = std::max(0, ceil_div(b0 + n_.pad_top - (kh - 1), sh));
-      const int iy1 = std::min(in.height - 1, floor_div(b1 - 1 + n_.pad_top, sh));
+      int iy0 = 0, iy1 = 0;
+      band_rows(b0, iy0, iy1);
       if (iy1 >= iy0) {
-        y.resize(std::size_t(iy1 - iy0 + 1) * std::size_t(in.width) * ncol);
         parallel_for(iy1 - iy0 + 1, threads, [&](int r0, int r1) {
           for (int r = r0; r < r1; ++r)
             igemm_row(k, cols_, &tap0,
@@ -182,28 +195,44 @@ class ConvTranspose2dOp {
         });
       }
       parallel_for(b1 - b0, threads, [&](int r0, int r1) {
-        for (int oy = b0 + r0; oy < b0 + r1; ++oy)
+        std::vector<int> kys, iys;
+        for (int oy = b0 + r0; oy < b0 + r1; ++oy) {
+          // Kernel rows reaching this output row, and the input row each comes from.
+          kys.clear();
+          iys.clear();
+          for (int ky = (oy + n_.pad_top) % sh; ky < kh; ky += sh) {
+            const int iy = (oy + n_.pad_top - ky) / sh;
+            if (iy >= iy0 && iy <= iy1) {
+              kys.push_back(ky);
+              iys.push_back(iy - iy0);
+            }
+          }
+          // q, r: (ox + pad_left) divided by the stride, kept incrementally (no division).
+          int q = n_.pad_left / sw, r = n_.pad_left % sw;
           for (int ox = 0; ox < out.width; ++ox) {
             float* o = &out.at(oy, ox, 0);
             for (int co = 0; co < cout; ++co) o[co] = bias_[std::size_t(co)];
-            for (int ky = (oy + n_.pad_top) % sh; ky < kh; ky += sh) {
-              const int iy = (oy + n_.pad_top - ky) / sh;
-              if (iy < iy0 || iy > iy1) continue;
-              for (int kx = (ox + n_.pad_left) % sw; kx < kw; kx += sw) {
-                const int ix = (ox + n_.pad_left - kx) / sw;
-                if (ix < 0 || ix >= in.width) continue;
-                const float* c = y.data() +
-                                 (std::size_t(iy - iy0) * std::size_t(in.width) + std::size_t(ix)) *
-                                     ncol + std::size_t(ky * kw + kx) * std::size_t(cout);
+            for (std::size_t t = 0; t < kys.size(); ++t) {
+              const float* row = y.data() + std::size_t(iys[t]) * std::size_t(in.width) * ncol +
+                                 std::size_t(kys[t] * kw) * std::size_t(cout);
+              for (int kx = r, ix = q; kx < kw && ix >= 0; kx += sw, --ix) {
+                if (ix >= in.width) continue;
+                const float* c = row + std::size_t(ix) * ncol + std::size_t(kx) * std::size_t(cout);
                 for (int co = 0; co < cout; ++co) o[co] += c[co];
               }
             }
             if (act == kern::kActLeaky)
               for (int co = 0; co < cout; ++co)
                 if (!(o[co] >= 0.0f)) o[co] *= alpha;
+            if (++r == sw) {
+              r = 0;
+              ++q;
+            }
           }
+        }
       });
     }
+    pool.give(std::move(y));
   }
 
   static int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }

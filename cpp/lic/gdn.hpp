@@ -23,8 +23,8 @@ class GdnOp {
     pass_.pack(n.bias, [&](int i, int, int j) { return g[std::size_t(i) * c + std::size_t(j)]; });
   }
 
-  Tensor run(const Tensor& in, int threads) const {
-    Tensor out(in.height, in.width, in.channels);
+  Tensor run(const Tensor& in, int threads, BufferPool& pool) const {
+    Tensor out = pooled_tensor(pool, in.height, in.width, in.channels);  // all overwritten
     const kern::KernelTable& k = kern::kernels();
     const std::size_t row = std::size_t(in.width) * std::size_t(channels_);
     const std::ptrdiff_t tap0 = 0;

@@ -15,6 +15,7 @@
 #include "lic/kernel_api.hpp"
 #include "lic/parallel.hpp"
 #include "lic/tensor.hpp"
+#include "lic/workspace.hpp"
 
 namespace lic {
 
@@ -63,17 +64,27 @@ struct PaddedInput {
   int height = 0, width = 0, channels = 0;
 };
 
-inline PaddedInput pad_input(const Tensor& in, int top, int left, int bottom, int right) {
+// Storage comes from `pool`; only the margins are zeroed, the interior is copied.
+inline PaddedInput pad_input(const Tensor& in, int top, int left, int bottom, int right,
+                             BufferPool& pool) {
   PaddedInput p;
   p.height = in.height + top + bottom;
   p.width = in.width + left + right;
   p.channels = in.channels;
-  p.data.assign(Tensor::checked_size(p.height, p.width, p.channels), 0.0f);
-  const std::size_t row = std::size_t(in.width) * std::size_t(in.channels);
-  for (int y = 0; y < in.height; ++y)
-    std::memcpy(p.data.data() + (std::size_t(y + top) * std::size_t(p.width) + std::size_t(left)) *
-                                    std::size_t(p.channels),
-                in.data.data() + std::size_t(y) * row, row * sizeof(float));
+  p.data = pool.take(Tensor::checked_size(p.height, p.width, p.channels));
+  const std::size_t c = std::size_t(p.channels);
+  const std::size_t prow = std::size_t(p.width) * c;
+  const std::size_t row = std::size_t(in.width) * c;
+  float* d = p.data.data();
+  std::fill(d, d + std::size_t(top) * prow, 0.0f);
+  std::fill(d + std::size_t(top + in.height) * prow, d + std::size_t(p.height) * prow, 0.0f);
+  for (int y = 0; y < in.height; ++y) {
+    float* r = d + std::size_t(y + top) * prow;
+    std::fill(r, r + std::size_t(left) * c, 0.0f);
+    std::memcpy(r + std::size_t(left) * c, in.data.data() + std::size_t(y) * row,
+                row * sizeof(float));
+    std::fill(r + std::size_t(left) * c + row, r + prow, 0.0f);
+  }
   return p;
 }
 

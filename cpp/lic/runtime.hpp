@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <iterator>
 #include <memory>
@@ -28,6 +29,7 @@
 #include "lic/gdn.hpp"
 #include "lic/model.hpp"
 #include "lic/tensor.hpp"
+#include "lic/workspace.hpp"
 
 namespace lic {
 
@@ -84,27 +86,36 @@ class Model {
       if (s.fused_away) continue;
       const Tensor& x = value(s.inputs[0]);
       const auto t0 = std::chrono::steady_clock::now();
+      const std::clock_t c0 = profile ? std::clock() : 0;
       Tensor y;
       switch (s.op) {
-        case Op::kConv2d: y = s.conv->run(x, s.act, s.alpha, threads); break;
-        case Op::kConvTranspose2d: y = s.convt->run(x, s.act, s.alpha, threads); break;
-        case Op::kGdn: y = s.gdn->run(x, threads); break;
+        case Op::kConv2d: y = s.conv->run(x, s.act, s.alpha, threads, *pool_); break;
+        case Op::kConvTranspose2d: y = s.convt->run(x, s.act, s.alpha, threads, *pool_); break;
+        case Op::kGdn: y = s.gdn->run(x, threads, *pool_); break;
         case Op::kRelu:
-        case Op::kLeakyRelu: y = leaky_relu(x, s.alpha); break;
-        case Op::kAdd: y = add(x, value(s.inputs[1])); break;
+        case Op::kLeakyRelu: y = leaky_relu(x, s.alpha, *pool_); break;
+        case Op::kAdd: y = add(x, value(s.inputs[1]), *pool_); break;
       }
       if (profile) {
         const std::chrono::duration<double, std::milli> ms = std::chrono::steady_clock::now() - t0;
-        std::fprintf(stderr, "lic profile: node %zu %-40s %dx%d -> %dx%dx%d  %.3f ms\n", i,
-                     lines_[i].c_str(), x.height, x.width, y.height, y.width, y.channels,
-                     ms.count());
+        // CPU time too: on a busy machine it is steadier than wall time.
+        const double cpu_ms = 1000.0 * double(std::clock() - c0) / CLOCKS_PER_SEC;
+        std::fprintf(stderr, "lic profile: node %zu %-40s %dx%d -> %dx%dx%d  %.3f ms (cpu %.3f ms)\n",
+                     i, lines_[i].c_str(), x.height, x.width, y.height, y.width, y.channels,
+                     ms.count(), cpu_ms);
       }
       values[std::size_t(s.dest)] = std::move(y);
       // Free every value whose last reader has now run.
-      for (int v : s.frees) values[std::size_t(v)] = Tensor();
+      for (int v : s.frees) {
+        pool_->give(std::move(values[std::size_t(v)].data));
+        values[std::size_t(v)] = Tensor();
+      }
     }
     return std::move(values.back());
   }
+
+  // Intermediate buffers are kept between runs (see lic/workspace.hpp); this frees them.
+  void release_memory() const { pool_->clear(); }
 
   // A human-readable summary (one line per node).
   std::string summary() const {
@@ -240,6 +251,7 @@ class Model {
   std::size_t parameters_ = 0;
   std::vector<Step> steps_;
   std::vector<std::string> lines_;
+  std::shared_ptr<BufferPool> pool_ = std::make_shared<BufferPool>();
 };
 
 }  // namespace lic
