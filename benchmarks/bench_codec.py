@@ -135,7 +135,7 @@ def main() -> int:
             r = rows[-1]
             print(f"{image.name}: lic2cpp {lic.bpp:.4f} bpp {lic.psnr:.3f} dB | CompressAI "
                   f"{torch_res.bpp:.4f} bpp {torch_res.psnr:.3f} dB | max diff vs g_s "
-                  f"{r['max_diff']} | coder +{stats['coder_overhead_pct']:.4f}% | enc "
+                  f"{r['max_diff']} | coder {stats['coder_overhead_pct']:+.4f}% | enc "
                   f"{lic.encode_s:.2f} s dec {lic.decode_s:.2f} s", flush=True)
 
         # (d) another model's bitstream
@@ -204,8 +204,8 @@ def summarise(rows: list[dict], build_s: float, other_ok: bool, other_msg: str,
         f"{ideal / pixels:.4f} bpp, per-channel CDFs only {plain / pixels:.4f} bpp "
         f"(contexts save {100 * (1 - ideal / plain):.2f}%); header {header:.0f} bytes",
         f"- (c) range coder: payload {payload / 8:.0f} bytes vs ideal {ideal / 8:.0f} bytes: "
-        f"+{100 * (payload - ideal) / ideal:.4f}%; worst image "
-        f"+{max(r['stats']['coder_overhead_pct'] for r in rows):.4f}%",
+        f"{100 * (payload - ideal) / ideal:+.4f}%; worst image "
+        f"{max(r['stats']['coder_overhead_pct'] for r in rows):+.4f}%",
         f"- (d) decoded output byte-identical across repeats on every image: "
         f"{all(r['deterministic'] for r in rows)}; other model's bitstream refused: "
         f"{other_ok} (exit {other_rc}: {other_msg})",

@@ -25,7 +25,13 @@ from PIL import Image
 
 import lic2cpp.build
 import lic2cpp.codegen
-from lic2cpp.build import MANIFEST, BuildOptions, build, default_model_path
+from lic2cpp.build import (
+    MANIFEST,
+    BuildOptions,
+    build,
+    default_entropy_path,
+    default_model_path,
+)
 from lic2cpp.cli import main
 from lic2cpp.errors import LicError
 
@@ -218,6 +224,15 @@ def test_build_caching(built: dict[str, Path], tmp_path: Path,
     assert run(tmp_path / "copy.npy") == ["fit"]
     assert run() == ["fit"]
 
+    # Ready-made tables instead of a fit (`--entropy`): the same tables, so no codegen.
+    shutil.copy2(out / "entropy.lice", tmp_path / "given.lice")
+    given = BuildOptions(model=model, training_set=None, entropy=tmp_path / "given.lice",
+                         out_dir=out, patch_size=PATCH, progress=False, log=logs.append)
+    assert build(given).ran == ["fit"]
+    assert "given, not fitted here" in (out / "report.md").read_text()
+    assert run() == ["fit"]
+    assert "6 patches of 64×64" in (out / "report.md").read_text()
+
     st = train.stat()  # touch: the identity changes, the refit gives the same tables
     os.utime(train, ns=(st.st_atime_ns, st.st_mtime_ns + 2_000_000_000))
     entropy_sha = sha(out / "entropy.lice")
@@ -292,6 +307,18 @@ def test_build_cli_errors_are_one_line(case: str, tmp_path: Path,
     assert len(err.splitlines()) == 1 and err.startswith("lic2cpp build: error:"), err
 
 
+def test_build_cli_needs_one_source_of_tables(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "m.pth").write_bytes(b"not read")
+    base = ["build", "--model", str(tmp_path / "m.pth"), "-o", str(tmp_path / "o")]
+    for extra, message in (([], "--training-set is required"),
+                           (["--training-set", "a", "--entropy", "b"], "not both"),
+                           (["--entropy", str(tmp_path / "none.lice")], "not found")):
+        assert main(base + extra) == 1
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err, err
+
+
 def test_build_cli_in_a_subprocess_missing_model(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "lic2cpp", "build", "--model",
                            str(tmp_path / "m.pth"), "--training-set", str(tmp_path),
@@ -305,11 +332,13 @@ def test_build_cli_in_a_subprocess_missing_model(tmp_path: Path) -> None:
 def test_default_model_hook(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     fake = types.ModuleType("lic2cpp.demo")
     fake.default_model_path = lambda: tmp_path / "default.pth"  # type: ignore[attr-defined]
+    fake.default_entropy_path = lambda: tmp_path / "d.lice"  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "lic2cpp.demo", fake)
     import lic2cpp
 
     monkeypatch.setattr(lic2cpp, "demo", fake, raising=False)
     assert default_model_path() == tmp_path / "default.pth"
+    assert default_entropy_path() == tmp_path / "d.lice"
     del fake.default_model_path
     with pytest.raises(LicError, match="pass --model"):
         default_model_path()

@@ -120,8 +120,9 @@ def step_is_current(out_dir: Path, record: dict[str, Any] | None, key: str) -> b
 @dataclass
 class BuildOptions:
     model: Path
-    training_set: Path
+    training_set: Path | None  # None: ``entropy`` gives the tables
     out_dir: Path
+    entropy: Path | None = None  # ready-made entropy tables (.lice) instead of a fit
     arch: str | None = None
     max_patches: int | None = None
     seed: int = 0
@@ -155,8 +156,13 @@ def build(opts: BuildOptions) -> BuildResult:
     from lic2cpp.toolchain import find_compiler
 
     check_model_path(opts.model)
-    check_training_path(opts.training_set)
-    check_training_set(opts.training_set, opts.patch_size)  # fail before the slow steps
+    if (opts.training_set is None) == (opts.entropy is None):
+        raise LicError("give either a training set or ready-made entropy tables")
+    if opts.training_set is not None:
+        check_training_path(opts.training_set)
+        check_training_set(opts.training_set, opts.patch_size)  # fail before the slow steps
+    elif opts.entropy is not None and not opts.entropy.is_file():
+        raise LicError(f"entropy tables not found: {opts.entropy}")
     out = opts.out_dir
     if out.exists() and not out.is_dir():
         raise LicError(f"output path exists and is not a folder: {out}")
@@ -166,7 +172,8 @@ def build(opts: BuildOptions) -> BuildResult:
         "lic2cpp": __version__,
         "model": str(opts.model.resolve()),
         "arch": opts.arch,
-        "training_set": str(opts.training_set.resolve()),
+        "training_set": str(opts.training_set.resolve()) if opts.training_set else None,
+        "entropy_source": str(opts.entropy.resolve()) if opts.entropy else None,
     })
     model_sha = file_sha256(opts.model)
     net_cache: list[Any] = []
@@ -211,8 +218,18 @@ def build(opts: BuildOptions) -> BuildResult:
         return [_relative(out, ga), _relative(out, gs)]
 
     def do_fit() -> list[str]:
-        from lic2cpp.fit import fit_latents
+        from lic2cpp.fit import fit_latents, summarise_model
 
+        if opts.entropy is not None:  # given tables: checked, copied, nothing estimated
+            from lic2cpp.entropy import EntropyModel
+
+            EntropyModel.load(opts.entropy).save(out / ENTROPY_FILE)
+            stats = {"model": summarise_model(net()), "training_patches": 0,
+                     "patch_size": opts.patch_size, "latent_per_patch": None,
+                     "estimate": None}
+            (out / FIT_STATS).write_text(json.dumps(stats, indent=2) + "\n")
+            return [ENTROPY_FILE, FIT_STATS]
+        assert opts.training_set is not None
         fitted = fit_latents(net(), opts.training_set, max_patches=opts.max_patches,
                              seed=opts.seed, patch_size=opts.patch_size,
                              batch_size=opts.batch_size, progress=opts.progress)
@@ -236,12 +253,19 @@ def build(opts: BuildOptions) -> BuildResult:
         "code": modules_hash(CONVERT_MODULES),
     }, do_convert)
     ga_name, gs_name = list(manifest["steps"]["convert"]["outputs"])
-    step(2, "fit", {
-        "model_sha256": model_sha, "arch": opts.arch, "lic2cpp": __version__,
-        "training_set": training_set_identity(opts.training_set),
-        "max_patches": opts.max_patches, "seed": opts.seed, "patch_size": opts.patch_size,
-        "code": modules_hash(FIT_MODULES),
-    }, do_fit)
+    if opts.training_set is not None:
+        fit_inputs = {
+            "model_sha256": model_sha, "arch": opts.arch, "lic2cpp": __version__,
+            "training_set": training_set_identity(opts.training_set),
+            "max_patches": opts.max_patches, "seed": opts.seed, "patch_size": opts.patch_size,
+            "code": modules_hash(FIT_MODULES),
+        }
+    else:
+        assert opts.entropy is not None
+        fit_inputs = {"model_sha256": model_sha, "arch": opts.arch, "lic2cpp": __version__,
+                      "entropy_sha256": file_sha256(opts.entropy),
+                      "code": modules_hash(FIT_MODULES)}
+    step(2, "fit", fit_inputs, do_fit)
     step(3, "codegen", {
         "g_a": manifest["steps"]["convert"]["outputs"][ga_name],
         "g_s": manifest["steps"]["convert"]["outputs"][gs_name],
@@ -297,9 +321,9 @@ def channel_summary(model: Any) -> dict[str, Any]:
 def render_report(out: Path, manifest: dict[str, Any]) -> str:
     stats = json.loads((out / FIT_STATS).read_text())
     model = stats["model"]
-    c, h, w = stats["latent_per_patch"]
     p = stats["patch_size"]
     down = model.get("downsampling", 16)
+    c, h, w = stats["latent_per_patch"] or (model["M"], p // down, p // down)
     lines = [
         "# lic2cpp build report",
         "",
@@ -312,13 +336,7 @@ def render_report(out: Path, manifest: dict[str, Any]) -> str:
         f"- latent: {c} channels at 1/{down} of the image size "
         f"({c}×{h}×{w} for a {p}×{p} patch; the encoder pads images to a multiple of {down})",
         "",
-        "## Training set",
-        f"- `{manifest['training_set']}`: {stats['training_patches']} patches of {p}×{p}",
-        "",
-        "## Entropy estimate on the training latents (ideal code length)",
-        "",
-        *render_estimate(stats["estimate"], pixels=stats["training_patches"] * p * p,
-                         channel_info=stats.get("channels")),
+        *render_training(manifest, stats),
         "",
         "## Steps",
         "",
@@ -330,6 +348,23 @@ def render_report(out: Path, manifest: dict[str, Any]) -> str:
         lines.append(f"| {name} | {rec.get('seconds', '')} | {rec.get('finished', '')} |")
     lines += ["", "Outputs: `encoder`, `decoder` (standalone executables).", ""]
     return "\n".join(lines)
+
+
+def render_training(manifest: dict[str, Any], stats: dict[str, Any]) -> list[str]:
+    if stats["estimate"] is None:
+        return ["## Entropy tables", "",
+                f"- given, not fitted here: `{manifest.get('entropy_source')}` (no training "
+                "set, so no estimate)"]
+    p = stats["patch_size"]
+    return [
+        "## Training set",
+        f"- `{manifest['training_set']}`: {stats['training_patches']} patches of {p}×{p}",
+        "",
+        "## Entropy estimate on the training latents (ideal code length)",
+        "",
+        *render_estimate(stats["estimate"], pixels=stats["training_patches"] * p * p,
+                         channel_info=stats.get("channels")),
+    ]
 
 
 def render_estimate(est: dict[str, Any], pixels: int,
@@ -371,17 +406,27 @@ def render_estimate(est: dict[str, Any], pixels: int,
 
 # --- command line ------------------------------------------------------------------------
 
-def default_model_path() -> Path:
-    """The shipped default model (owned by lic2cpp.demo)."""
+def _demo_attr(name: str) -> Callable[[], Any]:
+    """A function of lic2cpp.demo, the owner of the shipped default model."""
     try:
         from lic2cpp import demo
     except ModuleNotFoundError as exc:
         raise LicError("no --model given and no default model is available "
                        "(lic2cpp.demo is not installed); pass --model") from exc
-    getter = getattr(demo, "default_model_path", None)
+    getter = getattr(demo, name, None)
     if getter is None:
-        raise LicError("no --model given and lic2cpp.demo has no default model; pass --model")
-    return Path(getter())
+        raise LicError(f"no --model given and lic2cpp.demo has no {name}(); pass --model")
+    return getter
+
+
+def default_model_path() -> Path:
+    """The shipped default model."""
+    return Path(_demo_attr("default_model_path")())
+
+
+def default_entropy_path() -> Path:
+    """The entropy tables shipped with the default model (fitted on training photos)."""
+    return Path(_demo_attr("default_entropy_path")())
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -393,12 +438,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Convert the model's transforms, fit the entropy model on the training "
                     "set, generate and compile OUT/encoder and OUT/decoder. Each step is "
                     "cached in OUT/manifest.json and redone only when its inputs change. "
-                    "Writes OUT/report.md.",
+                    "Writes OUT/report.md. With neither --model nor --training-set, builds "
+                    "the shipped default model with its shipped entropy tables.",
     )
     p.add_argument("--model", default=None,
                    help="CompressAI checkpoint (.pth); default: the shipped default model")
-    p.add_argument("--training-set", required=True, metavar="PATH",
-                   help=".npy / raw N×256×256×3 uint8 file, or a folder of images")
+    p.add_argument("--training-set", default=None, metavar="PATH",
+                   help=".npy / raw N×256×256×3 uint8 file, or a folder of images "
+                        "(required unless --entropy is given or --model is left out)")
+    p.add_argument("--entropy", default=None, metavar="FILE",
+                   help="use these entropy tables (.lice, from `lic2cpp fit`) instead of "
+                        "fitting on a training set")
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="output folder (encoder, decoder, report.md, intermediate files)")
     p.add_argument("--force", action="store_true", help="redo every step")
@@ -408,8 +458,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     model = Path(args.model) if args.model else default_model_path()
+    training_set = Path(args.training_set) if args.training_set else None
+    entropy = Path(args.entropy) if args.entropy else None
+    if training_set is not None and entropy is not None:
+        raise LicError("give --training-set or --entropy, not both")
+    if training_set is None and entropy is None:
+        if args.model:
+            raise LicError("--training-set is required (or --entropy with fitted tables)")
+        entropy = default_entropy_path()
     opts = BuildOptions(
-        model=model, training_set=Path(args.training_set), out_dir=Path(args.output),
+        model=model, training_set=training_set, entropy=entropy, out_dir=Path(args.output),
         arch=args.arch, max_patches=args.max_patches, seed=args.seed,
         patch_size=args.patch_size, batch_size=args.batch_size, force=args.force,
     )
