@@ -41,7 +41,7 @@ def tiny_config(images: Path, out: Path, **kw) -> TrainConfig:
     base = TrainConfig(
         images=str(images), out_dir=str(out), n=8, m=12, patch_size=32, batch_size=4,
         steps=20, lr=2e-3, warmup=2, val_count=1, val_every=10, val_size=64, log_every=5,
-        save_every=5, seed=3,
+        save_every=5, seed=3, settle_steps=300,
     )
     return replace(base, **kw)
 
@@ -69,6 +69,23 @@ def test_loss_decreases(small_images: Path, tmp_path: Path) -> None:
     # update(force=True) ran: the CDF tables are filled in
     assert net.entropy_bottleneck._quantized_cdf.numel() > 0
     assert "optimizer" not in ckpt
+    # the quantiles were settled after training: aux loss well below the last logged one
+    assert ckpt["aux_loss"] == pytest.approx(float(net.aux_loss()), rel=1e-5)
+    assert ckpt["aux_loss"] < float(rows[-1]["aux_loss"])
+
+
+def test_settling_moves_only_the_quantiles() -> None:
+    from lic2cpp.train import build_model, settle_quantiles
+
+    torch.manual_seed(0)
+    net = build_model(8, 12)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    start = float(net.aux_loss())
+    end = settle_quantiles(net, 200, 5e-2)
+    assert end == pytest.approx(float(net.aux_loss()))
+    assert end < 0.95 * start
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, before[k]) != k.endswith("quantiles"), k
 
 
 def test_resume_is_bit_for_bit(small_images: Path, tmp_path: Path) -> None:

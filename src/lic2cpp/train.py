@@ -63,6 +63,8 @@ class TrainConfig:
     seed: int = 0
     int16: bool = False
     qat_start: int = 0
+    settle_steps: int = 5000
+    settle_lr: float = 1e-2
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -275,6 +277,25 @@ def save_atomic(obj: dict[str, Any], path: Path) -> None:
     os.replace(tmp, path)
 
 
+def settle_quantiles(net: nn.Module, steps: int, lr: float) -> float:
+    """Fit the entropy bottleneck's quantiles alone; returns the final auxiliary loss.
+
+    During training the quantiles chase a moving latent distribution; the aux loss depends
+    on the density parameters only (no data), so a few thousand cheap steps settle them.
+    The medians they give are used by CompressAI's own compress/decompress.
+    """
+    params = aux_parameters(net)
+    if steps <= 0 or not params:
+        return float(net.aux_loss())
+    opt = torch.optim.Adam(params, lr=lr)
+    for _ in range(steps):
+        loss = net.aux_loss()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return float(net.aux_loss().detach())
+
+
 def finalize_model(net: nn.Module) -> nn.Module:
     """Eval mode with the entropy bottleneck's CDF tables computed (``update(force=True)``)."""
     net.eval()
@@ -445,23 +466,27 @@ def train(
 def write_final(
     net: nn.Module, path: Path, cfg: TrainConfig, quant: Any, elapsed_s: float
 ) -> Path:
-    """The deliverable: the model alone (no optimizer), eval mode, CDFs computed."""
+    """The deliverable: the model alone (no optimizer), quantiles settled, eval mode, CDFs
+    computed."""
+    aux = settle_quantiles(net, cfg.settle_steps, cfg.settle_lr)
     finalize_model(net)
     obj: dict[str, Any] = {"model": net, "config": asdict(cfg), "elapsed_s": elapsed_s,
-                           "step": cfg.steps}
+                           "step": cfg.steps, "aux_loss": aux}
     if quant is not None:
         obj.update(quant.export_fields(net))
     save_atomic(obj, path)
     return path
 
 
-def finalize_checkpoint(src: Path, dst: Path) -> Path:
-    """The deliverable from a resumable ``last.pth``: the model (eval, CDFs computed), its
-    config, step and training time, without optimizer or RNG state."""
+def finalize_checkpoint(src: Path, dst: Path, settle_steps: int = 5000,
+                        settle_lr: float = 1e-2) -> Path:
+    """The deliverable from a resumable ``last.pth``: the model (quantiles settled, eval,
+    CDFs computed), its config, step and training time, without optimizer or RNG state."""
     ckpt = load_checkpoint(src)
+    aux = settle_quantiles(ckpt["model"], settle_steps, settle_lr)
     net = finalize_model(ckpt["model"])
     obj = {k: ckpt[k] for k in ("config", "step", "elapsed_s") if k in ckpt}
-    obj["model"] = net
+    obj.update(model=net, aux_loss=aux)
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
     save_atomic(obj, Path(dst))
     return Path(dst)
@@ -491,6 +516,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         clip_grad=args.clip_grad, val_count=args.val_count, val_every=args.val_every,
         val_size=args.val_size, log_every=args.log_every, save_every=args.save_every,
         seed=args.seed, int16=args.int16, qat_start=args.qat_start,
+        settle_steps=args.settle_steps, settle_lr=args.settle_lr,
     )
 
 
@@ -588,6 +614,9 @@ def register(subparsers: Any) -> None:
                    help="quantization-aware training for the int16 runtime (see docs/training.md)")
     p.add_argument("--qat-start", type=int, default=d.qat_start,
                    help="with --int16: step at which fake quantization starts")
+    p.add_argument("--settle-steps", type=int, default=d.settle_steps,
+                   help="after training, steps fitting the entropy bottleneck's quantiles alone")
+    p.add_argument("--settle-lr", type=float, default=d.settle_lr)
     p.add_argument("--resume", type=Path, help="resume from a last.pth checkpoint")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     p.add_argument("--device", default="auto", help="auto (cuda when present), cpu, cuda[:i]")
