@@ -104,7 +104,7 @@ def test_table_csv_and_plot(tmp_path: Path) -> None:
     assert avg["bpp"] == pytest.approx(3.0) and avg["psnr"] == pytest.approx(31.0)
     table = format_table(results)
     assert "a.png" in table and "average" in table
-    assert "rate +16.67% saved" in table  # 1 - 3.0 / 3.6
+    assert "16.67% fewer bits" in table  # 1 - 3.0 / 3.6
     write_csv(results, tmp_path / "r.csv")
     rows = list(csv.DictReader(open(tmp_path / "r.csv")))
     assert len(rows) == 6

@@ -260,7 +260,8 @@ def format_table(results: list[ImageResult]) -> str:
     if len(codecs) == 2:
         a, b = averages(results, CODEC_LIC), averages(results, CODEC_TORCH)
         saving = 100.0 * (1.0 - a["bpp"] / b["bpp"]) if b["bpp"] else math.nan
-        lines.append(f"lic2cpp vs CompressAI: rate {saving:+.2f}% saved, "
+        rate = f"{abs(saving):.2f}% {'fewer' if saving >= 0 else 'more'} bits"
+        lines.append(f"lic2cpp vs CompressAI (averages): {rate}, "
                      f"PSNR {a['psnr'] - b['psnr']:+.3f} dB")
     return "\n".join(lines)
 
@@ -272,15 +273,14 @@ def plot_rd(results: list[ImageResult], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    for codec, marker in ((CODEC_LIC, "o"), (CODEC_TORCH, "x")):
+    for codec, marker, color in ((CODEC_LIC, "o", "C0"), (CODEC_TORCH, "x", "C1")):
         rows = [r for r in results if r.codec == codec]
         if not rows:
             continue
-        points = ax.scatter([r.bpp for r in rows], [r.psnr for r in rows], marker=marker,
-                            alpha=0.6, label=f"{codec} (per image)")
+        ax.scatter([r.bpp for r in rows], [r.psnr for r in rows], marker=marker, color=color,
+                   alpha=0.6, label=f"{codec} (per image)")
         avg = averages(results, codec)
-        ax.scatter([avg["bpp"]], [avg["psnr"]], marker="*", s=250,
-                   color=points.get_facecolor()[0] if marker == "o" else None,
+        ax.scatter([avg["bpp"]], [avg["psnr"]], marker="*", s=250, color=color,
                    edgecolors="black", label=f"{codec} (average)")
     ax.set_xlabel("bits per pixel")
     ax.set_ylabel("PSNR (dB, RGB)")
