@@ -313,7 +313,8 @@ def test_build_cli_needs_one_source_of_tables(tmp_path: Path,
     base = ["build", "--model", str(tmp_path / "m.pth"), "-o", str(tmp_path / "o")]
     for extra, message in (([], "--training-set is required"),
                            (["--training-set", "a", "--entropy", "b"], "not both"),
-                           (["--entropy", str(tmp_path / "none.lice")], "not found")):
+                           (["--entropy", str(tmp_path / "none.lice")], "cannot read"),
+                           (["--entropy", str(tmp_path / "m.pth")], "m.pth")):
         assert main(base + extra) == 1
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and message in err, err

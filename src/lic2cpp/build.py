@@ -22,6 +22,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -161,8 +162,10 @@ def build(opts: BuildOptions) -> BuildResult:
     if opts.training_set is not None:
         check_training_path(opts.training_set)
         check_training_set(opts.training_set, opts.patch_size)  # fail before the slow steps
-    elif opts.entropy is not None and not opts.entropy.is_file():
-        raise LicError(f"entropy tables not found: {opts.entropy}")
+    elif opts.entropy is not None:
+        from lic2cpp.entropy import EntropyModel
+
+        EntropyModel.load(opts.entropy)  # missing or invalid tables: refused before any work
     out = opts.out_dir
     if out.exists() and not out.is_dir():
         raise LicError(f"output path exists and is not a folder: {out}")
@@ -223,7 +226,9 @@ def build(opts: BuildOptions) -> BuildResult:
         if opts.entropy is not None:  # given tables: checked, copied, nothing estimated
             from lic2cpp.entropy import EntropyModel
 
-            EntropyModel.load(opts.entropy).save(out / ENTROPY_FILE)
+            opts.log(f"  using the given tables {opts.entropy} (no fit)")
+            EntropyModel.load(opts.entropy)  # refuses a file that is not valid tables
+            shutil.copyfile(opts.entropy, out / ENTROPY_FILE)
             stats = {"model": summarise_model(net()), "training_patches": 0,
                      "patch_size": opts.patch_size, "latent_per_patch": None,
                      "estimate": None}
