@@ -66,7 +66,8 @@ def test_fit_cli_writes_a_loadable_model(tiny: tuple[torch.nn.Module, Path, Path
     out = tmp_path / "e.lice"
     rc = main(["fit", "--model", str(model), "--training-set", str(set_path), "-o", str(out),
                "--patch-size", "64", "--max-patches", "4", "--seed", "1"])
-    assert rc == 0 and "fitted on 4 patches" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert rc == 0 and "fitted on 4 patches" in printed
     loaded = EntropyModel.load(out)
     assert loaded.num_channels == 16
     # The same subset, computed independently, has the same channel means.
@@ -77,6 +78,9 @@ def test_fit_cli_writes_a_loadable_model(tiny: tuple[torch.nn.Module, Path, Path
         y = net.g_a(torch.from_numpy(sub).permute(0, 3, 1, 2).float() / 255.0).numpy()
     np.testing.assert_allclose(loaded.means, y.astype(np.float64).mean(axis=(0, 2, 3)),
                                atol=1e-5)
+    est = loaded.estimate_bits(y)
+    assert f"{est['bits_ctx'] / (4 * 64 * 64):.4f} bpp with contexts" in printed
+    assert f"{est['bits_plain'] / (4 * 64 * 64):.4f} bpp with per-channel" in printed
 
 
 @pytest.mark.parametrize("case", ["missing model", "missing set", "kodak", "bad raw"])

@@ -143,4 +143,10 @@ def run(args: argparse.Namespace) -> int:
                          patch_size=args.patch_size, batch_size=args.batch_size)
     n, c, h, w = result.latents.shape
     print(f"fitted on {n} patches, latent {c}x{h}x{w} per patch; wrote {args.output}")
+    est = result.entropy_model.estimate_bits(result.latents)
+    pixels = n * args.patch_size * args.patch_size
+    ctx, plain = est["bits_ctx"] / pixels, est["bits_plain"] / pixels
+    saving = 100.0 * (1.0 - ctx / plain) if plain else 0.0
+    print(f"ideal code length on these patches: {ctx:.4f} bpp with contexts, {plain:.4f} bpp "
+          f"with per-channel CDFs only (contexts save {saving:.2f}%)")
     return 0
