@@ -292,3 +292,11 @@ def test_writer_refuses_wrong_tensor_shape() -> None:
     m.nodes[0].tensors["weight"] = np.zeros((2, 3, 3, 2), np.float32)
     with pytest.raises(LicError, match="shape"):
         encode_licm(m)
+
+
+def test_name_must_be_utf8() -> None:
+    body = body_of(ModelFile("g\u00e4", 3, 3, [Node("relu", [0])]))  # "g" + 2-byte "ä"
+    assert decode_licm(rebuild(bytes(body))).name == "g\u00e4"
+    body[17] = 0xFF  # breaks the 2-byte sequence
+    with pytest.raises(LicError, match="UTF-8"):
+        decode_licm(rebuild(bytes(body)))

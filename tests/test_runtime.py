@@ -122,6 +122,7 @@ CONV_CASES = [
     (5, 3, 3, 2, (1, 1, 1, 1)),
     (4, 9, (3, 5), 1, (0, 2, 2, 1)),  # rectangular kernel, asymmetric padding
     (2, 33, 1, 1, (0, 0, 0, 0)),
+    (96, 20, 7, 1, (3, 3, 3, 3)),   # 96*49*16 weights per panel: reduction split in blocks
 ]
 
 
@@ -329,3 +330,44 @@ def test_info_and_rank4(tmp_path) -> None:
     y = np.load(tmp_path / "y.npy")
     assert y.shape == (1, 16, 24, 3)
     np.testing.assert_allclose(y[0], torch_model(nodes, x[0]), atol=2e-5, rtol=0)
+
+
+def test_python_and_cpp_readers_agree(tmp_path) -> None:
+    """The Python reader and the C++ reader accept and refuse the same files."""
+    import struct
+
+    from lic2cpp.modelformat import decode_licm, encode_licm, fingerprint
+
+    rng = np.random.default_rng(16)
+    nodes = [conv_node(rng, 2, 3, 3, 2, (1, 1, 1, 1)), gdn_node(rng, 3, 0, 1),
+             Node("leaky_relu", [2], {"alpha": 0.5}), Node("add", [3, 1]),
+             deconv_node(rng, 3, 2, 3, 2, 1, 1, 4)]
+    cin, cout = infer_channels(nodes)
+    data = encode_licm(ModelFile("g\u00e4", cin, cout, nodes))
+    body = data[24:]
+    variants = [data]
+    for k in range(70):
+        b = bytearray(body)
+        pos = int(rng.integers(0, len(b) // 4)) * 4
+        value = int(rng.integers(0, 40)) if k % 2 else int(rng.integers(0, 2**32))
+        b[pos:pos + 4] = struct.pack("<I", value)
+        variants.append(b"LICM" + struct.pack("<HHQQ", 1, 0, len(b), fingerprint(bytes(b)))
+                        + bytes(b))
+    bad_name = bytearray(body)
+    bad_name[17] = 0xFF
+    variants.append(b"LICM" + struct.pack("<HHQQ", 1, 0, len(bad_name),
+                                          fingerprint(bytes(bad_name))) + bytes(bad_name))
+    accepted = 0
+    for i, v in enumerate(variants):
+        path = tmp_path / f"v{i}.licm"
+        path.write_bytes(v)
+        try:
+            decode_licm(v)
+            py_ok = True
+        except LicError:
+            py_ok = False
+        proc = run_tool(["--info", str(path)])
+        assert proc.returncode in (0, 1), proc.stderr
+        assert (proc.returncode == 0) == py_ok, (i, proc.stderr)
+        accepted += py_ok
+    assert 0 < accepted < len(variants)

@@ -135,6 +135,36 @@ inline std::uint64_t load_u64(const std::uint8_t* p) {
   return v;
 }
 
+// Well-formed UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF).
+inline bool valid_utf8(const std::uint8_t* s, std::size_t n) {
+  std::size_t i = 0;
+  while (i < n) {
+    const std::uint8_t c = s[i];
+    std::size_t len = 0;
+    std::uint32_t cp = 0, min = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      len = 2, cp = c & 0x1Fu, min = 0x80;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3, cp = c & 0x0Fu, min = 0x800;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4, cp = c & 0x07u, min = 0x10000;
+    } else {
+      return false;
+    }
+    if (len > n - i) return false;
+    for (std::size_t k = 1; k < len; ++k) {
+      if ((s[i + k] & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (s[i + k] & 0x3Fu);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += len;
+  }
+  return true;
+}
+
 inline int checked_channels(std::uint32_t v, const std::string& what) {
   if (v < 1 || v > kMaxChannels)
     throw Error(what + " = " + std::to_string(v) + " is outside 1.." +
@@ -287,6 +317,7 @@ inline ModelDesc parse_model(const std::uint8_t* data, std::size_t size) {
                 std::to_string(kMaxName));
   const std::size_t padded = (name_len + 3u) & ~std::size_t(3);
   r.need(padded, "name");
+  if (!detail::valid_utf8(r.here(), name_len)) throw Error("model name is not valid UTF-8");
   m.name.assign(reinterpret_cast<const char*>(r.here()), name_len);
   for (std::size_t i = name_len; i < padded; ++i)
     if (r.here()[i] != 0) throw Error("non-zero padding after the model name");
