@@ -132,6 +132,7 @@ def eval_lic2cpp(encoder: Path, decoder: Path, image_path: Path, rgb: np.ndarray
         dec_cmd += ["--dump-latent", str(dump_latent)]
     dec_s = run_tool(dec_cmd, f"decoder on {image_path.name}")
     decoded = load_image(out_path)
+    out_path.unlink()  # a large folder of images must not fill the temporary folder
     if decoded.shape != rgb.shape:
         raise LicError(f"decoder gave a {decoded.shape[1]}x{decoded.shape[0]} image for "
                        f"{image_path.name} ({w}x{h})")
