@@ -371,3 +371,13 @@ def test_python_and_cpp_readers_agree(tmp_path) -> None:
         assert (proc.returncode == 0) == py_ok, (i, proc.stderr)
         accepted += py_ok
     assert 0 < accepted < len(variants)
+
+
+def test_absurd_output_size_is_refused_before_any_work(tmp_path) -> None:
+    rng = np.random.default_rng(17)
+    nodes = [deconv_node(rng, 1, 1, 8, 8, 0, 0, 0), deconv_node(rng, 1, 1, 8, 8, 0, 0, 1)]
+    model = save(tmp_path, nodes)
+    x = tmp_path / "wide.npy"
+    np.save(x, np.zeros((1, 2**20, 1), np.float32))  # output would be 64 x 2^26
+    msg = one_line_error(run_tool([str(model), str(x), str(tmp_path / "y.npy")]))
+    assert "too large" in msg

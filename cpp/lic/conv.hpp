@@ -51,8 +51,8 @@ class Conv2dOp {
   }
 
   static int out_size(int in, int k, int s, int pad_lo, int pad_hi) {
-    const int span = in + pad_lo + pad_hi - k;
-    return span < 0 ? 0 : span / s + 1;
+    const long long span = static_cast<long long>(in) + pad_lo + pad_hi - k;
+    return span < 0 ? 0 : static_cast<int>(span / s + 1);
   }
 
   // Output height and width for an input of h x w; throws when the input is too small.

@@ -40,8 +40,11 @@ struct Tensor {
     if (h <= 0 || w <= 0 || c <= 0)
       throw Error("invalid tensor size " + std::to_string(h) + "x" + std::to_string(w) + "x" +
                   std::to_string(c));
+    // Each side is also kept below 2^30 so that int coordinates plus any padding or
+    // stride arithmetic inside the operators cannot overflow.
     const long long limit = static_cast<long long>(kMaxTensorElements);
-    if (h > limit || w > limit || c > limit || h * w > limit || h * w * c > limit)
+    const long long side = 1LL << 30;
+    if (h > side || w > side || c > side || h * w > limit || h * w * c > limit)
       throw Error("tensor size " + std::to_string(h) + "x" + std::to_string(w) + "x" +
                   std::to_string(c) + " is too large");
     return static_cast<std::size_t>(h * w * c);
