@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXED_QUALITIES = (5, 10, 20, 30, 50, 75)
+FIXED_QUALITIES = (1, 3, 5, 10, 20, 30, 50, 75)
 TOLERANCE = 0.05
 
 
@@ -138,6 +138,8 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.annotate(f"q{q}", (x, y), textcoords="offset points", xytext=(4, -10), fontsize=8)
     ax.plot([np.mean([r["lic_bpp"] for r in rows])], [np.mean([r["lic_psnr"] for r in rows])],
             "*", markersize=14, color="tab:blue", label="lic2cpp (average)")
+    ax.plot([np.mean([r["jpeg_bpp"] for r in rows])], [np.mean([r["jpeg_psnr"] for r in rows])],
+            "*", markersize=14, color="tab:orange", label="JPEG at matched rate (average)")
     ax.set_xlabel("bits per pixel")
     ax.set_ylabel("PSNR (dB, RGB)")
     ax.set_title(f"Kodak ({len(rows)} images): lic2cpp C++ codec vs Pillow JPEG")
