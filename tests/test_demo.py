@@ -87,8 +87,12 @@ def test_demo_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[
     with pytest.raises(LicError, match="not a folder"):
         demo.pick_images(tmp_path / "missing", 2, tmp_path)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(LicError, match="no PNG or PPM"):
+    with pytest.raises(LicError, match="no images"):
         demo.pick_images(tmp_path / "empty", 2, tmp_path)
+    bad = tmp_path / "empty" / "broken.png"
+    bad.write_bytes(b"not a png")
+    with pytest.raises(LicError, match="cannot read image"):
+        demo.read_rgb(bad)
     with pytest.raises(SystemExit) as exc:
         cli_main(["demo", "--help"])
     assert exc.value.code == 0

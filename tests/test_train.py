@@ -255,3 +255,29 @@ def test_trained_int16_checkpoint_converts_and_runs_like_pytorch(
     assert x_cpp.shape == (64, 96, 3)
     np.testing.assert_allclose(x_cpp, hwc(x_hat), rtol=0,
                                atol=1e-4 * float(x_hat.abs().max()) + 1e-5)
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "gdn"])
+def test_model_variants_run_and_pass_the_layer_check(activation: str) -> None:
+    from lic2cpp.load import check_supported
+    from lic2cpp.train import build_model
+
+    torch.manual_seed(0)
+    net = build_model(8, 12, activation)
+    out = net(torch.rand(1, 3, 32, 48))
+    assert out["x_hat"].shape == (1, 3, 32, 48)
+    assert out["likelihoods"]["y"].shape == (1, 12, 2, 3)
+    check_supported(net)  # raises on a layer the converter does not take
+    decoder_act = {"relu": torch.nn.ReLU, "leaky_relu": torch.nn.LeakyReLU, "gdn": torch.nn.ReLU}
+    assert any(isinstance(m, decoder_act[activation]) for m in net.g_s)
+    if activation != "gdn":  # the int16 decoder forward covers both decoder activations
+        ctl = qat.QatController(net.train())
+        assert ctl.forward(torch.rand(1, 3, 32, 32))["x_hat"].shape == (1, 3, 32, 32)
+
+
+def test_unknown_activation_is_a_clear_error() -> None:
+    from lic2cpp.errors import LicError
+    from lic2cpp.train import build_model
+
+    with pytest.raises(LicError, match="unknown activation"):
+        build_model(8, 12, "swish")

@@ -22,7 +22,8 @@ from lic2cpp.errors import LicError
 DATA_DIR = Path(__file__).resolve().parent / "data"
 DEFAULT_MODEL = "default_model.pth"
 DEFAULT_ENTROPY = "default_entropy.lice"
-IMAGE_SUFFIXES = {".png", ".ppm"}
+IMAGE_SUFFIXES = {".png", ".ppm"}  # what the encoder reads directly
+OTHER_SUFFIXES = {".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}  # converted to PPM first
 # The checkout layout the tests and docs use: ../shared/data/{kodak,photos} from the root.
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -96,9 +97,10 @@ def pick_images(images_dir: Path | None, count: int, work: Path) -> tuple[list[P
     if images_dir is not None:
         if not images_dir.is_dir():
             raise LicError(f"--images: {images_dir} is not a folder")
-        found = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        found = sorted(p for p in images_dir.iterdir()
+                       if p.suffix.lower() in IMAGE_SUFFIXES | OTHER_SUFFIXES)
         if not found:
-            raise LicError(f"--images: no PNG or PPM images in {images_dir}")
+            raise LicError(f"--images: no images (PNG, PPM, JPEG, ...) in {images_dir}")
         return found[:count], str(images_dir)
     kodak = shared_data("kodak")
     if kodak is not None:
@@ -148,10 +150,13 @@ class RoundTrip:
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except (OSError, UnidentifiedImageError) as exc:
+        raise LicError(f"cannot read image {path}: {exc}") from exc
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -236,7 +241,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("-o", "--output", default="lic2cpp-demo", metavar="OUT",
                    help="output folder for the executables and decoded images")
     p.add_argument("--images", type=Path, default=None, metavar="DIR",
-                   help="round-trip the PNG/PPM images of DIR instead")
+                   help="round-trip the images of DIR instead (PNG/PPM; JPEG, BMP, TIFF and "
+                        "WebP are converted to PPM first)")
     p.add_argument("--count", type=int, default=4, help="at most this many images")
     p.add_argument("--training-set", type=Path, default=None, metavar="PATH",
                    help="refit the entropy tables on PATH (default: ../shared/data/photos "

@@ -1,4 +1,4 @@
-"""`lic2cpp train`: train a factorized-prior model that converts to the C++ runtime.
+"""Train a factorized-prior image compression model that converts to the C++ runtime.
 
 The model is CompressAI's factorized prior (Ballé et al. 2017) with runtime-friendly
 activations. Training samples random crops of a folder of images, minimises CompressAI's
