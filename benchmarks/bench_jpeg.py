@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
                     default=ROOT.parent / "shared" / "data" / "photos",
                     help="entropy tables are fitted here (never on Kodak)")
     ap.add_argument("--count", type=int, default=24)
+    ap.add_argument("--model", type=Path, default=None,
+                    help="benchmark this checkpoint instead of the shipped default model")
     args = ap.parse_args(argv)
 
     from lic2cpp.demo import build_default_codec, read_rgb, round_trip
@@ -77,7 +79,17 @@ def main(argv: list[str] | None = None) -> int:
         build_dir = args.build_dir or Path(tmp) / "build"
         start = time.perf_counter()
         ts = args.training_set if args.training_set.is_dir() else None
-        encoder, decoder = build_default_codec(build_dir, ts, log=lambda s: None)
+        if args.model is None:
+            encoder, decoder = build_default_codec(build_dir, ts, log=lambda s: None)
+        else:
+            from lic2cpp.build import BuildOptions, build
+
+            if ts is None:
+                print("--model needs --training-set to fit its entropy tables", file=sys.stderr)
+                return 1
+            res = build(BuildOptions(model=args.model, training_set=ts, out_dir=build_dir,
+                                     log=lambda s: None))
+            encoder, decoder = res.encoder, res.decoder
         print(f"built the default codec in {time.perf_counter() - start:.1f} s "
               f"({'fitted on ' + str(ts) if ts else 'shipped entropy tables'})")
         work = Path(tmp) / "work"

@@ -70,7 +70,7 @@ def test_loss_decreases(small_images: Path, tmp_path: Path) -> None:
     assert net.entropy_bottleneck._quantized_cdf.numel() > 0
     assert "optimizer" not in ckpt
     # the quantiles were settled after training: aux loss well below the last logged one
-    assert ckpt["aux_loss"] == pytest.approx(float(net.aux_loss()), rel=1e-5)
+    assert ckpt["aux_loss"] == pytest.approx(net.aux_loss().item(), rel=1e-5)
     assert ckpt["aux_loss"] < float(rows[-1]["aux_loss"])
 
 
@@ -80,9 +80,9 @@ def test_settling_moves_only_the_quantiles() -> None:
     torch.manual_seed(0)
     net = build_model(8, 12)
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    start = float(net.aux_loss())
+    start = net.aux_loss().item()
     end = settle_quantiles(net, 200, 5e-2)
-    assert end == pytest.approx(float(net.aux_loss()))
+    assert end == pytest.approx(net.aux_loss().item())
     assert end < 0.95 * start
     for k, v in net.state_dict().items():
         assert torch.equal(v, before[k]) != k.endswith("quantiles"), k

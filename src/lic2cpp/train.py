@@ -286,7 +286,7 @@ def settle_quantiles(net: nn.Module, steps: int, lr: float) -> float:
     """
     params = aux_parameters(net)
     if steps <= 0 or not params:
-        return float(net.aux_loss())
+        return float(net.aux_loss().detach())
     opt = torch.optim.Adam(params, lr=lr)
     for _ in range(steps):
         loss = net.aux_loss()
