@@ -281,3 +281,24 @@ def test_unknown_activation_is_a_clear_error() -> None:
 
     with pytest.raises(LicError, match="unknown activation"):
         build_model(8, 12, "swish")
+
+
+def test_init_starts_from_the_given_model(small_images: Path, tmp_path: Path) -> None:
+    first = train(tiny_config(small_images, tmp_path / "a", steps=10), progress=False)
+    cfg = tiny_config(small_images, tmp_path / "b", steps=1, lr=1e-12, warmup=1, int16=True,
+                      init=str(first), n=99, m=99)  # --N/--M ignored: the model's are used
+    ckpt = torch.load(train(cfg, progress=False), weights_only=False)
+    start = torch.load(first, weights_only=False)["model"].state_dict()
+    after = ckpt["model"].state_dict()
+    for k, v in start.items():
+        if k.startswith(("g_a.", "g_s.")):  # g_s additionally snapped onto the int16 grid
+            assert torch.allclose(after[k], v, rtol=0, atol=2.0 ** -10), k
+    assert qat.check_int16(ckpt["model"], ckpt["quant_layer"]) == []
+
+
+def test_init_refuses_a_missing_model(small_images: Path, tmp_path: Path) -> None:
+    from lic2cpp.errors import LicError
+
+    cfg = tiny_config(small_images, tmp_path, init=str(tmp_path / "nope.pth"))
+    with pytest.raises(LicError):
+        train(cfg, progress=False)

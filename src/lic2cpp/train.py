@@ -65,6 +65,7 @@ class TrainConfig:
     qat_start: int = 0
     settle_steps: int = 5000
     settle_lr: float = 1e-2
+    init: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -99,6 +100,16 @@ def build_model(n: int, m: int, activation: str = "relu") -> nn.Module:
     net.g_s = nn.Sequential(
         deconv(m, n), act(n), deconv(n, n), act(n), deconv(n, n), act(n), deconv(n, 3)
     )
+    return net
+
+
+def initial_model(path: Path) -> nn.Module:
+    """A trained model to fine-tune from (``--init``), e.g. before ``--int16`` training."""
+    from lic2cpp.load import load_model
+
+    net = load_model(path)
+    if not hasattr(net, "entropy_bottleneck") or not hasattr(net, "aux_loss"):
+        raise LicError(f"--init {path}: not a factorized-prior model")
     return net
 
 
@@ -361,6 +372,8 @@ def train(
         elapsed0 = float(ckpt.get("elapsed_s", 0.0))
         acc = dict(ckpt.get("log_acc", {}))
         qat_state = ckpt.get("qat_state")
+    elif cfg.init:
+        net = initial_model(Path(cfg.init))
     else:
         net = build_model(cfg.n, cfg.m, cfg.activation)
     net = net.to(device).train()
@@ -517,6 +530,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         val_size=args.val_size, log_every=args.log_every, save_every=args.save_every,
         seed=args.seed, int16=args.int16, qat_start=args.qat_start,
         settle_steps=args.settle_steps, settle_lr=args.settle_lr,
+        init=str(args.init) if args.init else "",
     )
 
 
@@ -617,6 +631,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--settle-steps", type=int, default=d.settle_steps,
                    help="after training, steps fitting the entropy bottleneck's quantiles alone")
     p.add_argument("--settle-lr", type=float, default=d.settle_lr)
+    p.add_argument("--init", type=Path, default=None, metavar="CKPT",
+                   help="start from this trained model's weights (fresh optimizer and step "
+                        "count; --N/--M/--activation are then the model's), e.g. to fine-tune "
+                        "a float model with --int16")
     p.add_argument("--resume", type=Path, help="resume from a last.pth checkpoint")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     p.add_argument("--device", default="auto", help="auto (cuda when present), cpu, cuda[:i]")
