@@ -1,4 +1,5 @@
-"""The C++ range coder and context model (cpp/codec/), driven through small test programs."""
+"""The C++ range coder and context model (cpp/codec/), driven through small test programs
+(tests/cpp/coder_selftest.cpp, tests/cpp/latent_tool.cpp)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from lic2cpp.toolchain import compile_program, cpp_dir
 
 
 def tool(name: str) -> Path:
-    return compile_program([cpp_dir() / "codec" / "tools" / f"{name}.cpp"], f"codec-{name}-asan",
+    return compile_program([cpp_dir().parent / "tests" / "cpp" / f"{name}.cpp"], f"codec-{name}-asan",
                            sanitize=True)
 
 

@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lic2cpp.codegen import build_codec
+from lic2cpp.codegen import build_codec, network_multiple
 from lic2cpp.entropy import EntropyModel, fit_entropy_model
-from lic2cpp.modelformat import ModelFile, Node, write_licm
+from lic2cpp.modelformat import ModelFile, Node, read_licm, write_licm
+from lic2cpp.toolchain import compile_program, cpp_dir, source_closure
 
 CHANNELS = 12
 
@@ -262,3 +263,34 @@ def test_programs_stand_alone(codec: Codec, tmp_path: Path) -> None:
     if Path("/usr/lib/x86_64-linux-gnu/libpng16.a").is_file():
         libs = run(["ldd", tmp_path / "decoder"]).stdout
         assert "libpng" not in libs and "libz" not in libs
+
+
+def test_codec_halves_compile_without_libpng(codec: Codec, tmp_path: Path) -> None:
+    # The codec core, the entropy coder and the encoder/decoder halves as a library: a
+    # <png.h> that refuses to compile sits first on the include path, and nothing of
+    # libpng is on the link line. The bitstream and pixels must equal the programs'.
+    poison = tmp_path / "poison"
+    poison.mkdir()
+    (poison / "png.h").write_text('#error "the codec core must not include libpng"\n')
+    src = cpp_dir().parent / "tests" / "cpp" / "codec_core.cpp"
+    exe = compile_program([src], "codec-core-asan", sanitize=True, include_dirs=[poison])
+    pngs = [p for p in source_closure([src]) if "#include <png.h>" in p.read_text()]
+    assert pngs == [], pngs
+    # ... while the image file I/O does include it (so the poison above is meaningful)
+    io = cpp_dir() / "codec" / "io" / "image_file.hpp"
+    assert "#include <png.h>" in io.read_text()
+
+    w, h = 37, 21
+    png = random_image(tmp_path / "in.png", w, h, seed=5)
+    rgb = np.asarray(Image.open(png)).astype(np.float32)
+    np.save(tmp_path / "in.npy", rgb)
+    multiple = network_multiple(read_licm(codec.folder / "g_a.licm"))
+    proc = run([exe, codec.folder / "g_a.licm", codec.folder / "g_s.licm", codec.tables_path,
+                multiple, tmp_path / "in.npy", tmp_path / "core.bin", tmp_path / "core.npy"])
+    assert proc.returncode == 0, proc.stderr
+    assert run([codec.encoder, png, tmp_path / "prog.bin"]).returncode == 0
+    assert (tmp_path / "core.bin").read_bytes() == (tmp_path / "prog.bin").read_bytes()
+    assert run([codec.decoder, tmp_path / "prog.bin", tmp_path / "prog.png"]).returncode == 0
+    decoded = np.load(tmp_path / "core.npy")
+    assert decoded.shape == (h, w, 3)
+    assert np.array_equal(decoded.astype(np.uint8), np.asarray(Image.open(tmp_path / "prog.png")))

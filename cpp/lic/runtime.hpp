@@ -20,14 +20,14 @@
 #include <string>
 #include <vector>
 
-#include "lic/activation.hpp"
-#include "lic/conv.hpp"
-#include "lic/conv_transpose.hpp"
-#include "lic/dispatch.hpp"
-#include "lic/eltwise.hpp"
-#include "lic/error.hpp"
-#include "lic/gdn.hpp"
-#include "lic/model.hpp"
+#include "base/error.hpp"
+#include "lic/kernels/dispatch.hpp"
+#include "lic/model_format.hpp"
+#include "lic/ops/activation.hpp"
+#include "lic/ops/conv.hpp"
+#include "lic/ops/conv_transpose.hpp"
+#include "lic/ops/eltwise.hpp"
+#include "lic/ops/gdn.hpp"
 #include "lic/tensor.hpp"
 #include "lic/workspace.hpp"
 

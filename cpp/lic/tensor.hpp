@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "lic/error.hpp"
+#include "base/error.hpp"
 
 namespace lic {
 

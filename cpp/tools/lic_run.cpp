@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "lic/runtime.hpp"
-#include "tools/npy.hpp"
+#include "base/npy.hpp"
 
 namespace {
 

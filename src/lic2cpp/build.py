@@ -68,15 +68,15 @@ def modules_hash(names: tuple[str, ...]) -> str:
 
 
 def cpp_sources_hash() -> str:
-    """Hash of every C++ source under cpp/ (runtime, codec, tools)."""
-    from lic2cpp.toolchain import cpp_dir
+    """Hash of the C++ sources the encoder and decoder programs compile (and only those)."""
+    from lic2cpp.codegen import program_main
+    from lic2cpp.toolchain import cpp_dir, source_closure
 
     root = cpp_dir()
     digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        if path.suffix in {".hpp", ".h", ".cpp", ".inc", ".in", ".txt"}:
-            digest.update(str(path.relative_to(root)).encode() + b"\0")
-            digest.update(path.read_bytes())
+    for path in source_closure([program_main("encoder"), program_main("decoder")]):
+        digest.update(str(path.relative_to(root)).encode() + b"\0")
+        digest.update(path.read_bytes())
     return digest.hexdigest()
 
 

@@ -2,7 +2,7 @@
 
 The generated C++ source of each program holds no weights as text: the model and table
 files are pulled in byte for byte by the assembler (``.incbin``), which compiles 12 MB in
-well under a second, and ``cpp/codec/{encoder,decoder}_main.cpp`` read them through
+well under a second, and ``cpp/codec/programs/{encoder,decoder}_main.cpp`` read them through
 ``lic::codec::embedded()``. The embedded copies are content-addressed files in the lic2cpp
 cache, and each generated source names the files' fingerprints, so the toolchain's
 content-hash cache can safely reuse a compiled program.
@@ -31,6 +31,11 @@ def png_link_args() -> list[str]:
         if png.is_file() and z.is_file():
             return [str(png), str(z), "-lm"]
     return ["-lpng16", "-lz", "-lm"]
+
+
+def program_main(role: str) -> Path:
+    """The C++ main file of the ``encoder`` or ``decoder`` program."""
+    return cpp_dir() / "codec" / "programs" / f"{role}_main.cpp"
 
 
 def network_multiple(model: ModelFile) -> int:
@@ -87,7 +92,7 @@ def embedded_source(network: Path, tables: Path, multiple: int, ga_fp: int, gs_f
 #include <cstddef>
 #include <cstdint>
 
-#include "codec/codec.hpp"
+#include "codec/programs/embedded.hpp"
 
 __asm__(R"lic(
   .pushsection .rodata.lic2cpp, "a"
@@ -163,7 +168,7 @@ def build_codec(ga_licm: Path, gs_licm: Path, entropy_path: Path, out_dir: Path,
         text = embedded_source(blob, tab_blob, multiple, ga_fp, gs_fp, tab_fp, role)
         if not gen.is_file() or gen.read_text() != text:
             gen.write_text(text)
-        main = cpp_dir() / "codec" / f"{role}_main.cpp"
+        main = program_main(role)
         name = f"{role}-asan" if sanitize else role
         exe = compile_program([main, gen], name, sanitize=sanitize, libs=png_link_args())
         dest = out_dir / role

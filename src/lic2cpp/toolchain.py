@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -51,16 +52,42 @@ def find_compiler() -> str:
     raise LicError("no C++ compiler found (install g++ or set CXX)")
 
 
+_INCLUDE = re.compile(r'^\s*#\s*include\s*"([^"]+)"', re.MULTILINE)
+
+
+def source_closure(sources: Sequence[Path], include_dirs: Sequence[Path] = ()) -> list[Path]:
+    """``sources`` and every file they ``#include "..."``, transitively, in a stable order.
+
+    Quoted includes are looked up beside the including file, then in ``include_dirs`` and
+    ``cpp_dir()`` (as the compiler does); system headers (``<...>``) are not followed. An
+    include under a false ``#if`` still counts: the closure may be larger than what is
+    compiled, never smaller.
+    """
+    dirs = [*[Path(d).resolve() for d in include_dirs], cpp_dir().resolve()]
+    seen: dict[Path, None] = {}
+    todo = [Path(s).resolve() for s in sources]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen[path] = None
+        for name in _INCLUDE.findall(path.read_text(errors="replace")):
+            for base in (path.parent, *dirs):
+                found = base / name
+                if found.is_file():
+                    todo.append(found.resolve())
+                    break
+    return sorted(seen)
+
+
 def _hash_inputs(sources: Sequence[Path], flags: Sequence[str], include_dirs: Sequence[Path]
                  ) -> str:
     digest = hashlib.sha256()
     for flag in flags:
         digest.update(flag.encode() + b"\0")
-    # Any header under the include folders can change the program: hash them all.
-    files = list(sources)
-    for inc in include_dirs:
-        files += sorted(p for p in inc.rglob("*") if p.suffix in {".hpp", ".h", ".cpp", ".inc"})
-    for path in files:
+    # Only what the program includes: editing another program's source or a test harness
+    # does not invalidate it.
+    for path in source_closure(sources, include_dirs):
         digest.update(str(path).encode() + b"\0")
         digest.update(path.read_bytes())
     return digest.hexdigest()[:20]

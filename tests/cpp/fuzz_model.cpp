@@ -20,14 +20,14 @@
 namespace {
 
 void repair_fingerprint(std::vector<std::uint8_t>& b) {
-  if (b.size() < lic::kHeaderSize) return;
-  const std::uint64_t h = lic::fnv1a64(b.data() + lic::kHeaderSize, b.size() - lic::kHeaderSize);
+  if (b.size() < lic::kModelHeaderSize) return;
+  const std::uint64_t h = lic::fnv1a64(b.data() + lic::kModelHeaderSize, b.size() - lic::kModelHeaderSize);
   for (int i = 0; i < 8; ++i) b[16 + std::size_t(i)] = static_cast<std::uint8_t>(h >> (8 * i));
 }
 
 void repair_size(std::vector<std::uint8_t>& b) {
-  if (b.size() < lic::kHeaderSize) return;
-  const std::uint64_t n = b.size() - lic::kHeaderSize;
+  if (b.size() < lic::kModelHeaderSize) return;
+  const std::uint64_t n = b.size() - lic::kModelHeaderSize;
   for (int i = 0; i < 8; ++i) b[8 + std::size_t(i)] = static_cast<std::uint8_t>(n >> (8 * i));
 }
 
@@ -78,7 +78,7 @@ int main(int argc, char** argv) {
     // The same truncation with a consistent header reaches the body parser.
     repair_size(b);
     repair_fingerprint(b);
-    if (n >= lic::kHeaderSize && attempt(b) != 1) {
+    if (n >= lic::kModelHeaderSize && attempt(b) != 1) {
       std::printf("repaired truncation to %zu bytes was accepted\n", n);
       return 2;
     }

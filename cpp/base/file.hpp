@@ -1,0 +1,66 @@
+// Whole-file reading and atomic writing (temp file + rename: no partial output on error).
+#pragma once
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "base/error.hpp"
+
+namespace lic {
+
+constexpr std::uint64_t kMaxInputFile = std::uint64_t{1} << 30;  // 1 GiB: far above any legal input
+
+inline std::vector<std::uint8_t> read_file(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) throw Error("cannot open " + path + ": " + std::strerror(errno));
+  std::vector<std::uint8_t> data;
+  std::uint8_t buf[1 << 16];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) {
+    if (data.size() + n > kMaxInputFile) {
+      std::fclose(f);
+      throw Error(path + " is too large (over 1 GiB)");
+    }
+    data.insert(data.end(), buf, buf + n);
+  }
+  const bool failed = std::ferror(f) != 0;
+  std::fclose(f);
+  if (failed) throw Error("cannot read " + path);
+  return data;
+}
+
+// Writes to "<path>.tmp-lic2cpp" then renames over `path`.
+inline void write_file_atomic(const std::string& path, const std::vector<std::uint8_t>& data) {
+  const std::string tmp = path + ".tmp-lic2cpp";
+  FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f) throw Error("cannot write " + path + ": " + std::strerror(errno));
+  const bool ok = std::fwrite(data.data(), 1, data.size(), f) == data.size();
+  const bool closed = std::fclose(f) == 0;
+  if (!ok || !closed) {
+    std::remove(tmp.c_str());
+    throw Error("cannot write " + path + " (disk full?)");
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string why = std::strerror(errno);
+    std::remove(tmp.c_str());
+    throw Error("cannot write " + path + ": " + why);
+  }
+}
+
+// Case-insensitive suffix test for file names (`suffix` in lower case).
+inline bool ends_with_ci(const std::string& s, const std::string& suffix) {
+  if (s.size() < suffix.size()) return false;
+  for (std::size_t i = 0; i < suffix.size(); ++i) {
+    char a = s[s.size() - suffix.size() + i];
+    if (a >= 'A' && a <= 'Z') a = static_cast<char>(a - 'A' + 'a');
+    if (a != suffix[i]) return false;
+  }
+  return true;
+}
+
+}  // namespace lic

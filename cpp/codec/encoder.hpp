@@ -1,0 +1,93 @@
+// The encoder half: image -> bitstream. Pads the image to a multiple of the network's
+// downsampling factor by repeating the last row/column (edge replication: no artificial
+// edge to code), x = rgb / 255, y = g_a(x), then the latent coder makes the payload and
+// the container wraps it. No file I/O: the programs (codec/programs/) read and write.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "base/error.hpp"
+#include "codec/core/bitstream.hpp"
+#include "codec/core/image.hpp"
+#include "codec/core/latent.hpp"
+#include "codec/entropy/latent_coder.hpp"
+#include "lic/runtime.hpp"
+
+namespace lic::codec {
+
+struct EncodeResult {
+  std::vector<uint8_t> bitstream;
+  lic::Tensor y_hat;  // the de-quantised latent, HWC (for --dump-latent)
+  CodeLength ideal;
+  size_t payload_size = 0;
+};
+
+class Encoder {
+ public:
+  // `multiple` is g_a's downsampling factor; `gs_fingerprint` that of the matching
+  // decoder's g_s (both networks are part of the fingerprint a bitstream carries).
+  Encoder(lic::Model g_a, std::unique_ptr<const LatentCoder> coder, uint32_t multiple,
+          uint64_t gs_fingerprint)
+      : g_a_(std::move(g_a)), coder_(std::move(coder)), multiple_(multiple) {
+    if (multiple_ < 1 || multiple_ > kMaxMultiple) throw Error("invalid network multiple");
+    fingerprint_ = model_fingerprint(g_a_.fingerprint(), gs_fingerprint, coder_->fingerprint());
+  }
+
+  uint64_t fingerprint() const { return fingerprint_; }
+
+  EncodeResult encode(const Image& img, int threads) const {
+    check_image_size(img.width, img.height);
+    const lic::Tensor y = g_a_.run(to_tensor(img), threads);
+    const int m = static_cast<int>(multiple_);
+    if (y.height != round_up(static_cast<int>(img.height)) / m ||
+        y.width != round_up(static_cast<int>(img.width)) / m)
+      throw Error("the analysis network does not downsample by " + std::to_string(multiple_));
+    EncodedLatent lat = coder_->encode(y, threads);
+    EncodeResult r;
+    r.payload_size = lat.payload.size();
+    r.ideal = lat.ideal;
+    r.y_hat = std::move(lat.y_hat);
+    StreamHeader head;
+    head.width = img.width;
+    head.height = img.height;
+    head.channels = static_cast<uint32_t>(y.channels);
+    head.latent_h = static_cast<uint32_t>(y.height);
+    head.latent_w = static_cast<uint32_t>(y.width);
+    head.mode = coder_->mode();
+    head.fingerprint = fingerprint_;
+    r.bitstream = write_bitstream(head, lat.payload);
+    return r;
+  }
+
+ private:
+  int round_up(int v) const {
+    const int m = static_cast<int>(multiple_);
+    return (v + m - 1) / m * m;
+  }
+
+  // x = rgb / 255, padded to a multiple of the downsampling factor by edge replication.
+  lic::Tensor to_tensor(const Image& img) const {
+    const int w = static_cast<int>(img.width), h = static_cast<int>(img.height);
+    const int pw = round_up(w), ph = round_up(h);
+    lic::Tensor x(ph, pw, 3);
+    for (int yy = 0; yy < ph; ++yy) {
+      const uint8_t* row = img.rgb.data() + static_cast<size_t>(std::min(yy, h - 1)) * w * 3;
+      for (int xx = 0; xx < pw; ++xx)
+        for (int c = 0; c < 3; ++c) x.at(yy, xx, c) = row[std::min(xx, w - 1) * 3 + c] / 255.0f;
+    }
+    return x;
+  }
+
+  lic::Model g_a_;
+  std::unique_ptr<const LatentCoder> coder_;
+  uint32_t multiple_;
+  uint64_t fingerprint_ = 0;
+};
+
+}  // namespace lic::codec

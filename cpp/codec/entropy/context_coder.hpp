@@ -1,0 +1,250 @@
+// The context-table latent coder (coding mode 1): codes the quantised latent with the
+// tables of a .lice file (the C++ twin of EntropyModel.estimate_bits in
+// src/lic2cpp/entropy.py; docs/entropy-model.md). ContextTableCoder, at the end, is its
+// LatentCoder implementation; the free functions are what it and the tests use.
+//
+// Channels are coded in the model's order. Per channel: the activation flag (binary,
+// symbol 1 = "every value is mpv", probability flag_freq / 2^16); unless set, every value in
+// raster order with the table of its context
+//   ctx = [|left - mpv| > t_nbr] + 2 [|up - mpv| > t_nbr] + 4 [|prev - mpv_prev| > t_prev]
+// (a missing neighbour or predecessor counts as not active). A value outside the channel's
+// alphabet is coded as the escape symbol followed by bypass bits: 1 bit side (1 = below),
+// 5 bits n - 1, then the n - 1 low bits of (distance + 1), n = its bit length.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "base/error.hpp"
+#include "codec/core/bitstream.hpp"
+#include "codec/core/latent.hpp"
+#include "codec/core/range_coder.hpp"
+#include "codec/entropy/context_tables.hpp"
+#include "codec/entropy/latent_coder.hpp"
+#include "lic/tensor.hpp"
+
+namespace lic::codec {
+
+namespace detail {
+
+inline bool active(int32_t v, int32_t mpv, uint32_t t) {
+  return std::llabs(static_cast<long long>(v) - mpv) > static_cast<long long>(t);
+}
+
+inline int context_of(const Latent& lat, const ContextTables& m, int c, int y, int x) {
+  const ChannelTables& ch = m.channels[c];
+  int ctx = 0;
+  if (x > 0 && active(lat.at(c, y, x - 1), ch.mpv, ch.t_nbr)) ctx |= 1;
+  if (y > 0 && active(lat.at(c, y - 1, x), ch.mpv, ch.t_nbr)) ctx |= 2;
+  const int p = m.pred[c];
+  if (p >= 0 && active(lat.at(p, y, x), m.channels[p].mpv, ch.t_prev)) ctx |= 4;
+  return ctx;
+}
+
+inline int bit_length(uint64_t v) {
+  int n = 0;
+  for (; v; v >>= 1) ++n;
+  return n;
+}
+
+// Escape payload for value v outside [lo, lo + nsym): (below, n, distance + 1).
+struct Escape {
+  uint32_t below;
+  int n;
+  uint64_t v;
+};
+
+inline Escape escape_of(int64_t value, const ChannelTables& ch) {
+  const int64_t lo = ch.lo, hi = ch.lo + static_cast<int64_t>(ch.nsym) - 1;
+  const uint64_t dist = value < lo ? static_cast<uint64_t>(lo - 1 - value)
+                                   : static_cast<uint64_t>(value - hi - 1);
+  return {value < lo ? 1u : 0u, bit_length(dist + 1), dist + 1};
+}
+
+inline double cost(const std::vector<uint32_t>& cdf, uint32_t s) {
+  return -std::log2(static_cast<double>(cdf[s + 1] - cdf[s]) / kProbOne);
+}
+
+}  // namespace detail
+
+inline void check_latent(const Latent& lat, const ContextTables& m) {
+  if (lat.channels != m.num_channels())
+    throw Error("latent has " + std::to_string(lat.channels) + " channels, the entropy model " +
+                     std::to_string(m.num_channels()));
+  for (int32_t v : lat.q)
+    if (std::llabs(static_cast<long long>(v)) >= kMaxAbsSymbol)
+      throw Error("latent value out of the codable range");
+}
+
+// Codes the latent; returns the ideal code lengths under the same tables.
+inline CodeLength encode_latent(const Latent& lat, const ContextTables& m, RangeEncoder& enc) {
+  check_latent(lat, m);
+  CodeLength len;
+  const int h = lat.height, w = lat.width;
+  for (uint32_t c : m.order) {
+    const ChannelTables& ch = m.channels[c];
+    bool all_mpv = true;
+    for (int i = 0; i < h * w && all_mpv; ++i) all_mpv = lat.q[static_cast<size_t>(c) * h * w + i] == ch.mpv;
+    const uint32_t f_off = kProbOne - ch.flag_freq;
+    if (all_mpv) {
+      enc.encode(f_off, ch.flag_freq);
+      len.bits_ctx -= std::log2(static_cast<double>(ch.flag_freq) / kProbOne);
+    } else {
+      enc.encode(0, f_off);
+      len.bits_ctx -= std::log2(static_cast<double>(f_off) / kProbOne);
+    }
+    for (int y = 0; y < h; ++y) {
+      for (int x = 0; x < w; ++x) {
+        const int64_t v = lat.at(c, y, x);
+        const int64_t rel = v - ch.lo;
+        const bool inside = rel >= 0 && rel < static_cast<int64_t>(ch.nsym);
+        const uint32_t s = inside ? static_cast<uint32_t>(rel) : ch.nsym;
+        double extra = 0;
+        detail::Escape e{};
+        if (!inside) {
+          e = detail::escape_of(v, ch);
+          extra = 1 + kEscapeLengthBits + (e.n - 1);
+        }
+        len.bits_plain += detail::cost(ch.cdf[kContexts], s) + extra;
+        if (all_mpv) continue;
+        const auto& cdf = ch.cdf[detail::context_of(lat, m, c, y, x)];
+        enc.encode(cdf[s], cdf[s + 1] - cdf[s]);
+        len.bits_ctx += detail::cost(cdf, s) + extra;
+        if (!inside) {
+          enc.encode_bits(e.below, 1);
+          enc.encode_bits(static_cast<uint32_t>(e.n - 1), kEscapeLengthBits);
+          for (int left = e.n - 1; left > 0;) {  // low n-1 bits, high chunk first
+            const int k = left > 16 ? 16 : left;
+            left -= k;
+            enc.encode_bits(static_cast<uint32_t>(e.v >> left) & ((1u << k) - 1), k);
+          }
+        }
+      }
+    }
+  }
+  return len;
+}
+
+// Decodes a latent of the given shape; every decoded value is range-checked.
+inline Latent decode_latent(RangeDecoder& dec, const ContextTables& m, int height, int width) {
+  Latent lat;
+  lat.channels = m.num_channels();
+  lat.height = height;
+  lat.width = width;
+  lat.q.assign(static_cast<size_t>(lat.channels) * height * width, 0);
+  for (uint32_t c : m.order) {
+    const ChannelTables& ch = m.channels[c];
+    int32_t* plane = lat.q.data() + static_cast<size_t>(c) * height * width;
+    if (dec.decode_binary(kProbOne - ch.flag_freq) == 1) {
+      for (int i = 0; i < height * width; ++i) plane[i] = ch.mpv;
+      continue;
+    }
+    for (int y = 0; y < height; ++y) {
+      for (int x = 0; x < width; ++x) {
+        const auto& cdf = ch.cdf[detail::context_of(lat, m, c, y, x)];
+        const uint32_t s = dec.decode(cdf.data(), ch.nsym + 1);
+        int64_t v;
+        if (s < ch.nsym) {
+          v = static_cast<int64_t>(ch.lo) + s;
+        } else {
+          const uint32_t below = dec.decode_bits(1);
+          const int n = static_cast<int>(dec.decode_bits(kEscapeLengthBits)) + 1;
+          uint64_t d1 = 1;
+          for (int left = n - 1; left > 0;) {
+            const int k = left > 16 ? 16 : left;
+            left -= k;
+            d1 = (d1 << k) | dec.decode_bits(k);
+          }
+          const int64_t dist = static_cast<int64_t>(d1 - 1);
+          v = below ? static_cast<int64_t>(ch.lo) - 1 - dist
+                    : static_cast<int64_t>(ch.lo) + ch.nsym + dist;
+          if (std::llabs(v) >= kMaxAbsSymbol) throw Error("corrupt bitstream (escaped value out of range)");
+        }
+        plane[static_cast<size_t>(y) * width + x] = static_cast<int32_t>(v);
+      }
+    }
+  }
+  return lat;
+}
+
+// q = round_half_even(y - mean) in float32, as ContextTables.symbols does; y is read at
+// y[c * c_stride + (row * width + col) * px_stride] so both CHW and HWC work.
+inline Latent quantize(const float* y, int channels, int height, int width, size_t c_stride,
+                       size_t px_stride, const ContextTables& m) {
+  if (channels != m.num_channels())
+    throw Error("latent has " + std::to_string(channels) + " channels, the entropy model " +
+                     std::to_string(m.num_channels()));
+  Latent lat;
+  lat.channels = channels;
+  lat.height = height;
+  lat.width = width;
+  lat.q.resize(static_cast<size_t>(channels) * height * width);
+  for (int c = 0; c < channels; ++c) {
+    const float mean = m.channels[c].mean;
+    for (size_t i = 0; i < static_cast<size_t>(height) * width; ++i) {
+      const float d = y[c * c_stride + i * px_stride] - mean;
+      if (!std::isfinite(d) || std::fabs(d) >= static_cast<float>(kMaxAbsSymbol))
+        throw Error("latent has a non-finite or out-of-range value (channel " + std::to_string(c) + ")");
+      lat.q[static_cast<size_t>(c) * height * width + i] = static_cast<int32_t>(std::nearbyint(d));
+    }
+  }
+  return lat;
+}
+
+// De-quantised latent y_hat = q + mean (float32), HWC.
+inline std::vector<float> dequantize_hwc(const Latent& lat, const ContextTables& m) {
+  std::vector<float> out(lat.q.size());
+  const size_t hw = static_cast<size_t>(lat.height) * lat.width;
+  for (int c = 0; c < lat.channels; ++c)
+    for (size_t i = 0; i < hw; ++i)
+      out[i * lat.channels + c] = static_cast<float>(lat.q[c * hw + i]) + m.channels[c].mean;
+  return out;
+}
+
+class ContextTableCoder : public LatentCoder {
+ public:
+  explicit ContextTableCoder(ContextTables tables) : tables_(std::move(tables)) {}
+  static std::unique_ptr<ContextTableCoder> from_bytes(const uint8_t* data, size_t size) {
+    return std::make_unique<ContextTableCoder>(ContextTables::from_bytes(data, size));
+  }
+
+  const ContextTables& tables() const { return tables_; }
+  uint8_t mode() const override { return kModeContextTables; }
+  uint64_t fingerprint() const override { return tables_.fingerprint; }
+  int channels() const override { return tables_.num_channels(); }
+
+  EncodedLatent encode(const lic::Tensor& y, int /*threads*/) const override {
+    const Latent lat = quantize(y.data.data(), y.channels, y.height, y.width, 1,
+                                static_cast<size_t>(y.channels), tables_);
+    RangeEncoder enc;
+    EncodedLatent r;
+    r.ideal = encode_latent(lat, tables_, enc);
+    r.payload = enc.finish();
+    r.y_hat = dequantized(lat);
+    return r;
+  }
+
+  lic::Tensor decode(const uint8_t* payload, size_t size, int height, int width,
+                     int /*threads*/) const override {
+    RangeDecoder dec(payload, size);
+    const Latent lat = decode_latent(dec, tables_, height, width);
+    if (dec.bytes_read() < size) throw Error("corrupt bitstream (unused payload bytes)");
+    return dequantized(lat);
+  }
+
+ private:
+  lic::Tensor dequantized(const Latent& lat) const {
+    lic::Tensor y(lat.height, lat.width, lat.channels);
+    y.data = dequantize_hwc(lat, tables_);
+    return y;
+  }
+
+  ContextTables tables_;
+};
+
+}  // namespace lic::codec

@@ -1,0 +1,126 @@
+// The one dispatch point. An init function per instruction-set level puts that level's
+// kernels into a table (a level without a kernel of its own keeps the one below, dav1d
+// style); CPU features are detected here and nowhere else.
+//
+//   kern::kernels()          the table the runtime uses: the best level this CPU has,
+//                            chosen once at first use; LIC_FORCE_SCALAR=1 in the
+//                            environment forces the scalar twins (tests and debugging)
+//   kern::kernels_for(isa)   the table of any level the CPU supports (the kernel tests
+//                            loop over them)
+#pragma once
+
+#include <cstdlib>
+#include <cstring>
+
+#include "lic/kernels/contracts.hpp"
+#include "lic/kernels/f32-gdn-finish/avx2.hpp"
+#include "lic/kernels/f32-gdn-finish/scalar.hpp"
+#include "lic/kernels/f32-igemm/avx2-fma.hpp"
+#include "lic/kernels/f32-igemm/scalar.hpp"
+#include "lic/kernels/f32-vadd/avx2.hpp"
+#include "lic/kernels/f32-vadd/scalar.hpp"
+#include "lic/kernels/f32-vleaky/avx2.hpp"
+#include "lic/kernels/f32-vleaky/scalar.hpp"
+#include "lic/kernels/f32-vsquare/avx2.hpp"
+#include "lic/kernels/f32-vsquare/scalar.hpp"
+
+namespace lic {
+namespace kern {
+
+inline const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::kScalar: return "scalar";
+    case Isa::kAvx2Fma: return "avx2+fma";
+    case Isa::kAvx512: return "avx512";
+  }
+  return "?";
+}
+
+// Whether this CPU (and OS) can run code of level `isa`.
+inline bool cpu_supports(Isa isa) {
+  if (isa == Isa::kScalar) return true;
+#ifdef LIC_HAVE_X86_KERNELS
+  __builtin_cpu_init();
+  const bool avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (isa == Isa::kAvx2Fma) return avx2_fma;
+  if (isa == Isa::kAvx512)
+    return avx2_fma && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+#endif
+  return false;
+}
+
+// Whether level `isa` has kernels of its own in this build (a level without any is never
+// chosen: its table would be the one below it under another name).
+inline bool has_kernels(Isa isa) {
+  if (isa == Isa::kScalar) return true;
+#ifdef LIC_HAVE_X86_KERNELS
+  if (isa == Isa::kAvx2Fma) return true;
+#endif
+  return false;  // kAvx512: none yet; an init_avx512() below would add them
+}
+
+inline void init_scalar(KernelTable& t) {
+  t.igemm[0] = f32_igemm_x16__scalar<1>;
+  t.igemm[1] = f32_igemm_x16__scalar<2>;
+  t.igemm[2] = f32_igemm_x16__scalar<3>;
+  t.igemm[3] = f32_igemm_x16__scalar<4>;
+  t.igemm[4] = f32_igemm_x16__scalar<5>;
+  t.igemm[5] = f32_igemm_x16__scalar<6>;
+  t.leaky = f32_vleaky__scalar;
+  t.add = f32_vadd__scalar;
+  t.square = f32_vsquare__scalar;
+  t.gdn_finish = f32_gdn_finish__scalar;
+}
+
+#ifdef LIC_HAVE_X86_KERNELS
+inline void init_avx2_fma(KernelTable& t) {
+  t.igemm[0] = f32_igemm_x16__avx2_fma<1>;
+  t.igemm[1] = f32_igemm_x16__avx2_fma<2>;
+  t.igemm[2] = f32_igemm_x16__avx2_fma<3>;
+  t.igemm[3] = f32_igemm_x16__avx2_fma<4>;
+  t.igemm[4] = f32_igemm_x16__avx2_fma<5>;
+  t.igemm[5] = f32_igemm_x16__avx2_fma<6>;
+  t.leaky = f32_vleaky__avx2;
+  t.add = f32_vadd__avx2;
+  t.square = f32_vsquare__avx2;
+  t.gdn_finish = f32_gdn_finish__avx2;
+}
+#endif
+
+// The table of level `isa`: every level up to it, in order. The caller checks
+// cpu_supports(isa) first.
+inline KernelTable kernels_for(Isa isa) {
+  KernelTable t{};
+  t.level = isa;
+  t.isa = isa_name(isa);
+  init_scalar(t);
+#ifdef LIC_HAVE_X86_KERNELS
+  if (isa >= Isa::kAvx2Fma) init_avx2_fma(t);
+#endif
+  return t;
+}
+
+// The highest level this CPU supports that has kernels of its own.
+inline Isa best_isa() {
+  Isa best = Isa::kScalar;
+  for (int i = 1; i < kIsaCount; ++i) {
+    const Isa isa = static_cast<Isa>(i);
+    if (has_kernels(isa) && cpu_supports(isa)) best = isa;
+  }
+  return best;
+}
+
+inline bool env_forces_scalar() {
+  const char* v = std::getenv("LIC_FORCE_SCALAR");
+  return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
+}
+
+// Thread-safe one-time initialisation (function-local static).
+inline const KernelTable& kernels() {
+  static const KernelTable table = kernels_for(env_forces_scalar() ? Isa::kScalar : best_isa());
+  return table;
+}
+
+}  // namespace kern
+}  // namespace lic

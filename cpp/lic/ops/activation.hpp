@@ -1,0 +1,22 @@
+// RELU and LEAKY_RELU (ReLU is leaky with alpha 0). Usually fused into the preceding
+// convolution's store by the executor; this is the stand-alone version.
+#pragma once
+
+#include "lic/kernels/dispatch.hpp"
+#include "lic/tensor.hpp"
+#include "lic/workspace.hpp"
+
+namespace lic {
+
+inline Tensor leaky_relu(const Tensor& in, float alpha, BufferPool& pool) {
+  Tensor out = pooled_tensor(pool, in.height, in.width, in.channels);
+  kern::kernels().leaky(in.data.data(), out.data.data(), in.data.size(), alpha);
+  return out;
+}
+
+// In place, for a value nobody else reads any more.
+inline void leaky_relu_inplace(Tensor& t, float alpha) {
+  kern::kernels().leaky(t.data.data(), t.data.data(), t.data.size(), alpha);
+}
+
+}  // namespace lic
