@@ -1,8 +1,11 @@
-"""checkasm-style kernel tests (tests/cpp/check_kernels.cpp): every SIMD kernel against its
-scalar twin and a double-precision reference, every tail size, guarded outputs."""
+"""The checkasm-style kernel harness (tests/cpp/check_kernels.cpp): every kernel at every
+instruction-set level the CPU offers against its scalar twin (the GEMM also against a
+double-precision reference), random and extreme inputs, every tail size, guarded outputs;
+and proof that the harness catches a faulty kernel."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -11,24 +14,69 @@ import pytest
 from lic2cpp.toolchain import compile_program, cpp_dir
 
 SOURCE = cpp_dir().parent / "tests" / "cpp" / "check_kernels.cpp"
+KERNELS = [f"f32-igemm-{m}x16" for m in range(1, 7)] + [
+    "f32-vleaky", "f32-vadd", "f32-vsquare", "f32-gdn-finish"]
 
 
-def cpu_has_avx2_fma() -> bool:
-    flags = ""
+def cpu_flags() -> set[str]:
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("flags"):
-            flags = line
-            break
-    return " avx2" in flags and " fma" in flags
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def expected_levels() -> tuple[list[str], list[str]]:
+    """Levels the harness must test on this CPU, and those it must report as skipped."""
+    flags = cpu_flags()
+    tested, skipped = ["scalar"], []
+    (tested if {"avx2", "fma"} <= flags else skipped).append("avx2+fma")
+    skipped.append("avx512")  # no AVX-512 kernels yet: skipped whether or not the CPU has it
+    return tested, skipped
+
+
+def harness(sanitize: bool) -> Path:
+    return compile_program([SOURCE], "check-kernels" + ("-asan" if sanitize else ""),
+                           sanitize=sanitize)
+
+
+def run(exe: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.parametrize("sanitize", [False, True])
-def test_kernels_match_scalar_twins(sanitize: bool) -> None:
-    exe = compile_program([SOURCE], "check-kernels" + ("-asan" if sanitize else ""),
-                          sanitize=sanitize)
+def test_every_kernel_at_every_level(sanitize: bool) -> None:
+    exe = harness(sanitize)
+    tested, skipped = expected_levels()
     for seed in ("1", "2"):
-        proc = subprocess.run([str(exe), seed], capture_output=True, text=True, timeout=120)
+        proc = run(exe, "--seed", seed)
         assert proc.returncode == 0, proc.stdout + proc.stderr
-        assert "checked scalar" in proc.stdout
-        if cpu_has_avx2_fma():
-            assert "checked avx2+fma" in proc.stdout
+        for level in tested:
+            for kernel in KERNELS:
+                line = re.search(rf"^{re.escape(level)}\s+{re.escape(kernel)}\s+(.*)$",
+                                 proc.stdout, re.MULTILINE)
+                assert line, f"{level} {kernel} not checked:\n{proc.stdout}"
+                assert line.group(1).startswith(("ok (", "same as")), line.group(0)
+        for level in skipped:
+            assert re.search(rf"^{re.escape(level)}\s+skipped: ", proc.stdout, re.MULTILINE)
+        assert "all kernels passed on: " + " ".join(tested) in proc.stdout
+
+
+@pytest.mark.parametrize("fault", ["overrun", "value"])
+def test_harness_catches_a_faulty_kernel(fault: str) -> None:
+    # A kernel that writes one float past its output, or returns a slightly wrong value,
+    # is put in the highest level's table: the harness must fail and name it.
+    proc = run(harness(False), "--break", fault)
+    assert proc.returncode == 1, proc.stdout
+    assert "FAIL: " in proc.stdout and "f32-igemm-6x16" in proc.stdout
+    if fault == "overrun":
+        assert "wrote outside its output" in proc.stdout
+
+
+def test_bench_mode_prints_every_kernel_per_level() -> None:
+    tested, _ = expected_levels()
+    proc = run(harness(False), "--bench")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for kernel in KERNELS:
+        line = re.search(rf"^{re.escape(kernel)}\s+(.*)$", proc.stdout, re.MULTILINE)
+        assert line and all(f"{level} " in line.group(1) for level in tested), proc.stdout
+        assert re.search(r"\d+\.\d ns", line.group(1))

@@ -1,183 +1,332 @@
-// checkasm-style kernel tests: every SIMD kernel against its scalar twin and against a
-// double-precision reference, on random inputs at sizes that hit every tail, with sentinel
-// guard zones around outputs and inputs sized exactly (so ASan sees any over-read).
+// checkasm-style kernel harness: every kernel, at every instruction-set level this CPU
+// offers, against its scalar twin (and the GEMM against a double-precision reference too),
+// on random and extreme inputs at sizes that hit every tail, with sentinel guard zones
+// around outputs and inputs sized exactly (so ASan sees any over-read).
 //
-//   check_kernels [SEED]      prints one line per kernel set checked; exit 0 = all passed
+//   check_kernels [--seed N] [--bench] [--break overrun|value]
+//
+// Tolerances. Element-wise kernels (f32-vleaky, f32-vadd, f32-vsquare, f32-gdn-finish) use
+// the same correctly rounded IEEE operations as their twins: results must be identical
+// bit for bit (two NaNs count as equal whatever their payloads). f32-igemm's SIMD versions
+// use FMA (one rounding per multiply-add instead of two), so they are held to an error
+// bound instead: |got - exact| <= 2 (n + 2) 2^-24 sum|terms|, exact computed in double,
+// n the length of the reduction; non-finite inputs must give non-finite outputs in the
+// same places (NaN where the twin has NaN, the same infinity where it has one).
+//
+// --bench prints each kernel's time per call at each level and the speed-up over scalar.
+// --break injects a faulty kernel at the highest level (a write past the output, or a
+// wrong value), to show that the harness catches it (the run must then fail).
+//
+// Adding a kernel: write its check (usually one call to check_vector_kernel) and its
+// bench, and add one row to the table in kernel_cases().
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <functional>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
 
-#include "lic/dispatch.hpp"
+#include "lic/kernels/dispatch.hpp"
 
 namespace {
 
 using lic::kern::IgemmArgs;
+using lic::kern::Isa;
 using lic::kern::KernelTable;
+using lic::kern::kNR;
 
 constexpr float kSentinel = -12345.6789f;
+constexpr std::size_t kGuard = 16;  // sentinel floats before and after every output
+constexpr float kInf = std::numeric_limits<float>::infinity();
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+
 int failures = 0;
 
-void fail(const std::string& what) {
+bool fail(const std::string& what) {
   if (failures < 20) std::printf("FAIL: %s\n", what.c_str());
   ++failures;
+  return false;
 }
 
 bool same_bits(float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+bool same_value(float a, float b) { return same_bits(a, b) || (std::isnan(a) && std::isnan(b)); }
 
 struct Rng {
   std::mt19937 g;
   explicit Rng(unsigned seed) : g(seed) {}
   float uni(float lo, float hi) { return std::uniform_real_distribution<float>(lo, hi)(g); }
   int pick(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(g); }
+  // Mostly ordinary values, with the extremes every kernel must survive mixed in.
+  float any() {
+    static const float special[] = {0.0f, -0.0f, kInf, -kInf, kNaN, 1e-40f, -1e-40f,
+                                    std::numeric_limits<float>::max(),
+                                    -std::numeric_limits<float>::max(),
+                                    std::numeric_limits<float>::min(), 1e30f, -1e30f};
+    if (pick(0, 7) == 0) return special[pick(0, int(sizeof special / sizeof *special) - 1)];
+    return uni(-3.0f, 3.0f);
+  }
 };
 
-// One igemm case run through `fn`; checks guard zones and the result against a double
-// reference with a bound from the magnitudes involved (SIMD uses FMA, scalar does not).
-void check_igemm_case(const char* isa, lic::kern::IgemmFn fn, int mr, int nc, int kc, int ntaps,
-                      int accumulate, int act, float alpha, Rng& rng) {
-  const std::ptrdiff_t a_stride = kc + rng.pick(0, 3);
-  std::vector<std::ptrdiff_t> taps(std::size_t(ntaps) + 1);  // +1: non-null even for 0 taps
-  for (int t = 0; t < ntaps; ++t) taps[std::size_t(t)] = rng.pick(-40, 40);
-  // Exact extent of what the kernel may read: rows [0, mr) x taps x [0, kc).
-  std::ptrdiff_t lo = 0, hi = 0;
-  for (int t = 0; t < ntaps; ++t) {
-    lo = std::min(lo, taps[std::size_t(t)]);
-    hi = std::max(hi, taps[std::size_t(t)] + (mr - 1) * a_stride + kc);
-  }
-  std::vector<float> abuf(std::size_t(std::max<std::ptrdiff_t>(hi - lo, 1)));
-  for (float& v : abuf) v = rng.uni(-1.0f, 1.0f);
-  const float* a = abuf.data() - lo;
-  std::vector<float> w(std::size_t(ntaps) * std::size_t(kc) * 16 + 1);
-  for (float& v : w) v = rng.uni(-1.0f, 1.0f);
-  float bias[16];
-  for (float& v : bias) v = rng.uni(-1.0f, 1.0f);
-  const std::ptrdiff_t c_stride = nc + rng.pick(0, 5);
-  const std::size_t guard = 8;
-  std::vector<float> cbuf(guard * 2 + std::size_t(mr) * std::size_t(c_stride), kSentinel);
-  float* c = cbuf.data() + guard;
-  std::vector<float> init(std::size_t(mr) * 16);
-  for (int i = 0; i < mr; ++i)
-    for (int j = 0; j < 16; ++j) {
-      init[std::size_t(i) * 16 + std::size_t(j)] = accumulate ? rng.uni(-2.0f, 2.0f) : bias[j];
-      if (accumulate && j < nc) c[i * c_stride + j] = init[std::size_t(i) * 16 + std::size_t(j)];
+// An output buffer of n floats between two sentinel zones.
+struct Guarded {
+  std::vector<float> buf;
+  explicit Guarded(std::size_t n) : buf(n + 2 * kGuard, kSentinel) {}
+  float* data() { return buf.data() + kGuard; }
+  // The guard zones are untouched; `inside(i)` says which of the n floats may be written.
+  template <class Inside>
+  bool guards_intact(const std::string& where, Inside inside) const {
+    for (std::size_t i = 0; i < buf.size(); ++i) {
+      const long off = long(i) - long(kGuard);
+      const bool in = off >= 0 && std::size_t(off) < buf.size() - 2 * kGuard && inside(off);
+      if (!in && !same_bits(buf[i], kSentinel))
+        return fail(where + ": wrote outside its output at offset " + std::to_string(off));
     }
+    return true;
+  }
+};
 
+// ---------------------------------------------------------------------------- f32-igemm
+
+struct IgemmCase {
+  int mr, nc, kc, ntaps, accumulate, act;
+  float alpha;
+  bool special;  // NaN/inf in the inputs
+};
+
+// Inputs of one igemm call, sized exactly to what the kernel may read.
+struct IgemmInputs {
+  std::vector<float> abuf, w, init;
+  std::vector<std::ptrdiff_t> taps;
+  float bias[kNR];
+  std::ptrdiff_t a_stride = 0, c_stride = 0, a_lo = 0;
+
+  IgemmInputs(const IgemmCase& k, Rng& rng) {
+    a_stride = k.kc + rng.pick(0, 3);
+    c_stride = k.nc + rng.pick(0, 5);
+    taps.assign(std::size_t(k.ntaps) + 1, 0);  // +1: non-null even for 0 taps
+    std::ptrdiff_t hi = 0;
+    for (int t = 0; t < k.ntaps; ++t) {
+      taps[std::size_t(t)] = rng.pick(-40, 40);
+      a_lo = std::min(a_lo, taps[std::size_t(t)]);
+      hi = std::max(hi, taps[std::size_t(t)] + (k.mr - 1) * a_stride + k.kc);
+    }
+    abuf.resize(std::size_t(std::max<std::ptrdiff_t>(hi - a_lo, 1)));
+    for (float& v : abuf) v = rng.uni(-1.0f, 1.0f);
+    w.resize(std::size_t(k.ntaps) * std::size_t(k.kc) * kNR + 1);
+    for (float& v : w) v = rng.uni(-1.0f, 1.0f);
+    for (float& v : bias) v = rng.uni(-1.0f, 1.0f);
+    init.resize(std::size_t(k.mr) * kNR);
+    for (int i = 0; i < k.mr; ++i)
+      for (int j = 0; j < kNR; ++j)
+        init[std::size_t(i * kNR + j)] = k.accumulate ? rng.uni(-2.0f, 2.0f) : bias[j];
+    if (k.special) {
+      for (int s = 0; s < 3; ++s) abuf[std::size_t(rng.pick(0, int(abuf.size()) - 1))] = rng.any();
+      w[std::size_t(rng.pick(0, int(w.size()) - 1))] = s_pick(rng);
+    }
+  }
+  static float s_pick(Rng& rng) {
+    const float v[] = {kInf, -kInf, kNaN};
+    return v[rng.pick(0, 2)];
+  }
+  const float* a() const { return abuf.data() - a_lo; }
+};
+
+// Runs `fn` on the inputs into a guarded C; returns false (after reporting) on an overrun.
+bool run_igemm(lic::kern::IgemmFn fn, const IgemmCase& k, const IgemmInputs& in, Guarded& out,
+               const std::string& where) {
+  float* c = out.data();
+  if (k.accumulate)
+    for (int i = 0; i < k.mr; ++i)
+      for (int j = 0; j < k.nc; ++j) c[i * in.c_stride + j] = in.init[std::size_t(i * kNR + j)];
   IgemmArgs p;
-  p.a = ntaps > 0 ? a : abuf.data();
-  p.a_stride = a_stride;
-  p.taps = taps.data();
-  p.ntaps = ntaps;
-  p.kc = kc;
-  p.w = w.data();
-  p.bias = bias;
+  p.a = k.ntaps > 0 ? in.a() : in.abuf.data();
+  p.a_stride = in.a_stride;
+  p.taps = in.taps.data();
+  p.ntaps = k.ntaps;
+  p.kc = k.kc;
+  p.w = in.w.data();
+  p.bias = in.bias;
   p.c = c;
-  p.c_stride = c_stride;
-  p.nc = nc;
-  p.accumulate = accumulate;
-  p.act = act;
-  p.alpha = alpha;
+  p.c_stride = in.c_stride;
+  p.nc = k.nc;
+  p.accumulate = k.accumulate;
+  p.act = k.act;
+  p.alpha = k.alpha;
   fn(p);
+  const std::ptrdiff_t cs = in.c_stride;
+  return out.guards_intact(where, [&](long off) { return off < k.mr * cs && off % cs < k.nc; });
+}
 
-  char where[200];
-  std::snprintf(where, sizeof where, "%s igemm mr=%d nc=%d kc=%d taps=%d acc=%d act=%d", isa, mr,
-                nc, kc, ntaps, accumulate, act);
-  for (std::size_t i = 0; i < cbuf.size(); ++i) {
-    const std::ptrdiff_t off = std::ptrdiff_t(i) - std::ptrdiff_t(guard);
-    const bool inside = off >= 0 && off < mr * c_stride && (off % c_stride) < nc;
-    if (!inside && !same_bits(cbuf[i], kSentinel)) {
-      fail(std::string(where) + ": wrote outside its output at offset " + std::to_string(off));
-      return;
+// Exact value (double) of element (i, j) and the sum of the magnitudes of its terms.
+void igemm_reference(const IgemmCase& k, const IgemmInputs& in, int i, int j, double& ref,
+                     double& mag) {
+  const double start = in.init[std::size_t(i * kNR + j)];
+  ref = start;
+  mag = std::fabs(start);
+  for (int t = 0; t < k.ntaps; ++t)
+    for (int q = 0; q < k.kc; ++q) {
+      const double term = double(in.a()[in.taps[std::size_t(t)] + i * in.a_stride + q]) *
+                          double(in.w[(std::size_t(t) * std::size_t(k.kc) + std::size_t(q)) * kNR +
+                                      std::size_t(j)]);
+      ref += term;
+      mag += std::fabs(term);
     }
-  }
-  for (int i = 0; i < mr; ++i)
-    for (int j = 0; j < nc; ++j) {
-      const double start = init[std::size_t(i) * 16 + std::size_t(j)];
-      double ref = start, mag = std::fabs(start);
-      for (int t = 0; t < ntaps; ++t)
-        for (int k = 0; k < kc; ++k) {
-          const double term = double(a[taps[std::size_t(t)] + i * a_stride + k]) *
-                              double(w[(std::size_t(t) * std::size_t(kc) + std::size_t(k)) * 16 +
-                                       std::size_t(j)]);
-          ref += term;
-          mag += std::fabs(term);
-        }
-      if (act && !(ref >= 0)) ref *= alpha, mag *= std::fabs(alpha);
-      const double bound = 2.0 * (ntaps * kc + 2) * std::ldexp(1.0, -24) * mag + 1e-30;
-      const double got = c[i * c_stride + j];
-      if (!(std::fabs(got - ref) <= bound)) {
-        fail(std::string(where) + ": element (" + std::to_string(i) + "," + std::to_string(j) +
-             ") is " + std::to_string(got) + ", expected " + std::to_string(ref));
-        return;
+  if (k.act && !(ref >= 0)) ref *= k.alpha, mag *= std::fabs(k.alpha);
+}
+
+bool check_igemm_case(const KernelTable& t, const KernelTable& scalar, const IgemmCase& k,
+                      Rng& rng) {
+  char buf[200];
+  std::snprintf(buf, sizeof buf, "%s f32-igemm-%dx16 nc=%d kc=%d taps=%d acc=%d act=%d%s", t.isa,
+                k.mr, k.nc, k.kc, k.ntaps, k.accumulate, k.act, k.special ? " (NaN/inf)" : "");
+  const std::string where = buf;
+  const IgemmInputs in(k, rng);
+  const std::size_t n = std::size_t(k.mr) * std::size_t(in.c_stride);
+  Guarded got(n), want(n);
+  if (!run_igemm(t.igemm[k.mr - 1], k, in, got, where)) return false;
+  if (!run_igemm(scalar.igemm[k.mr - 1], k, in, want, where + " (scalar twin)")) return false;
+  for (int i = 0; i < k.mr; ++i)
+    for (int j = 0; j < k.nc; ++j) {
+      const float g = got.data()[i * in.c_stride + j], s = want.data()[i * in.c_stride + j];
+      const std::string at = where + ": element (" + std::to_string(i) + "," + std::to_string(j) +
+                             ") is " + std::to_string(g);
+      if (!std::isfinite(s) || !std::isfinite(g)) {
+        if (!same_value(g, s)) return fail(at + ", the scalar twin gives " + std::to_string(s));
+        continue;
       }
+      double ref = 0, mag = 0;
+      igemm_reference(k, in, i, j, ref, mag);
+      const double bound = 2.0 * (k.ntaps * k.kc + 2) * std::ldexp(1.0, -24) * mag + 1e-30;
+      if (!(std::fabs(g - ref) <= bound))
+        return fail(at + ", expected " + std::to_string(ref) + " +- " + std::to_string(bound));
+      if (!(std::fabs(double(g) - double(s)) <= 2 * bound))
+        return fail(at + ", the scalar twin gives " + std::to_string(s));
     }
+  return true;
 }
 
-// Both kernel sets on the same case must agree closely too (same inputs, same seed).
-void check_igemm(const char* isa, const KernelTable& t, unsigned seed) {
-  const int kcs[] = {1, 2, 3, 5, 8, 13, 17, 31};
+// Every row count has its own kernel: one table row per MR.
+template <int MR>
+int check_igemm(const KernelTable& t, const KernelTable& scalar, Rng& rng) {
+  const int kcs[] = {1, 2, 3, 5, 7, 8, 13, 16, 17, 31};
   const int taps[] = {0, 1, 2, 5};
-  Rng rng(seed);
-  for (int mr = 1; mr <= 6; ++mr)
-    for (int nc = 1; nc <= 16; ++nc)
-      for (int kc : kcs)
-        for (int nt : taps) {
-          const int act = (mr + nc + kc) % 3 == 0 ? 0 : 1;
-          const float alpha = (nc % 2) ? 0.1f : -0.7f;
-          for (int accumulate = 0; accumulate < 2; ++accumulate)
-            check_igemm_case(isa, t.igemm[mr - 1], mr, nc, kc, nt, accumulate, act, alpha, rng);
+  int cases = 0;
+  for (int nc = 1; nc <= kNR; ++nc)
+    for (int kc : kcs)
+      for (int nt : taps)
+        for (int accumulate = 0; accumulate < 2; ++accumulate) {
+          IgemmCase k{MR, nc, kc, nt, accumulate, (nc + kc) % 3 == 0 ? 0 : 1,
+                      (nc % 2) ? 0.1f : -0.7f, nt > 0 && (nc + kc + accumulate) % 4 == 0};
+          ++cases;
+          if (!check_igemm_case(t, scalar, k, rng)) return cases;
         }
+  return cases;
 }
 
-// Element-wise kernels: bit-exact against the scalar twin (same IEEE operations).
-void check_elementwise(const char* isa, const KernelTable& t, const KernelTable& ref,
-                       unsigned seed) {
-  Rng rng(seed);
-  for (std::size_t n = 0; n < 80; n += (n < 40 ? 1 : 7)) {
-    const std::size_t guard = 8;
-    std::vector<float> x(n), y(n), norm(n);
-    for (std::size_t i = 0; i < n; ++i) {
-      x[i] = rng.uni(-3.0f, 3.0f);
-      y[i] = rng.uni(-3.0f, 3.0f);
-      norm[i] = rng.uni(0.01f, 4.0f);
+// -------------------------------------------------------------------- element-wise kernels
+
+// A vector kernel under test: `call(t, x, b, y, n)` runs it from table t on inputs x and b
+// (b unused by one-input kernels) into y. `inplace` (y = x) is checked when allowed.
+using VectorCall = std::function<void(const KernelTable&, const float*, const float*, float*,
+                                      std::size_t)>;
+
+// Bit-exact against the scalar twin, for every n from 0 to 80, prime sizes up to 1031 and
+// unaligned starts; inputs random with NaN, infinities, zeros of both signs, denormals and
+// the largest floats mixed in. `domain_b` draws the second input (e.g. GDN's norm).
+int check_vector_kernel(const char* name, const KernelTable& t, const KernelTable& scalar,
+                        Rng& rng, const VectorCall& call, bool inplace,
+                        const std::function<float(Rng&)>& domain_b) {
+  std::vector<std::size_t> sizes;
+  for (std::size_t n = 0; n <= 80; ++n) sizes.push_back(n);
+  for (std::size_t n : {97, 127, 251, 509, 1031}) sizes.push_back(n);
+  int cases = 0;
+  for (std::size_t n : sizes) {
+    const std::size_t skew = std::size_t(rng.pick(0, 7));  // start off a 32-byte boundary
+    std::vector<float> xs(n + skew), bs(n + skew);
+    for (float& v : xs) v = rng.any();
+    for (float& v : bs) v = domain_b(rng);
+    const float* x = xs.data() + skew;
+    const float* b = bs.data() + skew;
+    const std::string where = std::string(t.isa) + " " + name + " n=" + std::to_string(n);
+    for (int mode = 0; mode < (inplace ? 2 : 1); ++mode) {
+      ++cases;
+      Guarded got(n), want(n);
+      if (mode == 1) {  // y == x
+        if (n) std::memcpy(got.data(), x, n * sizeof(float));
+        call(t, got.data(), b, got.data(), n);
+      } else {
+        call(t, x, b, got.data(), n);
+      }
+      call(scalar, x, b, want.data(), n);
+      const std::string w = where + (mode ? " in place" : "");
+      if (!got.guards_intact(w, [](long) { return true; })) return cases;
+      for (std::size_t i = 0; i < n; ++i)
+        if (!same_value(got.data()[i], want.data()[i])) {
+          fail(w + ": element " + std::to_string(i) + " is " + std::to_string(got.data()[i]) +
+               ", the scalar twin gives " + std::to_string(want.data()[i]) + " (input " +
+               std::to_string(x[i]) + ")");
+          return cases;
+        }
     }
-    if (n > 3) x[2] = -0.0f;
-    auto run = [&](const char* name, auto&& call_new, auto&& call_ref) {
-      std::vector<float> got(n + 2 * guard, kSentinel), want(n + 2 * guard, kSentinel);
-      call_new(got.data() + guard);
-      call_ref(want.data() + guard);
-      for (std::size_t i = 0; i < got.size(); ++i)
-        if (!same_bits(got[i], want[i])) {
-          fail(std::string(isa) + " " + name + " n=" + std::to_string(n) + " differs at " +
-               std::to_string(long(i) - long(guard)));
-          return;
-        }
-    };
-    run("leaky", [&](float* o) { t.leaky(x.data(), o, n, 0.1f); },
-        [&](float* o) { ref.leaky(x.data(), o, n, 0.1f); });
-    run("leaky(-2)", [&](float* o) { t.leaky(x.data(), o, n, -2.0f); },
-        [&](float* o) { ref.leaky(x.data(), o, n, -2.0f); });
-    run("leaky in place", [&](float* o) {
-          if (n) std::memcpy(o, x.data(), n * sizeof(float));
-          t.leaky(o, o, n, 0.3f);
-        },
-        [&](float* o) { ref.leaky(x.data(), o, n, 0.3f); });
-    run("add", [&](float* o) { t.add(x.data(), y.data(), o, n); },
-        [&](float* o) { ref.add(x.data(), y.data(), o, n); });
-    run("square", [&](float* o) { t.square(x.data(), o, n); },
-        [&](float* o) { ref.square(x.data(), o, n); });
-    run("gdn", [&](float* o) { t.gdn_finish(x.data(), norm.data(), o, n, 0); },
-        [&](float* o) { ref.gdn_finish(x.data(), norm.data(), o, n, 0); });
-    run("igdn", [&](float* o) { t.gdn_finish(x.data(), norm.data(), o, n, 1); },
-        [&](float* o) { ref.gdn_finish(x.data(), norm.data(), o, n, 1); });
   }
+  return cases;
 }
 
-// The scalar twins themselves against hand-written expectations.
-void check_scalar_basics(const KernelTable& s) {
+float any_value(Rng& rng) { return rng.any(); }
+// GDN's norm is beta + gamma x^2 > 0 in a real model; its edge values are checked too.
+float norm_value(Rng& rng) {
+  if (rng.pick(0, 9) == 0) return rng.any();
+  return rng.uni(0.01f, 4.0f);
+}
+
+int check_vleaky(const KernelTable& t, const KernelTable& s, Rng& rng) {
+  int cases = 0;
+  for (float alpha : {0.0f, 0.1f, -2.0f})
+    cases += check_vector_kernel(
+        "f32-vleaky", t, s, rng,
+        [alpha](const KernelTable& k, const float* x, const float*, float* y, std::size_t n) {
+          k.leaky(x, y, n, alpha);
+        },
+        true, any_value);
+  return cases;
+}
+
+int check_vadd(const KernelTable& t, const KernelTable& s, Rng& rng) {
+  return check_vector_kernel(
+      "f32-vadd", t, s, rng,
+      [](const KernelTable& k, const float* a, const float* b, float* y, std::size_t n) {
+        k.add(a, b, y, n);
+      },
+      true, any_value);
+}
+
+int check_vsquare(const KernelTable& t, const KernelTable& s, Rng& rng) {
+  return check_vector_kernel(
+      "f32-vsquare", t, s, rng,
+      [](const KernelTable& k, const float* x, const float*, float* y, std::size_t n) {
+        k.square(x, y, n);
+      },
+      true, any_value);
+}
+
+int check_gdn_finish(const KernelTable& t, const KernelTable& s, Rng& rng) {
+  int cases = 0;
+  for (int inverse = 0; inverse < 2; ++inverse)
+    cases += check_vector_kernel(
+        inverse ? "f32-gdn-finish (inverse)" : "f32-gdn-finish", t, s, rng,
+        [inverse](const KernelTable& k, const float* x, const float* norm, float* y,
+                  std::size_t n) { k.gdn_finish(x, norm, y, n, inverse); },
+        true, norm_value);
+  return cases;
+}
+
+// The scalar twins themselves against hand-computed values.
+int check_scalar_basics(const KernelTable& s) {
   const float x[4] = {-2.0f, 0.0f, 3.0f, -0.5f};
   float y[4];
   s.leaky(x, y, 4, 0.25f);
@@ -187,25 +336,216 @@ void check_scalar_basics(const KernelTable& s) {
   if (y[0] != -1.0f || y[2] != 1.0f || y[3] != -1.0f) fail("scalar gdn");
   s.gdn_finish(x, norm, y, 4, 1);
   if (y[0] != -4.0f || y[2] != 9.0f || y[3] != -0.25f) fail("scalar igdn");
+  s.add(x, norm, y, 4);
+  if (y[0] != 2.0f || y[1] != 1.0f || y[2] != 12.0f || y[3] != -0.25f) fail("scalar add");
+  s.square(x, y, 4);
+  if (y[0] != 4.0f || y[1] != 0.0f || y[2] != 9.0f || y[3] != 0.25f) fail("scalar square");
+  return 5;
+}
+
+// ---------------------------------------------------------------------------------- bench
+
+template <class F>
+double ns_per_call(F&& f) {
+  using clock = std::chrono::steady_clock;
+  int reps = 1;
+  double best = 1e300;
+  for (;;) {  // grow the repetitions until one timing takes >= 2 ms
+    const auto t0 = clock::now();
+    for (int r = 0; r < reps; ++r) f();
+    const double ns = std::chrono::duration<double, std::nano>(clock::now() - t0).count();
+    if (ns >= 2e6 || reps >= (1 << 24)) {
+      best = ns / reps;
+      break;
+    }
+    reps *= 2;
+  }
+  for (int trial = 0; trial < 4; ++trial) {  // best of 5
+    const auto t0 = clock::now();
+    for (int r = 0; r < reps; ++r) f();
+    best = std::min(best, std::chrono::duration<double, std::nano>(clock::now() - t0).count() / reps);
+  }
+  return best;
+}
+
+// One 6x16 tile of a g_s-like layer: 128 input channels, 25 taps.
+double bench_igemm(const KernelTable& t, int mr) {
+  Rng rng(7);
+  const IgemmCase k{mr, kNR, 128, 25, 0, 1, 0.0f, false};
+  IgemmInputs in(k, rng);
+  std::vector<float> c(std::size_t(mr) * std::size_t(in.c_stride));
+  IgemmArgs p{in.a(), in.a_stride, in.taps.data(), k.ntaps, k.kc, in.w.data(), in.bias,
+              c.data(), in.c_stride, k.nc, 0, k.act, k.alpha};
+  return ns_per_call([&] { t.igemm[mr - 1](p); });
+}
+
+// 4096 floats: one row of a 32-pixel, 128-channel tensor.
+double bench_vector(const VectorCall& call, const KernelTable& t) {
+  Rng rng(7);
+  std::vector<float> x(4096), b(4096), y(4096);
+  for (float& v : x) v = rng.uni(-3.0f, 3.0f);
+  for (float& v : b) v = rng.uni(0.01f, 4.0f);
+  return ns_per_call([&] { call(t, x.data(), b.data(), y.data(), x.size()); });
+}
+
+// ------------------------------------------------------------------------ the kernel table
+
+struct KernelCase {
+  const char* name;
+  // The function this table uses for the kernel (a level whose function is the one of the
+  // level below is not checked again).
+  std::function<const void*(const KernelTable&)> id;
+  std::function<int(const KernelTable&, const KernelTable&, Rng&)> check;  // returns cases run
+  std::function<double(const KernelTable&)> bench;                         // ns per call
+};
+
+template <class Fn>
+const void* fn_id(Fn f) {
+  return reinterpret_cast<const void*>(f);
+}
+
+template <int MR>
+KernelCase igemm_row() {
+  static const std::string name = "f32-igemm-" + std::to_string(MR) + "x16";
+  return {name.c_str(), [](const KernelTable& t) { return fn_id(t.igemm[MR - 1]); },
+          check_igemm<MR>, [](const KernelTable& t) { return bench_igemm(t, MR); }};
+}
+
+std::vector<KernelCase> kernel_cases() {
+  return {
+      igemm_row<1>(), igemm_row<2>(), igemm_row<3>(), igemm_row<4>(), igemm_row<5>(),
+      igemm_row<6>(),
+      {"f32-vleaky", [](const KernelTable& t) { return fn_id(t.leaky); }, check_vleaky,
+       [](const KernelTable& t) {
+         return bench_vector([](const KernelTable& k, const float* x, const float*, float* y,
+                                std::size_t n) { k.leaky(x, y, n, 0.1f); }, t);
+       }},
+      {"f32-vadd", [](const KernelTable& t) { return fn_id(t.add); }, check_vadd,
+       [](const KernelTable& t) {
+         return bench_vector([](const KernelTable& k, const float* a, const float* b, float* y,
+                                std::size_t n) { k.add(a, b, y, n); }, t);
+       }},
+      {"f32-vsquare", [](const KernelTable& t) { return fn_id(t.square); }, check_vsquare,
+       [](const KernelTable& t) {
+         return bench_vector([](const KernelTable& k, const float* x, const float*, float* y,
+                                std::size_t n) { k.square(x, y, n); }, t);
+       }},
+      {"f32-gdn-finish", [](const KernelTable& t) { return fn_id(t.gdn_finish); },
+       check_gdn_finish,
+       [](const KernelTable& t) {
+         return bench_vector([](const KernelTable& k, const float* x, const float* nm, float* y,
+                                std::size_t n) { k.gdn_finish(x, nm, y, n, 0); }, t);
+       }},
+  };
+}
+
+// ------------------------------------------------------------------------- fault injection
+
+KernelTable broken;  // the table under test with one kernel replaced (--break)
+lic::kern::IgemmFn real_igemm6 = nullptr;
+lic::kern::LeakyFn real_leaky = nullptr;
+
+void igemm6_overrun(const IgemmArgs& p) {
+  real_igemm6(p);
+  p.c[p.nc] = 0.0f;  // one past the last valid column of row 0
+}
+void igemm6_wrong(const IgemmArgs& p) {
+  real_igemm6(p);
+  p.c[0] = std::nextafter(p.c[0], kInf) * 1.001f + 1e-3f;
+}
+void leaky_overrun(const float* x, float* y, std::size_t n, float alpha) {
+  real_leaky(x, y, n, alpha);
+  y[n] = 0.0f;
+}
+
+KernelTable inject(const KernelTable& t, const std::string& how) {
+  broken = t;
+  real_igemm6 = t.igemm[5];
+  real_leaky = t.leaky;
+  if (how == "overrun") {
+    broken.igemm[5] = igemm6_overrun;
+    broken.leaky = leaky_overrun;
+  } else {
+    broken.igemm[5] = igemm6_wrong;
+  }
+  return broken;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  const unsigned seed = argc > 1 ? unsigned(std::stoul(argv[1])) : 1u;
-  const KernelTable scalar = lic::kern::select_kernels(true);
-  const KernelTable best = lic::kern::select_kernels(false);
-  check_scalar_basics(scalar);
-  check_igemm(scalar.isa, scalar, seed);
-  std::printf("checked %s\n", scalar.isa);
-  if (std::strcmp(best.isa, scalar.isa) != 0) {
-    check_igemm(best.isa, best, seed);
-    check_elementwise(best.isa, best, scalar, seed);
-    std::printf("checked %s\n", best.isa);
+  unsigned seed = 1;
+  bool bench = false;
+  std::string breakage;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--seed" && i + 1 < argc) {
+      seed = unsigned(std::stoul(argv[++i]));
+    } else if (a == "--bench") {
+      bench = true;
+    } else if (a == "--break" && i + 1 < argc && (std::string(argv[i + 1]) == "overrun" ||
+                                                  std::string(argv[i + 1]) == "value")) {
+      breakage = argv[++i];
+    } else {
+      std::fprintf(stderr, "usage: check_kernels [--seed N] [--bench] [--break overrun|value]\n");
+      return 2;
+    }
   }
+
+  // The levels to test: every one the CPU supports that has kernels of its own.
+  std::vector<KernelTable> levels;
+  for (int i = 0; i < lic::kern::kIsaCount; ++i) {
+    const Isa isa = static_cast<Isa>(i);
+    const char* name = lic::kern::isa_name(isa);
+    if (!lic::kern::cpu_supports(isa)) {
+      std::printf("%-9s skipped: this CPU lacks it\n", name);
+    } else if (!lic::kern::has_kernels(isa)) {
+      std::printf("%-9s skipped: no kernels of its own in this build\n", name);
+    } else {
+      levels.push_back(lic::kern::kernels_for(isa));
+    }
+  }
+  if (!breakage.empty()) levels.back() = inject(levels.back(), breakage);
+
+  const KernelTable& scalar = levels.front();
+  check_scalar_basics(scalar);
+  const std::vector<KernelCase> cases = kernel_cases();
+  for (const KernelCase& k : cases) {
+    for (std::size_t l = 0; l < levels.size(); ++l) {
+      const KernelTable& t = levels[l];
+      if (l > 0 && k.id(t) == k.id(levels[l - 1])) {
+        std::printf("%-9s %-16s same as %s\n", t.isa, k.name, levels[l - 1].isa);
+        continue;
+      }
+      Rng rng(seed * 1000003u + unsigned(l));
+      const int before = failures;
+      const int n = k.check(t, scalar, rng);
+      std::printf("%-9s %-16s %s (%d cases)\n", t.isa, k.name, failures == before ? "ok" : "FAILED",
+                  n);
+    }
+  }
+
+  if (bench) {
+    std::printf("\nbench: ns per call (speed-up over scalar); igemm: one MRx16 tile, 128 "
+                "channels x 25 taps; vector kernels: 4096 floats\n");
+    for (const KernelCase& k : cases) {
+      double base = 0;
+      std::printf("%-16s", k.name);
+      for (std::size_t l = 0; l < levels.size(); ++l) {
+        const double ns = k.bench(levels[l]);
+        if (l == 0) base = ns;
+        std::printf("  %s %10.1f ns (%.2fx)", levels[l].isa, ns, base / ns);
+      }
+      std::printf("\n");
+    }
+  }
+
   if (failures) {
     std::printf("%d failure(s)\n", failures);
     return 1;
   }
+  std::printf("all kernels passed on:");
+  for (const KernelTable& t : levels) std::printf(" %s", t.isa);
+  std::printf("\n");
   return 0;
 }
