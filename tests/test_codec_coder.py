@@ -15,8 +15,8 @@ from lic2cpp.toolchain import compile_program, cpp_dir
 
 
 def tool(name: str) -> Path:
-    return compile_program([cpp_dir().parent / "tests" / "cpp" / f"{name}.cpp"], f"codec-{name}-asan",
-                           sanitize=True)
+    source = cpp_dir().parent / "tests" / "cpp" / f"{name}.cpp"
+    return compile_program([source], f"codec-{name}-asan", sanitize=True)
 
 
 def run_json(cmd: list[str]) -> dict:
