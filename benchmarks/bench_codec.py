@@ -34,9 +34,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lic2cpp.datasets import list_images, load_image
 from lic2cpp.entropy import EntropyModel
-from lic2cpp.evaluate import eval_compressai, eval_lic2cpp, psnr
+from lic2cpp.evaluate import eval_compressai, eval_lic2cpp
+from lic2cpp.images import list_images, psnr, read_rgb
 from lic2cpp.load import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,10 +102,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="lic2cpp-bench-") as tmpname:
         tmp = Path(tmpname)
         # one untimed run each, so that page cache and allocator warm-up are not measured
-        eval_lic2cpp(encoder, decoder, images[0], load_image(images[0]), tmp)
-        eval_compressai(net, images[0], load_image(images[0]))
+        eval_lic2cpp(encoder, decoder, images[0], read_rgb(images[0]), tmp)
+        eval_compressai(net, images[0], read_rgb(images[0]))
         for image in images:
-            rgb = load_image(image)
+            rgb = read_rgb(image)
             h, w = rgb.shape[:2]
             lat_path = tmp / "latent.npy"
             lic, decoded = eval_lic2cpp(encoder, decoder, image, rgb, tmp, lat_path)

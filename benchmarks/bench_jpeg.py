@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import math
 import sys
 import tempfile
 import time
@@ -22,14 +21,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from lic2cpp.build import BuildOptions, build
+from lic2cpp.demo import build_default_codec, round_trip
+from lic2cpp.images import psnr, read_rgb
+
 ROOT = Path(__file__).resolve().parents[1]
 FIXED_QUALITIES = (1, 3, 5, 10, 20, 30, 50, 75)
 TOLERANCE = 0.05
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 10 * math.log10(255.0**2 / mse)
 
 
 def jpeg(rgb: np.ndarray, quality: int) -> tuple[float, float]:
@@ -68,8 +66,6 @@ def main(argv: list[str] | None = None) -> int:
                     help="benchmark this checkpoint instead of the shipped default model")
     args = ap.parse_args(argv)
 
-    from lic2cpp.demo import build_default_codec, read_rgb, round_trip
-
     images = sorted(args.kodak.glob("*.png"))[: args.count]
     if not images:
         print(f"no Kodak images in {args.kodak}", file=sys.stderr)
@@ -82,8 +78,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.model is None:
             encoder, decoder = build_default_codec(build_dir, ts, log=lambda s: None)
         else:
-            from lic2cpp.build import BuildOptions, build
-
             if ts is None:
                 print("--model needs --training-set to fit its entropy tables", file=sys.stderr)
                 return 1

@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from lic2cpp.images import read_rgb
+
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT.parent / "shared" / "models"
 KODAK = ROOT.parent / "shared" / "data" / "kodak"
@@ -57,13 +59,10 @@ def time_lic(exe: Path, licm: Path, x_hwc: np.ndarray, repeat: int, tmp: Path
 
 
 def load_images(count: int) -> list[tuple[str, np.ndarray]]:
-    from PIL import Image
-
     files = sorted(KODAK.glob("*.png"))[:count]
     if not files:
         sys.exit(f"no Kodak images in {KODAK}")
-    return [(f.stem, np.asarray(Image.open(f).convert("RGB"), dtype=np.float32) / 255.0)
-            for f in files]
+    return [(f.stem, read_rgb(f).astype(np.float32) / 255.0) for f in files]
 
 
 def bench_model(name: str, images, repeat: int, work: Path, exe: Path) -> list[dict]:

@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 import sys
-import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,15 +24,8 @@ from PIL import Image
 
 import lic2cpp.build
 import lic2cpp.codegen
-from lic2cpp.build import (
-    MANIFEST,
-    BuildOptions,
-    build,
-    default_entropy_path,
-    default_model_path,
-)
+from lic2cpp.build import MANIFEST, BuildOptions, build
 from lic2cpp.cli import main
-from lic2cpp.errors import LicError
 
 PATCH = 64  # small training patches: the code paths are those of 256
 
@@ -334,18 +326,3 @@ def test_build_cli_in_a_subprocess_missing_model(tmp_path: Path) -> None:
              not ln.startswith("  warnings.warn")]  # torch's import-time deprecation notice
     assert proc.returncode == 1
     assert lines == [f"lic2cpp build: error: model file not found: {tmp_path / 'm.pth'}"]
-
-
-def test_default_model_hook(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    fake = types.ModuleType("lic2cpp.demo")
-    fake.default_model_path = lambda: tmp_path / "default.pth"  # type: ignore[attr-defined]
-    fake.default_entropy_path = lambda: tmp_path / "d.lice"  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "lic2cpp.demo", fake)
-    import lic2cpp
-
-    monkeypatch.setattr(lic2cpp, "demo", fake, raising=False)
-    assert default_model_path() == tmp_path / "default.pth"
-    assert default_entropy_path() == tmp_path / "d.lice"
-    del fake.default_model_path
-    with pytest.raises(LicError, match="pass --model"):
-        default_model_path()

@@ -12,21 +12,9 @@ import pytest
 from test_codec_programs import CHANNELS, write_tiny_model
 
 from lic2cpp.cli import main
-from lic2cpp.codegen import build_codec, embedded_source, network_multiple, png_link_args
+from lic2cpp.codegen import build_codec, embedded_source, png_link_args
 from lic2cpp.entropy import fit_entropy_model
 from lic2cpp.errors import LicError
-from lic2cpp.modelformat import ModelFile, Node, read_licm
-
-
-def test_network_multiple(tmp_path: Path) -> None:
-    ga, _ = write_tiny_model(tmp_path, seed=1)
-    assert network_multiple(read_licm(ga)) == 16  # four stride-2 convolutions
-    w = np.zeros((4, 3, 3, 3), np.float32)
-    attrs = dict(cin=3, cout=4, kh=3, kw=3, stride_h=1, stride_w=1, pad_top=1, pad_left=1,
-                 pad_bottom=1, pad_right=1)
-    flat = ModelFile("g_a", 3, 4, [Node("conv2d", [0], attrs,
-                                        {"weight": w, "bias": np.zeros(4, np.float32)})])
-    assert network_multiple(flat) == 1
 
 
 def test_generated_source_embeds_files_not_text(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Training-set formats (.npy, raw, folder of images), their errors, and the image loader."""
+"""Training-set formats (.npy, raw, folder of images) and their errors."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ import pytest
 from PIL import Image
 
 from lic2cpp.datasets import (
-    list_images,
-    load_image,
     load_training_set,
     plan_patches,
     training_set_identity,
@@ -197,7 +195,7 @@ def test_missing_path_and_bad_options(tmp_path: Path) -> None:
         load_training_set(save_png(tmp_path / "one.png", random_patches(1)[0]), patch_size=P)
 
 
-# --- identity and images -----------------------------------------------------------------
+# --- identity --------------------------------------------------------------------------
 
 def test_identity_follows_writes_and_touches(tmp_path: Path) -> None:
     np.save(tmp_path / "set.npy", random_patches(2))
@@ -206,19 +204,3 @@ def test_identity_follows_writes_and_touches(tmp_path: Path) -> None:
     st = os.stat(tmp_path / "set.npy")
     os.utime(tmp_path / "set.npy", ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
     assert training_set_identity(tmp_path / "set.npy") != first
-
-
-def test_load_image_modes(tmp_path: Path) -> None:
-    rgb = np.random.default_rng(9).integers(0, 256, (7, 5, 3), dtype=np.uint8)
-    gray = rgb[:, :, 0]
-    Image.fromarray(gray, "L").save(tmp_path / "g.png")
-    np.testing.assert_array_equal(load_image(tmp_path / "g.png"), np.stack([gray] * 3, -1))
-    rgba = np.concatenate([rgb, np.full((7, 5, 1), 7, np.uint8)], axis=2)
-    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
-    np.testing.assert_array_equal(load_image(tmp_path / "a.png"), rgb)
-    g16 = (gray.astype(np.uint16) * 257).astype(np.uint16)  # 8-bit values scaled to 16 bits
-    Image.fromarray(g16).save(tmp_path / "g16.png")
-    np.testing.assert_array_equal(load_image(tmp_path / "g16.png")[:, :, 1], gray)
-    assert [p.name for p in list_images(tmp_path)] == ["a.png", "g.png", "g16.png"]
-    with pytest.raises(LicError, match="not found"):
-        load_image(tmp_path / "none.png")

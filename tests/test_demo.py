@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -10,28 +9,12 @@ import pytest
 import torch
 
 from lic2cpp import demo
+from lic2cpp.assets import default_entropy_path, default_model_path
 from lic2cpp.cli import main as cli_main
 from lic2cpp.entropy import EntropyModel
 from lic2cpp.errors import LicError
-
-MAX_SHIPPED_BYTES = 8 * 1024 * 1024
-
-
-def test_default_model_is_shipped_small_and_loadable() -> None:
-    from compressai.models import FactorizedPriorReLU
-
-    from lic2cpp.load import load_model
-
-    path = demo.default_model_path()
-    assert path.stat().st_size + demo.default_entropy_path().stat().st_size <= MAX_SHIPPED_BYTES
-    net = load_model(path)
-    assert isinstance(net, FactorizedPriorReLU)
-    ckpt = torch.load(path, weights_only=False)
-    # trained by `lic2cpp train` on the photos, never on Kodak
-    assert "photos" in ckpt["config"]["images"]
-    assert "kodak" not in ckpt["config"]["images"].lower()
-    tables = EntropyModel.load(demo.default_entropy_path())
-    assert tables.num_channels == net.g_a[-1].out_channels
+from lic2cpp.images import psnr, read_rgb
+from lic2cpp.load import load_model
 
 
 def test_generated_images_are_deterministic_and_varied(tmp_path: Path) -> None:
@@ -42,22 +25,13 @@ def test_generated_images_are_deterministic_and_varied(tmp_path: Path) -> None:
     assert a.std() > 20  # not a flat picture
     paths = demo.write_generated_images(tmp_path, 2)
     assert [p.name for p in paths] == ["generated-1.png", "generated-2.png"]
-    assert np.array_equal(demo.read_rgb(paths[0]), a)
-
-
-def test_psnr_by_hand() -> None:
-    a = np.zeros((2, 2, 3), np.uint8)
-    b = a.copy()
-    b[0, 0, 0] = 10  # MSE = 100 / 12
-    assert demo.psnr(a, b) == pytest.approx(10 * math.log10(255**2 * 12 / 100))
+    assert np.array_equal(read_rgb(paths[0]), a)
 
 
 def test_demo_round_trip_matches_pytorch(tmp_path: Path) -> None:
     """The demo's codec (shipped tables, no photos needed) on generated images: the decoded
     PSNR is PyTorch's on the same de-quantised latent, the size is the tables' ideal code
     length plus a small header."""
-    from lic2cpp.load import load_model
-
     images = tmp_path / "images"
     demo.write_generated_images(images, 2)
     results = demo.demo(tmp_path / "out", images_dir=images, count=2, training_set=None,
@@ -65,17 +39,17 @@ def test_demo_round_trip_matches_pytorch(tmp_path: Path) -> None:
     assert [r.name for r in results] == ["generated-1.png", "generated-2.png"]
     assert (tmp_path / "out" / "encoder").is_file() and (tmp_path / "out" / "decoder").is_file()
 
-    net = load_model(demo.default_model_path())
-    tables = EntropyModel.load(demo.default_entropy_path())
+    net = load_model(default_model_path())
+    tables = EntropyModel.load(default_entropy_path())
     mean = torch.from_numpy(tables.means)[None, :, None, None]
     for r in results:
-        rgb = demo.read_rgb(images / r.name)
+        rgb = read_rgb(images / r.name)
         x = torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None].float() / 255
         with torch.no_grad():
             y = net.g_a(x)
             x_hat = net.g_s(torch.round(y - mean) + mean)
         ref = (x_hat.clamp(0, 1) * 255).round().byte()[0].permute(1, 2, 0).numpy()
-        assert r.psnr == pytest.approx(demo.psnr(rgb, ref), abs=0.02)
+        assert r.psnr == pytest.approx(psnr(rgb, ref), abs=0.02)
         ideal_bits = tables.estimate_bits(y.numpy())["bits_ctx"]
         assert ideal_bits / 8 <= r.bytes <= ideal_bits / 8 * 1.01 + 64
         assert r.bpp == pytest.approx(r.bytes * 8 / (r.width * r.height))
@@ -92,8 +66,32 @@ def test_demo_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[
     bad = tmp_path / "empty" / "broken.png"
     bad.write_bytes(b"not a png")
     with pytest.raises(LicError, match="cannot read image"):
-        demo.read_rgb(bad)
+        read_rgb(bad)
     with pytest.raises(SystemExit) as exc:
         cli_main(["demo", "--help"])
     assert exc.value.code == 0
     assert "--images" in capsys.readouterr().out
+
+
+def test_demo_writes_outside_the_checkout_by_default(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Without -o the output goes to demo/ in the lic2cpp cache (printed), not to the
+    working folder (the build itself is stood in for: test_demo_round_trip covers it)."""
+    monkeypatch.setenv("LIC2CPP_CACHE", str(tmp_path / "cache"))
+    cwd = tmp_path / "checkout"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    calls: list[Path] = []
+
+    def fake_demo(out_dir: Path, *args: object, **kwargs: object) -> list[demo.RoundTrip]:
+        calls.append(out_dir)
+        return []
+
+    monkeypatch.setattr(demo, "demo", fake_demo)
+    assert cli_main(["demo", "--shipped-tables"]) == 0
+    assert calls == [tmp_path / "cache" / "demo"] == [demo.default_output_dir()]
+    assert f"output folder: {tmp_path / 'cache' / 'demo'}" in capsys.readouterr().out
+    assert list(cwd.iterdir()) == []
+    assert cli_main(["demo", "--shipped-tables", "-o", "here"]) == 0
+    assert calls[-1] == Path("here")

@@ -12,9 +12,11 @@ from lic2cpp.entropy import (
     PROB_ONE,
     EntropyModel,
     fit_entropy_model,
+    header_fingerprint,
     quantize_frequencies,
 )
 from lic2cpp.errors import LicError
+from lic2cpp.modelformat import fingerprint
 
 
 def region_latents(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -173,6 +175,9 @@ def test_file_round_trip_and_corruption(model: EntropyModel, tmp_path) -> None:
     assert back.to_bytes() == model.to_bytes()
     assert back.fingerprint() == model.fingerprint()
     data = path.read_bytes()
+    assert header_fingerprint(data) == model.fingerprint() == fingerprint(data[24:])
+    with pytest.raises(LicError, match="bad magic"):
+        header_fingerprint(b"LICM" + data[4:])
     for bad in (data[:-2], data[:10], b"", b"XXXX" + data[4:],
                 data[:40] + bytes([data[40] ^ 1]) + data[41:]):
         path.write_bytes(bad)

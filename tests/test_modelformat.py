@@ -6,15 +6,19 @@ import struct
 
 import numpy as np
 import pytest
+from test_codec_programs import write_tiny_model
 
 from lic2cpp.errors import LicError
 from lic2cpp.modelformat import (
     ModelFile,
     Node,
     decode_licm,
+    downsampling_factor,
     encode_licm,
     fingerprint,
+    header_fingerprint,
     infer_channels,
+    output_side,
     read_licm,
     write_licm,
 )
@@ -68,6 +72,39 @@ def test_fingerprint_matches_published_fnv1a_vectors() -> None:
     assert fingerprint(b"") == 0xCBF29CE484222325
     assert fingerprint(b"a") == 0xAF63DC4C8601EC8C
     assert fingerprint(b"foobar") == 0x85944171F73967E8
+
+
+def test_header_fingerprint_is_the_body_hash() -> None:
+    data = encode_licm(sample_model())
+    assert header_fingerprint(data) == fingerprint(data[24:])
+    assert header_fingerprint(data) == struct.unpack("<Q", data[16:24])[0]
+    with pytest.raises(LicError, match="bad magic"):
+        header_fingerprint(b"LICE" + data[4:])
+    with pytest.raises(LicError, match="too short"):
+        header_fingerprint(data[:20])
+
+
+def test_output_side_formulas_by_hand() -> None:
+    rng = np.random.default_rng(2)
+    # conv: floor((s + pt + pb - k) / stride) + 1
+    assert output_side(conv(3, 4, 5, 2, 2, 0, rng), 768) == (768 + 4 - 5) // 2 + 1 == 384
+    assert output_side(conv(3, 4, 3, 1, 1, 0, rng), 17) == 17
+    # transposed conv: (s - 1) * stride - pt - pb + k + out_pad
+    assert output_side(deconv(4, 3, 5, 2, 2, 1, 0, rng), 48) == 47 * 2 - 4 + 5 + 1 == 96
+    assert output_side(Node("relu", [0]), 31) == 31
+
+
+def test_downsampling_factor(tmp_path) -> None:
+    ga_path, _ = write_tiny_model(tmp_path, seed=1)
+    assert downsampling_factor(read_licm(ga_path)) == 16
+    rng = np.random.default_rng(3)
+    ga = ModelFile("g_a", 3, 4, [conv(3, 4, 5, 2, 2, i, rng) for i in range(4)])
+    assert downsampling_factor(ga) == 16  # four stride-2 convolutions
+    flat = ModelFile("g_a", 3, 4, [conv(3, 4, 3, 1, 1, 0, rng)])
+    assert downsampling_factor(flat) == 1
+    odd = ModelFile("g_a", 3, 4, [conv(3, 4, 3, 3, 0, 0, rng)])  # 4096 -> 1365: no factor
+    with pytest.raises(LicError, match="downsampling factor"):
+        downsampling_factor(odd)
 
 
 def test_tiny_model_bytes_by_hand() -> None:

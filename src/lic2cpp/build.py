@@ -29,7 +29,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lic2cpp import __version__, codegen
+from lic2cpp.assets import default_entropy_path, default_model_path
+from lic2cpp.convert import convert_model
+from lic2cpp.datasets import check_training_set, training_set_identity
+from lic2cpp.entropy import EntropyModel
 from lic2cpp.errors import LicError
+from lic2cpp.fit import add_training_arguments, check_training_path, fit_latents, summarise_model
+from lic2cpp.load import load_model
+from lic2cpp.toolchain import cpp_dir, find_compiler, source_closure
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -40,8 +48,10 @@ STEP_NAMES = ("convert", "fit", "codegen")
 
 # Python modules whose code decides each step's output (hashed into the step key).
 CONVERT_MODULES = ("lic2cpp.load", "lic2cpp.export", "lic2cpp.convert", "lic2cpp.modelformat")
-FIT_MODULES = ("lic2cpp.load", "lic2cpp.datasets", "lic2cpp.fit", "lic2cpp.entropy")
-CODEGEN_MODULES = ("lic2cpp.codegen", "lic2cpp.toolchain")
+FIT_MODULES = ("lic2cpp.load", "lic2cpp.datasets", "lic2cpp.images", "lic2cpp.fit",
+               "lic2cpp.entropy")
+CODEGEN_MODULES = ("lic2cpp.codegen", "lic2cpp.modelformat", "lic2cpp.entropy",
+                   "lic2cpp.toolchain")
 
 
 # --- hashing -----------------------------------------------------------------------------
@@ -69,12 +79,9 @@ def modules_hash(names: tuple[str, ...]) -> str:
 
 def cpp_sources_hash() -> str:
     """Hash of the C++ sources the encoder and decoder programs compile (and only those)."""
-    from lic2cpp.codegen import program_main
-    from lic2cpp.toolchain import cpp_dir, source_closure
-
     root = cpp_dir()
     digest = hashlib.sha256()
-    for path in source_closure([program_main("encoder"), program_main("decoder")]):
+    for path in source_closure([codegen.program_main("encoder"), codegen.program_main("decoder")]):
         digest.update(str(path.relative_to(root)).encode() + b"\0")
         digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -149,138 +156,159 @@ def check_model_path(path: Path) -> None:
         raise LicError(f"model path is not a file: {path}")
 
 
-def build(opts: BuildOptions) -> BuildResult:
-    """Run convert, fit and codegen in ``opts.out_dir``, each only if out of date."""
-    from lic2cpp import __version__
-    from lic2cpp.datasets import check_training_set, training_set_identity
-    from lic2cpp.fit import check_training_path
-    from lic2cpp.toolchain import find_compiler
-
+def check_inputs(opts: BuildOptions) -> None:
+    """Refuse bad inputs before any slow step."""
     check_model_path(opts.model)
     if (opts.training_set is None) == (opts.entropy is None):
         raise LicError("give either a training set or ready-made entropy tables")
     if opts.training_set is not None:
         check_training_path(opts.training_set)
-        check_training_set(opts.training_set, opts.patch_size)  # fail before the slow steps
+        check_training_set(opts.training_set, opts.patch_size)
     elif opts.entropy is not None:
-        from lic2cpp.entropy import EntropyModel
+        EntropyModel.load(opts.entropy)  # missing or invalid tables
+    if opts.out_dir.exists() and not opts.out_dir.is_dir():
+        raise LicError(f"output path exists and is not a folder: {opts.out_dir}")
 
-        EntropyModel.load(opts.entropy)  # missing or invalid tables: refused before any work
-    out = opts.out_dir
-    if out.exists() and not out.is_dir():
-        raise LicError(f"output path exists and is not a folder: {out}")
-    out.mkdir(parents=True, exist_ok=True)
-    manifest = read_manifest(out)
-    manifest.update({
-        "lic2cpp": __version__,
-        "model": str(opts.model.resolve()),
-        "arch": opts.arch,
-        "training_set": str(opts.training_set.resolve()) if opts.training_set else None,
-        "entropy_source": str(opts.entropy.resolve()) if opts.entropy else None,
-    })
-    model_sha = file_sha256(opts.model)
-    net_cache: list[Any] = []
 
-    def net() -> Any:  # loaded once, and only if a step needs it
-        if not net_cache:
-            from lic2cpp.load import load_model
+class BuildRun:
+    """One build in progress: the options, the manifest and the steps that ran."""
 
-            net_cache.append(load_model(opts.model, opts.arch))
-        return net_cache[0]
+    def __init__(self, opts: BuildOptions) -> None:
+        self.opts = opts
+        self.out = opts.out_dir
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.manifest = read_manifest(self.out)
+        self.manifest.update({
+            "lic2cpp": __version__,
+            "model": str(opts.model.resolve()),
+            "arch": opts.arch,
+            "training_set": str(opts.training_set.resolve()) if opts.training_set else None,
+            "entropy_source": str(opts.entropy.resolve()) if opts.entropy else None,
+        })
+        self.model_sha = file_sha256(opts.model)
+        self.result = BuildResult(encoder=self.out / "encoder", decoder=self.out / "decoder")
+        self._net: Any = None
 
-    result = BuildResult(encoder=out / "encoder", decoder=out / "decoder")
+    def net(self) -> Any:
+        """The model, loaded once, and only if a step needs it."""
+        if self._net is None:
+            self._net = load_model(self.opts.model, self.opts.arch)
+        return self._net
 
-    def step(index: int, name: str, inputs: dict[str, Any], action: Callable[[], list[str]]
-             ) -> None:
+    def step(self, index: int, name: str, inputs: dict[str, Any],
+             action: Callable[[], list[str]]) -> None:
+        """Run ``action`` unless its recorded key and outputs are current; record it."""
         key = key_of(inputs)
-        record = manifest["steps"].get(name)
         label = f"[{index}/{len(STEP_NAMES)}] {name}"
-        if not opts.force and step_is_current(out, record, key):
-            opts.log(f"{label}: up to date")
+        if not self.opts.force and step_is_current(self.out, self.manifest["steps"].get(name),
+                                                   key):
+            self.opts.log(f"{label}: up to date")
             return
-        opts.log(f"{label} ...")
+        self.opts.log(f"{label} ...")
         start = time.perf_counter()
         outputs = action()
         seconds = time.perf_counter() - start
-        manifest["steps"][name] = {
+        self.manifest["steps"][name] = {
             "key": key,
             "inputs": inputs,
-            "outputs": {o: file_sha256(out / o) for o in outputs},
+            "outputs": {o: file_sha256(self.out / o) for o in outputs},
             "seconds": round(seconds, 3),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        write_manifest(out, manifest)  # after every step: an interrupted build keeps its work
-        result.ran.append(name)
-        result.seconds[name] = seconds
-        opts.log(f"{label}: done in {seconds:.1f} s")
+        write_manifest(self.out, self.manifest)  # after every step: a stop keeps the work
+        self.result.ran.append(name)
+        self.result.seconds[name] = seconds
+        self.opts.log(f"{label}: done in {seconds:.1f} s")
 
-    def do_convert() -> list[str]:
-        from lic2cpp.convert import convert_model
+    # --- step 1: convert
 
-        ga, gs = convert_model(net(), out)
-        return [_relative(out, ga), _relative(out, gs)]
+    def convert_inputs(self) -> dict[str, Any]:
+        return {"model_sha256": self.model_sha, "arch": self.opts.arch, "lic2cpp": __version__,
+                "code": modules_hash(CONVERT_MODULES)}
 
-    def do_fit() -> list[str]:
-        from lic2cpp.fit import fit_latents, summarise_model
+    def convert(self) -> list[str]:
+        ga, gs = convert_model(self.net(), self.out)
+        return [_relative(self.out, ga), _relative(self.out, gs)]
 
-        if opts.entropy is not None:  # given tables: checked, copied, nothing estimated
-            from lic2cpp.entropy import EntropyModel
+    # --- step 2: fit (or copy the given tables)
 
-            opts.log(f"  using the given tables {opts.entropy} (no fit)")
-            EntropyModel.load(opts.entropy)  # refuses a file that is not valid tables
-            shutil.copyfile(opts.entropy, out / ENTROPY_FILE)
-            stats = {"model": summarise_model(net()), "training_patches": 0,
-                     "patch_size": opts.patch_size, "latent_per_patch": None,
-                     "estimate": None}
-            (out / FIT_STATS).write_text(json.dumps(stats, indent=2) + "\n")
-            return [ENTROPY_FILE, FIT_STATS]
+    def fit_inputs(self) -> dict[str, Any]:
+        opts = self.opts
+        common = {"model_sha256": self.model_sha, "arch": opts.arch, "lic2cpp": __version__}
+        if opts.training_set is None:
+            assert opts.entropy is not None
+            return {**common, "entropy_sha256": file_sha256(opts.entropy),
+                    "code": modules_hash(FIT_MODULES)}
+        return {**common, "training_set": training_set_identity(opts.training_set),
+                "max_patches": opts.max_patches, "seed": opts.seed,
+                "patch_size": opts.patch_size, "code": modules_hash(FIT_MODULES)}
+
+    def fit(self) -> list[str]:
+        opts = self.opts
+        if opts.entropy is not None:
+            return self.copy_tables(opts.entropy)
         assert opts.training_set is not None
-        fitted = fit_latents(net(), opts.training_set, max_patches=opts.max_patches,
+        fitted = fit_latents(self.net(), opts.training_set, max_patches=opts.max_patches,
                              seed=opts.seed, patch_size=opts.patch_size,
                              batch_size=opts.batch_size, progress=opts.progress)
-        fitted.entropy_model.save(out / ENTROPY_FILE)
+        fitted.entropy_model.save(self.out / ENTROPY_FILE)
         stats = fit_statistics(fitted, opts)
-        (out / FIT_STATS).write_text(json.dumps(stats, indent=2, default=_jsonable) + "\n")
+        (self.out / FIT_STATS).write_text(json.dumps(stats, indent=2, default=_jsonable) + "\n")
         return [ENTROPY_FILE, FIT_STATS]
 
-    def do_codegen() -> list[str]:
-        from lic2cpp.codegen import build_codec
+    def copy_tables(self, tables: Path) -> list[str]:
+        """Given tables: checked, copied, nothing estimated."""
+        self.opts.log(f"  using the given tables {tables} (no fit)")
+        EntropyModel.load(tables)  # refuses a file that is not valid tables
+        shutil.copyfile(tables, self.out / ENTROPY_FILE)
+        stats = {"model": summarise_model(self.net()), "training_patches": 0,
+                 "patch_size": self.opts.patch_size, "latent_per_patch": None,
+                 "estimate": None}
+        (self.out / FIT_STATS).write_text(json.dumps(stats, indent=2) + "\n")
+        return [ENTROPY_FILE, FIT_STATS]
 
-        opts.log("  generating and compiling the encoder and decoder (this takes a while)")
-        enc, dec = build_codec(out / ga_name, out / gs_name, out / ENTROPY_FILE, out)
-        for made, want in ((Path(enc), result.encoder), (Path(dec), result.decoder)):
+    # --- step 3: codegen
+
+    def licm_names(self) -> tuple[str, str]:
+        ga_name, gs_name = list(self.manifest["steps"]["convert"]["outputs"])
+        return ga_name, gs_name
+
+    def codegen_inputs(self) -> dict[str, Any]:
+        steps = self.manifest["steps"]
+        ga_name, gs_name = self.licm_names()
+        return {
+            "g_a": steps["convert"]["outputs"][ga_name],
+            "g_s": steps["convert"]["outputs"][gs_name],
+            "entropy": steps["fit"]["outputs"][ENTROPY_FILE],
+            "lic2cpp": __version__, "compiler": find_compiler(),
+            "cpp": cpp_sources_hash(), "code": modules_hash(CODEGEN_MODULES),
+        }
+
+    def codegen(self) -> list[str]:
+        self.opts.log("  generating and compiling the encoder and decoder (this takes a while)")
+        ga_name, gs_name = self.licm_names()
+        # codegen.build_codec looked up at call time: the tests stand in a recorder for it.
+        enc, dec = codegen.build_codec(self.out / ga_name, self.out / gs_name,
+                                       self.out / ENTROPY_FILE, self.out)
+        for made, want in ((Path(enc), self.result.encoder), (Path(dec), self.result.decoder)):
             if made.resolve() != want.resolve():
                 raise LicError(f"codegen wrote {made}, expected {want}")
         return ["encoder", "decoder"]
 
-    step(1, "convert", {
-        "model_sha256": model_sha, "arch": opts.arch, "lic2cpp": __version__,
-        "code": modules_hash(CONVERT_MODULES),
-    }, do_convert)
-    ga_name, gs_name = list(manifest["steps"]["convert"]["outputs"])
-    if opts.training_set is not None:
-        fit_inputs = {
-            "model_sha256": model_sha, "arch": opts.arch, "lic2cpp": __version__,
-            "training_set": training_set_identity(opts.training_set),
-            "max_patches": opts.max_patches, "seed": opts.seed, "patch_size": opts.patch_size,
-            "code": modules_hash(FIT_MODULES),
-        }
-    else:
-        assert opts.entropy is not None
-        fit_inputs = {"model_sha256": model_sha, "arch": opts.arch, "lic2cpp": __version__,
-                      "entropy_sha256": file_sha256(opts.entropy),
-                      "code": modules_hash(FIT_MODULES)}
-    step(2, "fit", fit_inputs, do_fit)
-    step(3, "codegen", {
-        "g_a": manifest["steps"]["convert"]["outputs"][ga_name],
-        "g_s": manifest["steps"]["convert"]["outputs"][gs_name],
-        "entropy": manifest["steps"]["fit"]["outputs"][ENTROPY_FILE],
-        "lic2cpp": __version__, "compiler": find_compiler(),
-        "cpp": cpp_sources_hash(), "code": modules_hash(CODEGEN_MODULES),
-    }, do_codegen)
-    write_manifest(out, manifest)
-    (out / REPORT).write_text(render_report(out, manifest))
-    return result
+    def finish(self) -> None:
+        write_manifest(self.out, self.manifest)
+        (self.out / REPORT).write_text(render_report(self.out, self.manifest))
+
+
+def build(opts: BuildOptions) -> BuildResult:
+    """Run convert, fit and codegen in ``opts.out_dir``, each only if out of date."""
+    check_inputs(opts)
+    run = BuildRun(opts)
+    run.step(1, "convert", run.convert_inputs(), run.convert)
+    run.step(2, "fit", run.fit_inputs(), run.fit)
+    run.step(3, "codegen", run.codegen_inputs(), run.codegen)
+    run.finish()
+    return run.result
 
 
 def _relative(out: Path, path: Path | str) -> str:
@@ -411,32 +439,7 @@ def render_estimate(est: dict[str, Any], pixels: int,
 
 # --- command line ------------------------------------------------------------------------
 
-def _demo_attr(name: str) -> Callable[[], Any]:
-    """A function of lic2cpp.demo, the owner of the shipped default model."""
-    try:
-        from lic2cpp import demo
-    except ModuleNotFoundError as exc:
-        raise LicError("no --model given and no default model is available "
-                       "(lic2cpp.demo is not installed); pass --model") from exc
-    getter = getattr(demo, name, None)
-    if getter is None:
-        raise LicError(f"no --model given and lic2cpp.demo has no {name}(); pass --model")
-    return getter
-
-
-def default_model_path() -> Path:
-    """The shipped default model."""
-    return Path(_demo_attr("default_model_path")())
-
-
-def default_entropy_path() -> Path:
-    """The entropy tables shipped with the default model (fitted on training photos)."""
-    return Path(_demo_attr("default_entropy_path")())
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from lic2cpp.fit import add_training_arguments
-
     p = subparsers.add_parser(
         "build",
         help="model + training set -> standalone encoder and decoder (all steps, cached)",

@@ -16,8 +16,10 @@ import shutil
 from pathlib import Path
 
 from lic2cpp.entropy import EntropyModel
+from lic2cpp.entropy import header_fingerprint as lice_fingerprint
 from lic2cpp.errors import LicError
-from lic2cpp.modelformat import ModelFile, read_licm
+from lic2cpp.modelformat import ModelFile, downsampling_factor, read_licm
+from lic2cpp.modelformat import header_fingerprint as licm_fingerprint
 from lic2cpp.toolchain import cache_dir, compile_program, cpp_dir
 
 STATIC_LIB_DIRS = [Path("/usr/lib/x86_64-linux-gnu"), Path("/usr/lib64"), Path("/usr/lib"),
@@ -36,31 +38,6 @@ def png_link_args() -> list[str]:
 def program_main(role: str) -> Path:
     """The C++ main file of the ``encoder`` or ``decoder`` program."""
     return cpp_dir() / "codec" / "programs" / f"{role}_main.cpp"
-
-
-def network_multiple(model: ModelFile) -> int:
-    """Downsampling factor of an analysis transform: input side / output side.
-
-    Sizes are propagated through the graph with the formulas of docs/model-format.md for a
-    large input; the factor must divide it exactly (true of every CompressAI g_a).
-    """
-    side = 4096
-    sizes = [side]
-    for node in model.nodes:
-        s = sizes[node.inputs[0]]
-        a = node.attrs
-        if node.op == "conv2d":
-            s = ((s + int(a["pad_top"]) + int(a["pad_bottom"]) - int(a["kh"]))
-                 // int(a["stride_h"]) + 1)
-        elif node.op == "conv_transpose2d":
-            s = ((s - 1) * int(a["stride_h"]) - int(a["pad_top"]) - int(a["pad_bottom"])
-                 + int(a["kh"]) + int(a["out_pad_h"]))
-        sizes.append(s)
-    out = sizes[-1]
-    if out < 1 or side % out != 0:
-        raise LicError(f"{model.name}: cannot find the downsampling factor of the analysis "
-                       "transform")
-    return side // out
 
 
 def _blob(path: Path) -> tuple[Path, bytes]:
@@ -151,13 +128,13 @@ def build_codec(ga_licm: Path, gs_licm: Path, entropy_path: Path, out_dir: Path,
     ga, gs = read_licm(ga_licm), read_licm(gs_licm)
     tables = EntropyModel.load(entropy_path)
     _check_models(ga, gs, tables)
-    multiple = network_multiple(ga)
+    multiple = downsampling_factor(ga)
     ga_blob, ga_bytes = _blob(ga_licm)
     gs_blob, gs_bytes = _blob(gs_licm)
     tab_blob, tab_bytes = _blob(entropy_path)
-    ga_fp = int.from_bytes(ga_bytes[16:24], "little")
-    gs_fp = int.from_bytes(gs_bytes[16:24], "little")
-    tab_fp = int.from_bytes(tab_bytes[16:24], "little")
+    ga_fp = licm_fingerprint(ga_bytes)
+    gs_fp = licm_fingerprint(gs_bytes)
+    tab_fp = lice_fingerprint(tab_bytes)
 
     out_dir = Path(out_dir)
     src_dir = out_dir / "src"

@@ -14,21 +14,27 @@ Anything else stops the conversion with the op type and the node name.
 from __future__ import annotations
 
 import argparse
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
+from onnx import helper, inliner, numpy_helper
+from tqdm import tqdm
 
 from lic2cpp.errors import LicError
+from lic2cpp.export import add_model_args, export_onnx
+from lic2cpp.load import load_model
 from lic2cpp.modelformat import (
     MAX_KERNEL,
     MAX_NAME,
     MAX_STRIDE,
     ModelFile,
     Node,
+    decode_licm,
+    header_fingerprint,
     write_licm,
 )
 
@@ -48,8 +54,6 @@ def _unsupported(node: Any, why: str = "") -> LicError:
 
 
 def _attrs(node: Any) -> dict[str, Any]:
-    from onnx import helper
-
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
@@ -200,8 +204,6 @@ class _Converter:
         self.emit(Node("add", [lhs, rhs]), self.channels[lhs], node.output[0])
 
     def constant(self, node: Any) -> None:
-        from onnx import numpy_helper
-
         attrs = node.attribute
         if len(attrs) != 1:
             raise LicError(f"{_where(node)}: expected exactly one value attribute")
@@ -284,8 +286,6 @@ class _Converter:
     # ------------------------------------------------------------------ driver
 
     def run(self) -> tuple[int, list[Node], int]:
-        from onnx import numpy_helper
-
         for init in self.graph.initializer:
             self.consts[init.name] = numpy_helper.to_array(init)
         inputs = [i for i in self.graph.input if i.name not in self.consts]
@@ -380,16 +380,12 @@ def onnx_to_model(onnx_model: Any, name: str) -> ModelFile:
     if len(name.encode("utf-8")) > MAX_NAME:
         raise LicError(f"model name longer than {MAX_NAME} bytes")
     if len(onnx_model.functions):
-        from onnx import inliner
-
         onnx_model = inliner.inline_local_functions(onnx_model)
     in_channels, nodes, out_channels = _Converter(onnx_model.graph).run()
     return ModelFile(name, in_channels, out_channels, nodes)
 
 
 def load_onnx(path: Path) -> Any:
-    import onnx
-
     if not path.is_file():
         raise LicError(f"ONNX file not found: {path}")
     try:
@@ -410,10 +406,6 @@ def convert_model(net: Any, out_dir: Path, *, exporter: str = "dynamo",
     """Export ``net``'s transforms to ONNX and convert them: ``out_dir/g_a.licm``,
     ``out_dir/g_s.licm`` (the ``.onnx`` files stay beside them). ``progress`` shows tqdm
     bars (on a terminal only)."""
-    from tqdm import tqdm
-
-    from lic2cpp.export import export_onnx
-
     out_dir = Path(out_dir)
     onnx_paths = export_onnx(net, out_dir, exporter=exporter, progress=progress)
     licm_paths = []
@@ -429,9 +421,9 @@ def convert_model(net: Any, out_dir: Path, *, exporter: str = "dynamo",
 
 def _describe(path: Path) -> str:
     data = path.read_bytes()
-    (fp,) = struct.unpack_from("<Q", data, 16)
-    (count,) = struct.unpack_from("<I", data, 24 + 8)
-    return f"{path} ({count} nodes, {len(data) / 1e6:.1f} MB, fingerprint {fp:016x})"
+    count = len(decode_licm(data).nodes)
+    return (f"{path} ({count} nodes, {len(data) / 1e6:.1f} MB, "
+            f"fingerprint {header_fingerprint(data):016x})")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -446,8 +438,6 @@ def run(args: argparse.Namespace) -> int:
         convert_onnx(Path(args.onnx), out, args.name or Path(args.onnx).stem)
         print(f"wrote {_describe(out)}")
         return 0
-    from lic2cpp.load import load_model
-
     net = load_model(args.model, args.arch)
     for path in convert_model(net, out, exporter=args.exporter, progress=True):
         print(f"wrote {_describe(path)}")
@@ -455,8 +445,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from lic2cpp.export import add_model_args
-
     p = subparsers.add_parser(
         "convert", help="convert a model (or one ONNX file) to lic2cpp's .licm format",
         description="Either export and convert a CompressAI checkpoint "

@@ -1,4 +1,4 @@
-"""Training sets and images: everything the pipeline reads that is not a model.
+"""Training sets: the patches the entropy model is fitted on.
 
 A training set is a uint8 array of RGB patches, shape ``(N, P, P, 3)`` (P = 256 upstream).
 It comes in one of three forms:
@@ -7,7 +7,7 @@ It comes in one of three forms:
   into memory until its patches are used);
 - a raw headerless file with exactly that layout (its size must be a multiple of
   ``P*P*3``);
-- a folder of images (PNG, JPEG, PPM/PGM), cut into non-overlapping ``P×P`` patches on a
+- a folder of images (``images.IMAGE_SUFFIXES``), cut into non-overlapping ``P×P`` patches on a
   grid whose offset inside each image is drawn from ``seed``.
 """
 
@@ -20,13 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from lic2cpp.errors import LicError
+from lic2cpp.images import IMAGE_SUFFIXES, image_size, list_images, read_rgb
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".pnm")
 NPY_MAGIC = b"\x93NUMPY"
-# Refuse images whose decoded size would be absurd (Pillow's own bomb check is a warning).
-MAX_IMAGE_PIXELS = 1 << 28
 
 
 def load_training_set(
@@ -103,50 +102,6 @@ def _subset(patches: np.ndarray, max_patches: int | None, seed: int) -> np.ndarr
 
 # --- folders of images -------------------------------------------------------------------
 
-def list_images(folder: str | Path) -> list[Path]:
-    """The image files directly inside ``folder``, sorted by name."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise LicError(f"image folder not found: {folder}")
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def load_image(path: str | Path) -> np.ndarray:
-    """Read an image as 8-bit RGB, shape (H, W, 3).
-
-    Grayscale is replicated to three channels; alpha is dropped (composited on nothing);
-    16-bit images are scaled to 8 bits.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(path)
-    try:
-        with Image.open(path) as im:
-            if im.width * im.height > MAX_IMAGE_PIXELS:
-                raise LicError(f"{path}: image too large ({im.width}x{im.height})")
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                # Pillow's "I" modes hold 16-bit samples; scale to 8 bits rather than clip.
-                arr16 = np.asarray(im, dtype=np.uint32)
-                gray = ((arr16 * 255 + 32767) // 65535).astype(np.uint8)
-                return np.repeat(gray[:, :, None], 3, axis=2)
-            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
-    except FileNotFoundError as exc:
-        raise LicError(f"image not found: {path}") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise LicError(f"cannot read image {path}: {exc}") from exc
-
-
-def _image_size(path: Path) -> tuple[int, int]:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:  # reads the header only
-            return im.width, im.height
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise LicError(f"cannot read image {path}: {exc}") from exc
-
-
 @dataclass(frozen=True)
 class PatchSpot:
     """Where one patch comes from: image index and top-left corner."""
@@ -186,14 +141,12 @@ def cut_patch(image: np.ndarray, spot: PatchSpot, patch_size: int) -> np.ndarray
 
 def _patches_from_folder(folder: Path, patch_size: int, max_patches: int | None, seed: int
                          ) -> np.ndarray:
-    from tqdm import tqdm
-
-    files = list_images(folder)
+    files = list_images(folder, "training-set folder")
     if not files:
         raise LicError(
             f"no images ({', '.join(IMAGE_SUFFIXES)}) in training-set folder {folder}"
         )
-    spots = plan_patches((_image_size(f) for f in files), patch_size, seed)
+    spots = plan_patches((image_size(f) for f in files), patch_size, seed)
     if max_patches is not None and max_patches < len(spots):
         rng = np.random.default_rng(seed + 1)
         keep = np.sort(rng.choice(len(spots), size=max_patches, replace=False))
@@ -204,7 +157,7 @@ def _patches_from_folder(folder: Path, patch_size: int, max_patches: int | None,
         by_image.setdefault(spot.image, []).append(k)
     show = len(by_image) > 4 and progress_enabled()
     for index in tqdm(sorted(by_image), desc="cutting patches", unit="image", disable=not show):
-        image = load_image(files[index])
+        image = read_rgb(files[index])
         for k in by_image[index]:
             out[k] = cut_patch(image, spots[k], patch_size)
     return out
@@ -214,7 +167,7 @@ def check_training_set(path: str | Path, patch_size: int = 256) -> None:
     """Cheap validation before a long build: format and size, no pixels decoded."""
     path = Path(path)
     if path.is_dir():
-        if not list_images(path):
+        if not list_images(path, "training-set folder"):
             raise LicError(
                 f"no images ({', '.join(IMAGE_SUFFIXES)}) in training-set folder {path}"
             )

@@ -9,39 +9,28 @@ from __future__ import annotations
 
 import argparse
 import math
-import subprocess
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from lic2cpp import images
+from lic2cpp.assets import default_entropy_path, default_model_path
+from lic2cpp.build import BuildOptions, build
 from lic2cpp.errors import LicError
+from lic2cpp.images import list_images, write_rgb
+from lic2cpp.toolchain import cache_dir
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
-DEFAULT_MODEL = "default_model.pth"
-DEFAULT_ENTROPY = "default_entropy.lice"
-IMAGE_SUFFIXES = {".png", ".ppm"}  # what the encoder reads directly
-OTHER_SUFFIXES = {".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}  # converted to PPM first
 # The checkout layout the tests and docs use: ../shared/data/{kodak,photos} from the root.
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def default_model_path() -> Path:
-    """The default model shipped in the package (a ``{"model": net}`` checkpoint)."""
-    path = DATA_DIR / DEFAULT_MODEL
-    if not path.is_file():
-        raise LicError(f"the default model is missing from the package ({path})")
-    return path
-
-
-def default_entropy_path() -> Path:
-    """Entropy tables fitted for the default model on the training photos (``.lice``)."""
-    path = DATA_DIR / DEFAULT_ENTROPY
-    if not path.is_file():
-        raise LicError(f"the default model's entropy tables are missing ({path})")
-    return path
+def default_output_dir() -> Path:
+    """Where the demo writes unless told: the user's lic2cpp cache, outside any checkout
+    (a second run reuses the build there)."""
+    return cache_dir() / "demo"
 
 
 def shared_data(name: str) -> Path | None:
@@ -81,24 +70,15 @@ def generated_image(seed: int, width: int = 256, height: int = 192) -> np.ndarra
 
 
 def write_generated_images(folder: Path, count: int = 3) -> list[Path]:
-    from PIL import Image
-
     folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(count):
-        path = folder / f"generated-{i + 1}.png"
-        Image.fromarray(generated_image(seed=i + 1)).save(path)
-        paths.append(path)
-    return paths
+    return [write_rgb(folder / f"generated-{i + 1}.png", generated_image(seed=i + 1))
+            for i in range(count)]
 
 
 def pick_images(images_dir: Path | None, count: int, work: Path) -> tuple[list[Path], str]:
     """The images to round-trip and a word saying where they came from."""
     if images_dir is not None:
-        if not images_dir.is_dir():
-            raise LicError(f"--images: {images_dir} is not a folder")
-        found = sorted(p for p in images_dir.iterdir()
-                       if p.suffix.lower() in IMAGE_SUFFIXES | OTHER_SUFFIXES)
+        found = list_images(images_dir, "--images")
         if not found:
             raise LicError(f"--images: no images (PNG, PPM, JPEG, ...) in {images_dir}")
         return found[:count], str(images_dir)
@@ -114,28 +94,13 @@ def pick_images(images_dir: Path | None, count: int, work: Path) -> tuple[list[P
 
 
 def build_default_codec(out_dir: Path, training_set: Path | None,
-                        log: Any = print) -> tuple[Path, Path]:
-    """Encoder and decoder of the default model in ``out_dir``.
-
-    With a training set, the full cached ``lic2cpp build`` (convert, fit, codegen);
-    without one, the shipped entropy tables skip the fit.
-    """
-    if training_set is not None:
-        from lic2cpp.build import BuildOptions, build
-
-        result = build(BuildOptions(model=default_model_path(), training_set=training_set,
-                                    out_dir=out_dir, log=log))
-        return result.encoder, result.decoder
-    from lic2cpp.codegen import build_codec
-    from lic2cpp.convert import convert_model
-    from lic2cpp.load import load_model
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    log("converting the default model's transforms")
-    ga, gs = convert_model(load_model(default_model_path()), out_dir)
-    log("generating and compiling the encoder and decoder (shipped entropy tables)")
-    enc, dec = build_codec(ga, gs, default_entropy_path(), out_dir)
-    return Path(enc), Path(dec)
+                        log: Callable[[str], None] = print) -> tuple[Path, Path]:
+    """Encoder and decoder of the default model in ``out_dir``, through ``lic2cpp build``:
+    tables fitted on ``training_set``, or the shipped tables when it is None."""
+    entropy = None if training_set is not None else default_entropy_path()
+    result = build(BuildOptions(model=default_model_path(), training_set=training_set,
+                                entropy=entropy, out_dir=out_dir, log=log))
+    return result.encoder, result.decoder
 
 
 @dataclass
@@ -149,48 +114,11 @@ class RoundTrip:
     seconds: float
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except (OSError, UnidentifiedImageError) as exc:
-        raise LicError(f"cannot read image {path}: {exc}") from exc
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * math.log10(255.0**2 / mse)
-
-
-def run_exe(cmd: list[str]) -> None:
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        lines = (proc.stderr.strip() or proc.stdout.strip() or "(no message)").splitlines()
-        raise LicError(f"{Path(cmd[0]).name} failed on {Path(cmd[1]).name}: {lines[-1]}")
-
-
 def round_trip(encoder: Path, decoder: Path, image: Path, work: Path) -> RoundTrip:
-    rgb = read_rgb(image)
-    src = image
-    if image.suffix.lower() not in IMAGE_SUFFIXES:  # the encoder reads PNG and PPM
-        from PIL import Image
-
-        src = work / (image.stem + ".ppm")
-        Image.fromarray(rgb).save(src)
-    bits = work / (image.stem + ".bin")
-    out = work / (image.stem + ".decoded.png")
-    start = time.perf_counter()
-    run_exe([str(encoder), str(src), str(bits)])
-    run_exe([str(decoder), str(bits), str(out)])
-    seconds = time.perf_counter() - start
-    decoded = read_rgb(out)
-    if decoded.shape != rgb.shape:
-        raise LicError(f"decoded {image.name} has shape {decoded.shape}, expected {rgb.shape}")
-    h, w = rgb.shape[:2]
-    size = bits.stat().st_size
-    return RoundTrip(image.name, w, h, size, size * 8 / (w * h), psnr(rgb, decoded), seconds)
+    """One image through the codec; the decoded PNG is kept in ``work``."""
+    coded = images.round_trip(encoder, decoder, image, work)
+    return RoundTrip(image.name, coded.width, coded.height, coded.bytes, coded.bpp,
+                     coded.psnr, coded.encode_s + coded.decode_s)
 
 
 def format_results(results: list[RoundTrip]) -> str:
@@ -206,13 +134,14 @@ def format_results(results: list[RoundTrip]) -> str:
 
 
 def demo(out_dir: Path, images_dir: Path | None = None, count: int = 4,
-         training_set: Path | None = None, log: Any = print) -> list[RoundTrip]:
+         training_set: Path | None = None, log: Callable[[str], None] = print
+         ) -> list[RoundTrip]:
     encoder, decoder = build_default_codec(out_dir, training_set, log=log)
-    images, origin = pick_images(images_dir, count, out_dir)
-    log(f"round-tripping {len(images)} image(s): {origin}")
+    picked, origin = pick_images(images_dir, count, out_dir)
+    log(f"round-tripping {len(picked)} image(s): {origin}")
     work = out_dir / "roundtrip"
     work.mkdir(parents=True, exist_ok=True)
-    return [round_trip(encoder, decoder, im, work) for im in images]
+    return [round_trip(encoder, decoder, im, work) for im in picked]
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -224,9 +153,11 @@ def run(args: argparse.Namespace) -> int:
     training_set = args.training_set
     if training_set is None and not args.shipped_tables:
         training_set = shared_data("photos")
-    results = demo(Path(args.output), args.images, args.count, training_set)
+    out_dir = Path(args.output) if args.output else default_output_dir()
+    print(f"output folder: {out_dir}")
+    results = demo(out_dir, args.images, args.count, training_set)
     print(format_results(results))
-    print(f"encoder: {Path(args.output) / 'encoder'}   decoder: {Path(args.output) / 'decoder'}")
+    print(f"encoder: {out_dir / 'encoder'}   decoder: {out_dir / 'decoder'}")
     return 0
 
 
@@ -238,11 +169,12 @@ def register(subparsers: Any) -> None:
                     "then encode and decode a few images (Kodak from ../shared/data/kodak "
                     "when present, otherwise generated ones) and print bpp and PSNR.",
     )
-    p.add_argument("-o", "--output", default="lic2cpp-demo", metavar="OUT",
-                   help="output folder for the executables and decoded images")
+    p.add_argument("-o", "--output", default=None, metavar="OUT",
+                   help="output folder for the executables and decoded images (default: "
+                        "demo/ in the lic2cpp cache, ~/.cache/lic2cpp/demo; printed)")
     p.add_argument("--images", type=Path, default=None, metavar="DIR",
-                   help="round-trip the images of DIR instead (PNG/PPM; JPEG, BMP, TIFF and "
-                        "WebP are converted to PPM first)")
+                   help="round-trip the images of DIR instead (PNG, PPM, JPEG, BMP, TIFF, "
+                        "WebP; what the encoder does not read is given to it as PPM)")
     p.add_argument("--count", type=int, default=4, help="at most this many images")
     p.add_argument("--training-set", type=Path, default=None, metavar="PATH",
                    help="refit the entropy tables on PATH (default: ../shared/data/photos "

@@ -27,8 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from lic2cpp.errors import LicError
+from lic2cpp.modelformat import fingerprint
 
 PRECISION_BITS = 16
 PROB_ONE = 1 << PRECISION_BITS  # frequencies of one table sum to this
@@ -46,16 +48,14 @@ VERSION_MINOR = 0
 HEADER = struct.Struct("<4sHHQQ")  # magic, major, minor, body_size, fingerprint
 CHANNEL_HEAD = struct.Struct("<fiiIIII")  # mean, mpv, lo, nsym, t_nbr, t_prev, flag_freq
 
-FNV_OFFSET = 0xCBF29CE484222325
-FNV_PRIME = 0x100000001B3
 
 
-def fnv1a64(data: bytes) -> int:
-    """FNV-1a 64-bit, the hash of docs/model-format.md (vectorised in blocks for speed)."""
-    h = FNV_OFFSET
-    for byte in data:
-        h = ((h ^ byte) * FNV_PRIME) & 0xFFFFFFFFFFFFFFFF
-    return h
+def header_fingerprint(data: bytes) -> int:
+    """The fingerprint recorded in the header of ``.lice`` file bytes ``data`` (the
+    FNV-1a 64 of the body: the value the codec's bitstream header carries)."""
+    if len(data) < HEADER.size or data[:4] != MAGIC:
+        raise LicError("not a lic2cpp entropy model file (bad magic or too short)")
+    return int(HEADER.unpack_from(data)[4])
 
 
 @dataclass
@@ -108,7 +108,7 @@ class EntropyModel:
             raw = tables.tobytes()
             body += raw + b"\0" * (-len(raw) % 4)
         head = HEADER.pack(MAGIC, VERSION_MAJOR, VERSION_MINOR, len(body),
-                           fnv1a64(bytes(body)))
+                           fingerprint(bytes(body)))
         return head + bytes(body)
 
     def fingerprint(self) -> int:
@@ -318,8 +318,6 @@ def fit_entropy_model(latents: np.ndarray, *, progress: bool = False) -> Entropy
 def _progress(it: Any, enabled: bool, desc: str) -> Any:
     if not enabled:
         return it
-    from tqdm import tqdm
-
     return tqdm(it, desc=desc, unit="ch", leave=False)
 
 
@@ -428,7 +426,7 @@ def _parse(data: bytes) -> EntropyModel:
     body = data[HEADER.size:]
     if body_size != len(body):
         raise LicError("entropy model file has the wrong size (truncated?)")
-    if fnv1a64(body) != fp:
+    if fingerprint(body) != fp:
         raise LicError("entropy model fingerprint mismatch (corrupt file)")
     pos = 0
 

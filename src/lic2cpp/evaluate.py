@@ -17,7 +17,6 @@ import argparse
 import csv
 import json
 import math
-import subprocess
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -25,8 +24,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from pytorch_msssim import ms_ssim as _ms_ssim
+from tqdm import tqdm
 
+from lic2cpp.datasets import progress_enabled
 from lic2cpp.errors import LicError
+from lic2cpp.images import IMAGE_SUFFIXES, bpp, list_images, psnr, read_rgb, round_trip
+from lic2cpp.load import compressai_package, load_model
 
 CODEC_LIC = "lic2cpp"
 CODEC_TORCH = "compressai"
@@ -50,19 +56,8 @@ class ImageResult:
 
 # --- metrics -----------------------------------------------------------------------------
 
-def psnr(reference: np.ndarray, decoded: np.ndarray) -> float:
-    """PSNR in dB of two uint8 images (all channels together, peak 255)."""
-    if reference.shape != decoded.shape:
-        raise LicError(f"shape mismatch: {reference.shape} vs {decoded.shape}")
-    mse = np.mean((reference.astype(np.float64) - decoded.astype(np.float64)) ** 2)
-    return math.inf if mse == 0 else 10.0 * math.log10(255.0 ** 2 / mse)
-
-
 def ms_ssim(reference: np.ndarray, decoded: np.ndarray) -> float:
     """MS-SSIM of two uint8 (H, W, 3) images, data range 255; NaN if too small."""
-    import torch
-    from pytorch_msssim import ms_ssim as _ms_ssim
-
     if reference.shape != decoded.shape:
         raise LicError(f"shape mismatch: {reference.shape} vs {decoded.shape}")
     if min(reference.shape[:2]) < MSSSIM_MIN_SIDE:
@@ -75,10 +70,6 @@ def ms_ssim(reference: np.ndarray, decoded: np.ndarray) -> float:
         return float(_ms_ssim(tensor(reference), tensor(decoded), data_range=255))
 
 
-def bpp_of(num_bytes: int, width: int, height: int) -> float:
-    return 8.0 * num_bytes / (width * height)
-
-
 def to_uint8(x: Any) -> np.ndarray:
     """A [0, 1] float tensor (1, 3, H, W) -> uint8 (H, W, 3), rounded as image writers do."""
     arr = x.detach().clamp(0, 1).mul(255).round()
@@ -87,59 +78,15 @@ def to_uint8(x: Any) -> np.ndarray:
 
 # --- lic2cpp executables -----------------------------------------------------------------
 
-def run_tool(cmd: list[str], what: str) -> float:
-    """Run one of the codec executables; wall time in seconds; LicError on failure."""
-    start = time.perf_counter()
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
-    except FileNotFoundError as exc:
-        raise LicError(f"{what}: program not found: {cmd[0]}") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise LicError(f"{what}: timed out") from exc
-    seconds = time.perf_counter() - start
-    if proc.returncode != 0:
-        msg = (proc.stderr.strip() or proc.stdout.strip() or "(no message)").splitlines()[-1]
-        raise LicError(f"{what} failed (exit {proc.returncode}): {msg}")
-    return seconds
-
-
-def encoder_input(image_path: Path, rgb: np.ndarray, tmp: Path) -> Path:
-    """The file to give the encoder: the image itself if it is 8-bit RGB PNG/PPM,
-    otherwise a PPM of its RGB conversion (the reference the metrics use)."""
-    from PIL import Image
-
-    with Image.open(image_path) as im:
-        native = im.mode == "RGB" and im.format in ("PNG", "PPM")
-    if native:
-        return image_path
-    ppm = tmp / (image_path.stem + ".input.ppm")
-    Image.fromarray(rgb).save(ppm)
-    return ppm
-
-
 def eval_lic2cpp(encoder: Path, decoder: Path, image_path: Path, rgb: np.ndarray,
                  tmp: Path, dump_latent: Path | None = None) -> tuple[ImageResult, np.ndarray]:
     """Encode and decode one image with the executables; the result and the decoded image."""
-    from lic2cpp.datasets import load_image
-
-    h, w = rgb.shape[:2]
-    src = encoder_input(image_path, rgb, tmp)
-    bin_path = tmp / (image_path.stem + ".bin")
-    out_path = tmp / (image_path.stem + ".decoded.ppm")
-    enc_s = run_tool([str(encoder), str(src), str(bin_path)], f"encoder on {image_path.name}")
-    dec_cmd = [str(decoder), str(bin_path), str(out_path)]
-    if dump_latent is not None:
-        dec_cmd += ["--dump-latent", str(dump_latent)]
-    dec_s = run_tool(dec_cmd, f"decoder on {image_path.name}")
-    decoded = load_image(out_path)
-    out_path.unlink()  # a large folder of images must not fill the temporary folder
-    if decoded.shape != rgb.shape:
-        raise LicError(f"decoder gave a {decoded.shape[1]}x{decoded.shape[0]} image for "
-                       f"{image_path.name} ({w}x{h})")
-    size = bin_path.stat().st_size
-    result = ImageResult(image_path.name, CODEC_LIC, w, h, size, bpp_of(size, w, h),
-                         psnr(rgb, decoded), ms_ssim(rgb, decoded), enc_s, dec_s)
-    return result, decoded
+    coded = round_trip(encoder, decoder, image_path, tmp, reference=rgb, decoded_suffix=".ppm",
+                       keep_decoded=False, dump_latent=dump_latent)
+    result = ImageResult(image_path.name, CODEC_LIC, coded.width, coded.height, coded.bytes,
+                         coded.bpp, coded.psnr, ms_ssim(rgb, coded.decoded), coded.encode_s,
+                         coded.decode_s)
+    return result, coded.decoded
 
 
 # --- CompressAI --------------------------------------------------------------------------
@@ -147,10 +94,7 @@ def eval_lic2cpp(encoder: Path, decoder: Path, image_path: Path, rgb: np.ndarray
 def eval_compressai(net: Any, image_path: Path, rgb: np.ndarray
                     ) -> tuple[ImageResult, np.ndarray]:
     """The same model through CompressAI's compress/decompress, padded as its eval does."""
-    import torch
-    import torch.nn.functional as F
-    from compressai.ops import compute_padding
-
+    compute_padding = compressai_package().ops.compute_padding
     h, w = rgb.shape[:2]
     x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div(255.0)
     pad, unpad = compute_padding(h, w, min_div=COMPRESSAI_PAD)
@@ -164,7 +108,7 @@ def eval_compressai(net: Any, image_path: Path, rgb: np.ndarray
         dec = net.decompress(enc["strings"], enc["shape"])
         dec_s = time.perf_counter() - start
     decoded = to_uint8(F.pad(dec["x_hat"], unpad))
-    result = ImageResult(image_path.name, CODEC_TORCH, w, h, size, bpp_of(size, w, h),
+    result = ImageResult(image_path.name, CODEC_TORCH, w, h, size, bpp(size, w, h),
                          psnr(rgb, decoded), ms_ssim(rgb, decoded), enc_s, dec_s)
     return result, decoded
 
@@ -195,16 +139,10 @@ def model_from_manifest(out_dir: Path) -> tuple[Path, str | None] | None:
 def evaluate(out_dir: Path, images: list[Path], net: Any | None = None,
              threads: int = 1, progress: bool | None = None) -> list[ImageResult]:
     """Every image through lic2cpp (and through ``net`` with CompressAI, if given)."""
-    from tqdm import tqdm
-
-    from lic2cpp.datasets import load_image, progress_enabled
-
     encoder, decoder = codec_paths(out_dir)
     if not images:
         raise LicError("no images to evaluate")
     if net is not None:
-        import torch
-
         torch.set_num_threads(threads)
         with torch.no_grad():  # first calls are slow (allocations, kernels): keep them untimed
             net.compress(torch.zeros(1, 3, COMPRESSAI_PAD, COMPRESSAI_PAD))
@@ -212,7 +150,7 @@ def evaluate(out_dir: Path, images: list[Path], net: Any | None = None,
     show = progress_enabled() if progress is None else progress
     with tempfile.TemporaryDirectory(prefix="lic2cpp-eval-") as tmp:
         for image_path in tqdm(images, desc="evaluating", unit="image", disable=not show):
-            rgb = load_image(image_path)
+            rgb = read_rgb(image_path)
             results.append(eval_lic2cpp(encoder, decoder, image_path, rgb, Path(tmp))[0])
             if net is not None:
                 results.append(eval_compressai(net, image_path, rgb)[0])
@@ -268,6 +206,7 @@ def format_table(results: list[ImageResult]) -> str:
 
 
 def plot_rd(results: list[ImageResult], path: Path) -> None:
+    # matplotlib is imported here, on use: ~0.5 s of start-up that only --plot needs.
     import matplotlib
 
     matplotlib.use("Agg")
@@ -304,7 +243,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("out", metavar="OUT", help="folder written by `lic2cpp build`")
     p.add_argument("--images", required=True, metavar="DIR",
-                   help="folder of images (PNG, JPEG, PPM)")
+                   help="folder of images (PNG, JPEG, PPM, ...)")
     p.add_argument("--csv", default=None, metavar="FILE", help="write the results as CSV")
     p.add_argument("--plot", default=None, metavar="FILE",
                    help="draw the rate-distortion points (PNG)")
@@ -319,13 +258,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lic2cpp.datasets import list_images
-
     out_dir = Path(args.out)
     codec_paths(out_dir)  # fail early, before loading a model
-    images = list_images(args.images)
+    images = list_images(args.images, "--images")
     if not images:
-        raise LicError(f"no images (.png, .jpg, .ppm) in {args.images}")
+        raise LicError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {args.images}")
     net = None
     if not args.no_compressai:
         model, arch = (Path(args.model), args.arch) if args.model else (None, None)
@@ -337,8 +274,6 @@ def run(args: argparse.Namespace) -> int:
             model, arch = recorded
         if not model.is_file():
             raise LicError(f"model file not found: {model}")
-        from lic2cpp.load import load_model
-
         net = load_model(model, arch)
     results = evaluate(out_dir, images, net, threads=args.threads)
     print(format_table(results))

@@ -19,11 +19,14 @@ import io
 import warnings
 from pathlib import Path
 
+import onnx
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm import tqdm
 
 from lic2cpp.errors import LicError
+from lic2cpp.load import check_supported, compressai_package, load_model
 
 EXPORTERS = ("dynamo", "torchscript")
 OPSET = 18  # Both exporters support it; the TorchScript one's newest is 20.
@@ -59,14 +62,13 @@ def effective_gdn(gdn: nn.Module) -> EffectiveGDN:
 
 def export_copy(module: nn.Module) -> nn.Module:
     """A deep copy of ``module`` in eval mode with every GDN replaced by EffectiveGDN."""
-    from compressai.layers import GDN
-
+    gdn_type = compressai_package().layers.GDN
     clone = copy.deepcopy(module).float().eval()
-    if type(clone) is GDN:
+    if type(clone) is gdn_type:
         return effective_gdn(clone)
     for parent in list(clone.modules()):
         for name, child in list(parent.named_children()):
-            if type(child) is GDN:
+            if type(child) is gdn_type:
                 setattr(parent, name, effective_gdn(child))
     for p in clone.parameters():
         p.requires_grad_(False)
@@ -120,8 +122,6 @@ def export_transform(module: nn.Module, path: Path, sample_hw: tuple[int, int] =
 
 
 def check_onnx(path: Path) -> None:
-    import onnx
-
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as exc:  # onnx raises ValidationError, InferenceError, ...
@@ -133,10 +133,6 @@ def export_onnx(net: nn.Module, out_dir: Path, *, exporter: str = "dynamo",
                 progress: bool = False) -> tuple[Path, Path]:
     """Write ``out_dir/g_a.onnx`` and ``out_dir/g_s.onnx`` (dynamic height/width);
     ``progress`` shows a tqdm bar (on a terminal only)."""
-    from tqdm import tqdm
-
-    from lic2cpp.load import check_supported
-
     check_supported(net)
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -166,8 +162,6 @@ def add_model_args(parser: argparse.ArgumentParser, required: bool = True) -> No
 
 
 def run(args: argparse.Namespace) -> int:
-    from lic2cpp.load import load_model
-
     net = load_model(args.model, args.arch)
     ga, gs = export_onnx(net, Path(args.output), exporter=args.exporter, progress=True)
     print(f"wrote {ga} and {gs}")

@@ -12,9 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from tqdm import tqdm
 
-from lic2cpp.datasets import progress_enabled
+from lic2cpp.datasets import load_training_set, looks_like_evaluation_set, progress_enabled
+from lic2cpp.entropy import fit_entropy_model
 from lic2cpp.errors import LicError
+from lic2cpp.load import load_model
 
 DEFAULT_BATCH = 8
 
@@ -44,9 +48,6 @@ def summarise_model(net: Any) -> dict[str, Any]:
 def compute_latents(net: Any, patches: np.ndarray, batch_size: int = DEFAULT_BATCH,
                     progress: bool | None = None) -> np.ndarray:
     """``g_a`` over uint8 NHWC patches, in batches; float32 latents [N, C, h, w]."""
-    import torch
-    from tqdm import tqdm
-
     if patches.ndim != 4 or patches.shape[-1] != 3 or patches.dtype != np.uint8:
         raise LicError(f"patches must be uint8 (N, H, W, 3), got {patches.dtype} "
                        f"{tuple(patches.shape)}")
@@ -64,8 +65,6 @@ def compute_latents(net: Any, patches: np.ndarray, batch_size: int = DEFAULT_BAT
 
 
 def check_training_path(path: Path) -> None:
-    from lic2cpp.datasets import looks_like_evaluation_set
-
     if looks_like_evaluation_set(path):
         raise LicError(
             f"{path} looks like the Kodak evaluation set; entropy statistics must be fitted "
@@ -77,9 +76,6 @@ def fit_latents(net: Any, training_set: str | Path, *, max_patches: int | None =
                 seed: int = 0, patch_size: int = 256, batch_size: int = DEFAULT_BATCH,
                 progress: bool | None = None) -> FitResult:
     """Load the training set, run ``g_a`` on it and fit the entropy model."""
-    from lic2cpp.datasets import load_training_set
-    from lic2cpp.entropy import fit_entropy_model
-
     check_training_path(Path(training_set))
     patches = load_training_set(training_set, patch_size=patch_size,
                                 max_patches=max_patches, seed=seed)
@@ -94,8 +90,6 @@ def fit_to_file(model_path: str | Path, training_set: str | Path, out_path: str 
                 patch_size: int = 256, batch_size: int = DEFAULT_BATCH,
                 progress: bool | None = None) -> FitResult:
     """Load the model, fit, and save the entropy model to ``out_path``."""
-    from lic2cpp.load import load_model
-
     check_training_path(Path(training_set))  # before the (slow) model load
     net = load_model(model_path, arch)
     result = fit_latents(net, training_set, max_patches=max_patches, seed=seed,

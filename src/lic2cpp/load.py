@@ -15,6 +15,7 @@ import warnings
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -54,22 +55,31 @@ def known_archs() -> list[str]:
     return sorted(ARCH_SIZES)
 
 
-def import_compressai() -> None:
-    """Import CompressAI's models (slow: only when needed), without the FutureWarning
-    its import triggers in torch.jit, which would clutter one-line error output."""
+def compressai_package() -> ModuleType:
+    """CompressAI with the submodules lic2cpp uses: the package's one lazy import.
+
+    Imported on first use, not at start-up: it costs about 4 s of CPU (twice torch's own
+    import, so three times ``lic2cpp --help``) and its import triggers a FutureWarning in
+    torch.jit, silenced here because it would clutter one-line error output. Every module
+    reaches CompressAI through this function.
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        import compressai.models  # noqa: F401
+        import compressai.entropy_models
+        import compressai.layers
+        import compressai.models
+        import compressai.models.utils
+        import compressai.ops
+        import compressai.registry
+    return compressai
 
 
 def _arch_class(arch: str) -> type[nn.Module]:
-    import_compressai()
-    from compressai.registry import MODELS
-
+    models = compressai_package().registry.MODELS
     name = arch.strip().lower().replace("_", "-")
     if name not in ARCH_SIZES:
         raise LicError(f"unknown architecture '{arch}' (known: {', '.join(known_archs())})")
-    return MODELS[name]
+    return models[name]
 
 
 def _torch_load(path: Path) -> Any:
@@ -77,7 +87,7 @@ def _torch_load(path: Path) -> Any:
         raise LicError(f"checkpoint not found: {path}")
     if not path.is_file():
         raise LicError(f"checkpoint is not a file: {path}")
-    import_compressai()  # pickled models need its classes importable
+    compressai_package()  # pickled models need its classes importable
 
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
@@ -102,13 +112,12 @@ def _strip_prefix(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def _entropy_buffer_keys(net: nn.Module) -> set[str]:
-    from compressai.entropy_models import EntropyBottleneck, GaussianConditional
-
+    entropy_models = compressai_package().entropy_models
     keys: set[str] = set()
     for name, module in net.named_modules():
-        if isinstance(module, GaussianConditional):
+        if isinstance(module, entropy_models.GaussianConditional):
             keys.update(f"{name}.{b}" for b in GAUSSIAN_BUFFERS)
-        elif isinstance(module, EntropyBottleneck):
+        elif isinstance(module, entropy_models.EntropyBottleneck):
             keys.update(f"{name}.{b}" for b in CDF_BUFFERS)
     return keys
 
@@ -160,9 +169,8 @@ def model_from_state_dict(sd: Mapping[str, torch.Tensor], arch: str) -> nn.Modul
 
 
 def _needs_update(net: nn.Module) -> bool:
-    from compressai.entropy_models import EntropyBottleneck
-
-    return any(isinstance(m, EntropyBottleneck) and m._offset.numel() == 0
+    bottleneck = compressai_package().entropy_models.EntropyBottleneck
+    return any(isinstance(m, bottleneck) and m._offset.numel() == 0
                for m in net.modules())
 
 
@@ -251,17 +259,16 @@ def _leaf_types() -> tuple[type[nn.Module], ...]:
 def _container_types() -> tuple[type[nn.Module], ...]:
     """Modules whose own forward uses only supported ops (+ add), so checking their
     children is enough."""
-    from compressai.layers import ResidualBlock, ResidualBlockWithStride
-
-    return (nn.Sequential, ResidualBlock, ResidualBlockWithStride)
+    layers = compressai_package().layers
+    return (nn.Sequential, layers.ResidualBlock, layers.ResidualBlockWithStride)
 
 
 def unsupported_layers(module: nn.Module, prefix: str) -> Iterator[str]:
     """Yield '<path> (<Type>) ...' for every module the runtime cannot run."""
-    from compressai.layers import GDN
+    gdn_type = compressai_package().layers.GDN
 
     kind = type(module).__name__
-    if type(module) is GDN:  # exact type: GDN1 (|x|, no sqrt) is a different op
+    if type(module) is gdn_type:  # exact type: GDN1 (|x|, no sqrt) is a different op
         return
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)) and type(module) in _leaf_types():
         problem = _conv_problem(module)

@@ -72,6 +72,45 @@ def fingerprint(data: bytes) -> int:
     return h
 
 
+def header_fingerprint(data: bytes) -> int:
+    """The fingerprint recorded in the header of ``.licm`` file bytes ``data`` (the
+    FNV-1a 64 of the body: the value the codec's bitstream header carries)."""
+    if len(data) < HEADER_SIZE or data[:4] != MAGIC:
+        raise LicError("not a lic2cpp model file (bad magic or too short)")
+    return int(struct.unpack_from("<Q", data, 16)[0])
+
+
+def output_side(node: Node, side: int) -> int:
+    """Height of ``node``'s output for an input of height ``side`` (the formulas of
+    docs/model-format.md; widths follow the same formulas with the ``_w``/left/right
+    attributes)."""
+    a = node.attrs
+    if node.op == "conv2d":
+        return ((side + int(a["pad_top"]) + int(a["pad_bottom"]) - int(a["kh"]))
+                // int(a["stride_h"]) + 1)
+    if node.op == "conv_transpose2d":
+        return ((side - 1) * int(a["stride_h"]) - int(a["pad_top"]) - int(a["pad_bottom"])
+                + int(a["kh"]) + int(a["out_pad_h"]))
+    return side
+
+
+def downsampling_factor(model: ModelFile) -> int:
+    """Input side / output side of an analysis transform.
+
+    Sizes are propagated through the graph for a large input; the factor must divide it
+    exactly (true of every CompressAI g_a).
+    """
+    side = 4096
+    sides = [side]
+    for node in model.nodes:
+        sides.append(output_side(node, sides[node.inputs[0]]))
+    out = sides[-1]
+    if out < 1 or side % out != 0:
+        raise LicError(f"{model.name}: cannot find the downsampling factor of the analysis "
+                       "transform")
+    return side // out
+
+
 def node_out_channels(node: Node, in_channels: int) -> int:
     """Channels of ``node``'s output given the channels of its (first) input."""
     if node.op in ("conv2d", "conv_transpose2d"):

@@ -25,10 +25,13 @@ from typing import IO, Any
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from lic2cpp.errors import LicError
+from lic2cpp.images import list_images, read_rgb
+from lic2cpp.load import compressai_package, load_model
+from lic2cpp.qat import QatController
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".tif", ".tiff", ".webp"}
 ACTIVATIONS = ("relu", "leaky_relu", "gdn")
 SCHEDULES = ("cosine", "step", "constant")
 CSV_FIELDS = ["step", "split", "elapsed_s", "lr", "loss", "mse", "bpp", "psnr", "aux_loss"]
@@ -80,20 +83,18 @@ def build_model(n: int, m: int, activation: str = "relu") -> nn.Module:
     transforms for plain ``nn.Sequential`` stacks: ``leaky_relu`` everywhere, or ``gdn``
     (GDN in the encoder only; the decoder, which the int16 runtime runs, stays ReLU).
     """
-    from compressai.layers import GDN
-    from compressai.models import FactorizedPrior, FactorizedPriorReLU
-    from compressai.models.utils import conv, deconv
-
+    cai = compressai_package()
     if activation == "relu":
-        return FactorizedPriorReLU(n, m)
+        return cai.models.FactorizedPriorReLU(n, m)
     if activation not in ACTIVATIONS:
         raise LicError(f"unknown activation {activation!r} (choose from {', '.join(ACTIVATIONS)})")
-    net = FactorizedPrior(n, m)
+    net = cai.models.FactorizedPrior(n, m)
+    conv, deconv = cai.models.utils.conv, cai.models.utils.deconv
 
     def act(ch: int) -> nn.Module:
         return nn.LeakyReLU(0.01) if activation == "leaky_relu" else nn.ReLU()
 
-    enc_act = (lambda ch: GDN(ch)) if activation == "gdn" else act  # noqa: E731
+    enc_act = (lambda ch: cai.layers.GDN(ch)) if activation == "gdn" else act  # noqa: E731
     net.g_a = nn.Sequential(
         conv(3, n), enc_act(n), conv(n, n), enc_act(n), conv(n, n), enc_act(n), conv(n, m)
     )
@@ -105,8 +106,6 @@ def build_model(n: int, m: int, activation: str = "relu") -> nn.Module:
 
 def initial_model(path: Path) -> nn.Module:
     """A trained model to fine-tune from (``--init``), e.g. before ``--int16`` training."""
-    from lic2cpp.load import load_model
-
     net = load_model(path)
     if not hasattr(net, "entropy_bottleneck") or not hasattr(net, "aux_loss"):
         raise LicError(f"--init {path}: not a factorized-prior model")
@@ -124,28 +123,11 @@ def aux_parameters(net: nn.Module) -> list[nn.Parameter]:
 # ----------------------------------------------------------------------------- data
 
 
-def list_images(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        raise LicError(f"training images: {folder} is not a folder")
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not paths:
-        raise LicError(f"training images: no images in {folder}")
-    return paths
-
-
-def load_rgb(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"), dtype=np.uint8)
-    except (OSError, UnidentifiedImageError) as exc:
-        raise LicError(f"cannot read image {path}: {exc}") from exc
-
-
 def split_images(folder: Path, val_count: int) -> tuple[list[Path], list[Path]]:
     """The last ``val_count`` images (sorted by name) are held out for validation."""
-    paths = list_images(folder)
+    paths = list_images(folder, "training images")
+    if not paths:
+        raise LicError(f"training images: no images in {folder}")
     if val_count < 0 or val_count >= len(paths):
         raise LicError(
             f"--val-count {val_count} leaves no training images ({len(paths)} in {folder})"
@@ -214,6 +196,7 @@ def rd_terms(
 
 
 def psnr_from_mse(mse: float) -> float:
+    """PSNR in dB of an MSE measured on [0, 1] samples (floored at 1e-12: 120 dB)."""
     return 10 * math.log10(1.0 / max(mse, 1e-12))
 
 
@@ -340,6 +323,119 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
 
 
+@dataclass
+class Run:
+    """A training run in progress: everything a checkpoint saves and restores."""
+
+    cfg: TrainConfig
+    net: nn.Module
+    opt: torch.optim.Optimizer
+    aux_opt: torch.optim.Optimizer
+    sampler: CropSampler
+    quant: Any  # a QatController with --int16, else None
+    step: int = 0  # optimizer steps done before this process started
+    elapsed0: float = 0.0  # training seconds before this process started
+    acc: dict[str, float] = field(default_factory=dict)  # sums since the last CSV row
+    t0: float = field(default_factory=time.monotonic)
+
+    def elapsed(self) -> float:
+        return self.elapsed0 + time.monotonic() - self.t0
+
+    def forward(self) -> Any:
+        """The forward pass to train: the int16 fake-quantized one, or None for ``net``."""
+        return self.quant.forward if self.quant is not None else None
+
+    def checkpoint(self, step: int) -> dict[str, Any]:
+        obj = {
+            "model": self.net,
+            "optimizer": self.opt.state_dict(),
+            "aux_optimizer": self.aux_opt.state_dict(),
+            "step": step,
+            "elapsed_s": self.elapsed(),
+            "config": asdict(self.cfg),
+            "rng": rng_states(self.sampler),
+            "log_acc": dict(self.acc),
+        }
+        if self.quant is not None:
+            obj["qat_state"] = self.quant.state()
+        return obj
+
+
+def read_images(cfg: TrainConfig) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The training images, and the validation images center-cropped."""
+    train_paths, val_paths = split_images(Path(cfg.images), cfg.val_count)
+    return ([read_rgb(p) for p in train_paths],
+            [center_crop(read_rgb(p), cfg.val_size) for p in val_paths])
+
+
+def start_run(cfg: TrainConfig, train_images: list[np.ndarray], resume: Path | None,
+              device: str) -> Run:
+    """A fresh run (new or ``--init`` model), or one restored from ``resume``.
+
+    The order of the seeding, the model's creation and the RNG restore is what makes a
+    resumed run draw exactly what an uninterrupted one would.
+    """
+    seed_everything(cfg.seed)
+    sampler = CropSampler(train_images, cfg.patch_size, cfg.seed)
+    ckpt = load_checkpoint(resume) if resume is not None else None
+    if ckpt is not None:
+        net = ckpt["model"]
+    elif cfg.init:
+        net = initial_model(Path(cfg.init))
+    else:
+        net = build_model(cfg.n, cfg.m, cfg.activation)
+    net = net.to(device).train()
+    quant = None
+    if cfg.int16:
+        quant = QatController(net, start_step=cfg.qat_start)
+        if ckpt is not None and ckpt.get("qat_state") is not None:
+            quant.load_state(ckpt["qat_state"])
+    run = Run(cfg, net, torch.optim.Adam(main_parameters(net), lr=cfg.lr),
+              torch.optim.Adam(aux_parameters(net), lr=cfg.aux_lr), sampler, quant)
+    if ckpt is not None:
+        run.step = int(ckpt["step"])
+        run.elapsed0 = float(ckpt.get("elapsed_s", 0.0))
+        run.acc = dict(ckpt.get("log_acc", {}))
+        run.opt.load_state_dict(ckpt["optimizer"])
+        run.aux_opt.load_state_dict(ckpt["aux_optimizer"])
+        set_rng_states(ckpt["rng"], sampler)
+    return run
+
+
+def optimise(run: Run, step: int, lr: float, device: str) -> None:
+    """One step of both optimizers on a fresh batch; adds the losses to ``run.acc``."""
+    cfg, net = run.cfg, run.net
+    for group in run.opt.param_groups:
+        group["lr"] = lr
+    if run.quant is not None:
+        run.quant.before_step(step)
+    x = run.sampler.batch(cfg.batch_size).to(device)
+    terms = rd_terms(net, x, cfg.lmbda, run.forward())
+    run.opt.zero_grad(set_to_none=True)
+    terms["loss"].backward()
+    if cfg.clip_grad > 0:
+        nn.utils.clip_grad_norm_(main_parameters(net), cfg.clip_grad)
+    run.opt.step()
+    aux_loss = net.aux_loss()
+    run.aux_opt.zero_grad(set_to_none=True)
+    aux_loss.backward()
+    run.aux_opt.step()
+    for key, value in (("loss", terms["loss"]), ("mse", terms["mse"]), ("bpp", terms["bpp"]),
+                       ("aux_loss", aux_loss)):
+        run.acc[key] = run.acc.get(key, 0.0) + value.item()
+    run.acc["n"] = run.acc.get("n", 0.0) + 1
+
+
+def train_row(run: Run, done: int, lr: float) -> dict[str, Any]:
+    """The averages since the last row (and resets them)."""
+    n = run.acc.pop("n")
+    row: dict[str, Any] = {k: v / n for k, v in run.acc.items()}
+    run.acc.clear()
+    row.update(psnr=psnr_from_mse(row["mse"]), lr=lr, step=done, split="train",
+               elapsed_s=round(run.elapsed(), 1))
+    return row
+
+
 def train(
     cfg: TrainConfig,
     resume: Path | None = None,
@@ -352,128 +448,44 @@ def train(
     ``stop_after`` ends the run early after that many total steps, leaving ``last.pth``
     exactly as a periodic save would (used to test resuming).
     """
-    from tqdm import tqdm
-
-    train_paths, val_paths = split_images(Path(cfg.images), cfg.val_count)
-    train_images = [load_rgb(p) for p in train_paths]
-    val_images = [center_crop(load_rgb(p), cfg.val_size) for p in val_paths]
+    train_images, val_images = read_images(cfg)
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-
-    seed_everything(cfg.seed)
-    sampler = CropSampler(train_images, cfg.patch_size, cfg.seed)
-    start_step, elapsed0 = 0, 0.0
-    acc: dict[str, float] = {}
-    qat_state: dict[str, Any] | None = None
-    if resume is not None:
-        ckpt = load_checkpoint(resume)
-        net = ckpt["model"]
-        start_step = int(ckpt["step"])
-        elapsed0 = float(ckpt.get("elapsed_s", 0.0))
-        acc = dict(ckpt.get("log_acc", {}))
-        qat_state = ckpt.get("qat_state")
-    elif cfg.init:
-        net = initial_model(Path(cfg.init))
-    else:
-        net = build_model(cfg.n, cfg.m, cfg.activation)
-    net = net.to(device).train()
-
-    quant = None
-    if cfg.int16:
-        from lic2cpp.qat import QatController
-
-        quant = QatController(net, start_step=cfg.qat_start)
-        if qat_state is not None:
-            quant.load_state(qat_state)
-
-    forward = quant.forward if quant is not None else None
-    opt = torch.optim.Adam(main_parameters(net), lr=cfg.lr)
-    aux_opt = torch.optim.Adam(aux_parameters(net), lr=cfg.aux_lr)
-    if resume is not None:
-        opt.load_state_dict(ckpt["optimizer"])
-        aux_opt.load_state_dict(ckpt["aux_optimizer"])
-        set_rng_states(ckpt["rng"], sampler)
-        del ckpt
-
-    log_file, log = open_log(out_dir / "log.csv", start_step)
+    run = start_run(cfg, train_images, resume, device)
+    log_file, log = open_log(out_dir / "log.csv", run.step)
     last_path = out_dir / "last.pth"
     end_step = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
-    t0 = time.monotonic()
-
-    def elapsed() -> float:
-        return elapsed0 + time.monotonic() - t0
-
-    def save(step: int) -> None:
-        obj = {
-            "model": net,
-            "optimizer": opt.state_dict(),
-            "aux_optimizer": aux_opt.state_dict(),
-            "step": step,
-            "elapsed_s": elapsed(),
-            "config": asdict(cfg),
-            "rng": rng_states(sampler),
-            "log_acc": dict(acc),
-        }
-        if quant is not None:
-            obj["qat_state"] = quant.state()
-        save_atomic(obj, last_path)
-
     bar = tqdm(
-        total=cfg.steps, initial=start_step, desc="train", unit="step", disable=not progress,
+        total=cfg.steps, initial=run.step, desc="train", unit="step", disable=not progress,
         mininterval=5.0, dynamic_ncols=True,
     )
     try:
-        for step in range(start_step, end_step):
+        for step in range(run.step, end_step):
             lr = learning_rate(cfg, step)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            if quant is not None:
-                quant.before_step(step)
-            x = sampler.batch(cfg.batch_size).to(device)
-            terms = rd_terms(net, x, cfg.lmbda, forward)
-            opt.zero_grad(set_to_none=True)
-            terms["loss"].backward()
-            if cfg.clip_grad > 0:
-                nn.utils.clip_grad_norm_(main_parameters(net), cfg.clip_grad)
-            opt.step()
-            aux_loss = net.aux_loss()
-            aux_opt.zero_grad(set_to_none=True)
-            aux_loss.backward()
-            aux_opt.step()
-
-            for key, value in (
-                ("loss", terms["loss"]), ("mse", terms["mse"]), ("bpp", terms["bpp"]),
-                ("aux_loss", aux_loss),
-            ):
-                acc[key] = acc.get(key, 0.0) + value.item()
-            acc["n"] = acc.get("n", 0.0) + 1
+            optimise(run, step, lr, device)
             done = step + 1
             bar.update(1)
             if done % cfg.log_every == 0 or done == cfg.steps:
-                n = acc.pop("n")
-                row = {k: v / n for k, v in acc.items()}
-                acc.clear()
-                row.update(psnr=psnr_from_mse(row["mse"]), lr=lr, step=done, split="train",
-                           elapsed_s=round(elapsed(), 1))
+                row = train_row(run, done, lr)
                 log.writerow(row)
                 log_file.flush()
                 bar.set_postfix(loss=f"{row['loss']:.3f}", bpp=f"{row['bpp']:.3f}",
                                 psnr=f"{row['psnr']:.2f}")
             if val_images and (done % cfg.val_every == 0 or done == cfg.steps):
-                v = validate(net, val_images, cfg.lmbda, forward)
+                v = validate(run.net, val_images, cfg.lmbda, run.forward())
                 log.writerow({**v, "step": done, "split": "val", "lr": lr,
-                              "elapsed_s": round(elapsed(), 1), "aux_loss": ""})
+                              "elapsed_s": round(run.elapsed(), 1), "aux_loss": ""})
                 log_file.flush()
                 bar.write(f"step {done}: val bpp {v['bpp']:.4f} psnr {v['psnr']:.2f} dB")
             if done % cfg.save_every == 0 or done == end_step:
-                save(done)
+                save_atomic(run.checkpoint(done), last_path)
     finally:
         bar.close()
         log_file.close()
 
     if end_step < cfg.steps:
         return last_path
-    return write_final(net, out_dir / "model.pth", cfg, quant, elapsed())
+    return write_final(run.net, out_dir / "model.pth", cfg, run.quant, run.elapsed())
 
 
 def write_final(
