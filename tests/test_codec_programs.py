@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lic2cpp.codegen import build_codec, network_multiple
+from lic2cpp.codegen import build_codec
 from lic2cpp.entropy import EntropyModel, fit_entropy_model
-from lic2cpp.modelformat import ModelFile, Node, read_licm, write_licm
+from lic2cpp.modelformat import ModelFile, Node, downsampling_factor, read_licm, write_licm
 from lic2cpp.toolchain import compile_program, cpp_dir, source_closure
 
 CHANNELS = 12
@@ -284,7 +284,7 @@ def test_codec_halves_compile_without_libpng(codec: Codec, tmp_path: Path) -> No
     png = random_image(tmp_path / "in.png", w, h, seed=5)
     rgb = np.asarray(Image.open(png)).astype(np.float32)
     np.save(tmp_path / "in.npy", rgb)
-    multiple = network_multiple(read_licm(codec.folder / "g_a.licm"))
+    multiple = downsampling_factor(read_licm(codec.folder / "g_a.licm"))
     proc = run([exe, codec.folder / "g_a.licm", codec.folder / "g_s.licm", codec.tables_path,
                 multiple, tmp_path / "in.npy", tmp_path / "core.bin", tmp_path / "core.npy"])
     assert proc.returncode == 0, proc.stderr
