@@ -240,8 +240,11 @@ def test_refuses_name_too_long_and_bad_padding() -> None:
 def test_refuses_unknown_op_and_bad_inputs() -> None:
     body = body_of(relu_model())  # node at offset 20: op, n_inputs, input
     bad = bytearray(body)
-    bad[20:24] = struct.pack("<I", 7)
+    bad[20:24] = struct.pack("<I", 15)
     with pytest.raises(LicError, match="unknown op"):
+        decode_licm(rebuild(bytes(bad)))
+    bad[20:24] = struct.pack("<I", 7)  # an int16 op (1.1) in a file that says 1.0
+    with pytest.raises(LicError, match="needs format version 1.1"):
         decode_licm(rebuild(bytes(bad)))
     bad = bytearray(body)
     bad[28:32] = struct.pack("<I", 1)

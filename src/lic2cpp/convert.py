@@ -433,14 +433,30 @@ def run(args: argparse.Namespace) -> int:
     if args.onnx is not None:
         if args.arch is not None:
             raise LicError("--arch only applies with --model")
+        if args.int16:
+            raise LicError("--int16 needs --model (the quantizers come with the checkpoint "
+                           "or from calibration)")
         if out.is_dir():
             out = out / Path(args.onnx).with_suffix(".licm").name
         convert_onnx(Path(args.onnx), out, args.name or Path(args.onnx).stem)
         print(f"wrote {_describe(out)}")
         return 0
     net = load_model(args.model, args.arch)
-    for path in convert_model(net, out, exporter=args.exporter, progress=True):
+    paths = convert_model(net, out, exporter=args.exporter, progress=True)
+    for path in paths:
         print(f"wrote {_describe(path)}")
+    if args.int16:
+        from lic2cpp.int16 import int16_synthesis
+        from lic2cpp.modelformat import read_licm
+
+        model, report = int16_synthesis(
+            net, read_licm(paths[1]), checkpoint=args.model, quantizers_file=args.quantizers,
+            training_set=args.training_set, patches=args.calib_patches,
+            headroom_bits=args.headroom_bits, progress=True)
+        int16_path = out / "g_s_int16.licm"
+        write_licm(int16_path, model)
+        print(report.summary())
+        print(f"wrote {_describe(int16_path)}")
     return 0
 
 
@@ -460,4 +476,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="output folder (with --model) or .licm file (with FILE.onnx)")
     p.add_argument("--name", default=None,
                    help="model name stored in the .licm (default: the ONNX file's stem)")
+    q = p.add_argument_group("int16 fixed point (docs/int16.md)")
+    q.add_argument("--int16", action="store_true",
+                   help="also write OUT/g_s_int16.licm, the decoder in int16 fixed point")
+    q.add_argument("--quantizers", default=None, metavar="FILE",
+                   help="pickle with a 'quantizers' dict {param name: shift} (upstream "
+                        "convention; default: the checkpoint's own, else calibration)")
+    q.add_argument("--training-set", default=None, metavar="PATH",
+                   help="training images or patches for calibration and the PSNR estimate "
+                        "(never the evaluation images)")
+    q.add_argument("--calib-patches", type=int, default=16, metavar="N",
+                   help="256x256 calibration patches drawn from the training set (default 16)")
+    q.add_argument("--headroom-bits", type=int, default=1, metavar="B",
+                   help="calibrated activations keep B bits of headroom above the largest "
+                        "value seen (default 1)")
     p.set_defaults(func=run)
