@@ -64,7 +64,8 @@ def main() -> None:
                   f"{r.out_shift}, {r.error_db:.1f} dB" if r.error_db is not None else
                   f"  {r.node} {r.op}: w {r.weight_shift} (-{r.lowered_bits}), out {r.out_shift}")
     losses = []
-    print(f"{'image':<14}{'float dB':>10}{'int16 dB':>10}{'loss dB':>10}{'max |dpx|':>10}")
+    print(f"{'image':<14}{'float dB':>10}{'int16 dB':>10}{'loss dB':>10}{'max |dpx|':>10}"
+          f"{'int16 vs float dB':>19}")
     for path in list_images(args.images)[:args.count]:
         rgb = load_image(path)
         h, w = rgb.shape[:2]
@@ -80,7 +81,8 @@ def main() -> None:
         pf, pi = psnr(rgb, float_px), psnr(rgb, int_px)
         losses.append(pf - pi)
         diff = int(np.abs(float_px.astype(int) - int_px.astype(int)).max())
-        print(f"{path.name:<14}{pf:>10.4f}{pi:>10.4f}{pf - pi:>10.4f}{diff:>10}")
+        print(f"{path.name:<14}{pf:>10.4f}{pi:>10.4f}{pf - pi:>10.4f}{diff:>10}"
+              f"{psnr(float_px, int_px):>19.2f}")
     print(f"mean PSNR loss int16 vs float: {np.mean(losses):.4f} dB "
           f"(worst image {np.max(losses):.4f} dB) over {len(losses)} images")
 
