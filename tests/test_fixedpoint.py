@@ -78,7 +78,8 @@ def test_division_rounds_half_up() -> None:
     num = np.concatenate([rng.integers(-(2**61), 2**61, 2000), [-3, -1, 1, 3, 5, -5]])
     den = np.concatenate([rng.integers(1, 2**31, 2000), [2, 2, 2, 2, 2, 2]])
     got = fx.div_round_half_up(num, den)
-    want = [math.floor(Fraction(int(a), int(b)) + Fraction(1, 2)) for a, b in zip(num, den)]
+    want = [math.floor(Fraction(int(a), int(b)) + Fraction(1, 2))
+            for a, b in zip(num, den, strict=True)]
     assert got.tolist() == want
     assert got[-6:].tolist() == [-1, 0, 1, 2, 3, -2]
 
