@@ -1,4 +1,5 @@
-// Parsing and validating a .licm model file (docs/model-format.md, version 1.0).
+// Parsing and validating a .licm model file (docs/model-format.md, version 1.1: float ops
+// and the int16 fixed-point ops of docs/int16.md).
 // Every read is bounds-checked: a truncated or corrupt file gives lic::Error, never a crash.
 #pragma once
 
@@ -22,7 +23,18 @@ enum class Op : std::uint32_t {
   kLeakyRelu = 4,
   kGdn = 5,
   kAdd = 6,
+  // 1.1: int16 fixed point (docs/int16.md)
+  kQuantize = 7,
+  kDequantize = 8,
+  kS16Conv2d = 9,
+  kS16ConvTranspose2d = 10,
+  kS16Relu = 11,
+  kS16LeakyRelu = 12,
+  kS16Gdn = 13,
+  kS16Add = 14,
 };
+constexpr std::uint32_t kLastOp = 14;
+constexpr std::uint32_t kFirstV11Op = 7;
 
 inline const char* op_name(Op op) {
   switch (op) {
@@ -32,9 +44,25 @@ inline const char* op_name(Op op) {
     case Op::kLeakyRelu: return "leaky_relu";
     case Op::kGdn: return "gdn";
     case Op::kAdd: return "add";
+    case Op::kQuantize: return "quantize";
+    case Op::kDequantize: return "dequantize";
+    case Op::kS16Conv2d: return "s16_conv2d";
+    case Op::kS16ConvTranspose2d: return "s16_conv_transpose2d";
+    case Op::kS16Relu: return "s16_relu";
+    case Op::kS16LeakyRelu: return "s16_leaky_relu";
+    case Op::kS16Gdn: return "s16_gdn";
+    case Op::kS16Add: return "s16_add";
   }
   return "?";
 }
+
+inline bool is_conv(Op op) {
+  return op == Op::kConv2d || op == Op::kConvTranspose2d || op == Op::kS16Conv2d ||
+         op == Op::kS16ConvTranspose2d;
+}
+inline bool is_transposed(Op op) { return op == Op::kConvTranspose2d || op == Op::kS16ConvTranspose2d; }
+// Ops whose inputs and output are int16 values (QUANTIZE gives one, DEQUANTIZE reads one).
+inline bool is_s16(Op op) { return static_cast<std::uint32_t>(op) >= 9; }
 
 constexpr std::uint16_t kFormatMajor = 1;
 constexpr std::size_t kModelHeaderSize = 24;
@@ -43,6 +71,7 @@ constexpr std::uint32_t kMaxChannels = 4096;
 constexpr std::uint32_t kMaxKernel = 15;
 constexpr std::uint32_t kMaxStride = 8;
 constexpr std::uint32_t kMaxName = 256;
+constexpr int kMinShift = -32, kMaxShift = 32;  // every shift stored in a file
 
 struct NodeDesc {
   Op op = Op::kRelu;
@@ -58,8 +87,16 @@ struct NodeDesc {
   int channels = 0;
   int inverse = 0;
   std::vector<float> gamma;  // [C][C]
-  // Derived while validating: channels of this node's output.
+  // int16 ops (docs/int16.md): QUANTIZE's shift; convolutions' weight and output shifts;
+  // LeakyReLU's slope; GDN's square, gamma and root shifts
+  int shift = 0, weight_shift = 0, out_shift = 0, alpha_q = 0, alpha_shift = 0;
+  int square_shift = 0, gamma_shift = 0, root_shift = 0;
+  std::vector<std::int16_t> qweight;  // [cout][kh][kw][cin]; S16_GDN: gamma [C][C]
+  std::vector<std::int32_t> qbias;    // [cout] at the accumulator's shift; S16_GDN: beta [C]
+  // Derived while validating: channels of this node's output; for int16 ops the shift of
+  // the (first) input and of the output (docs/int16.md).
   int out_channels = 0;
+  int in_shift = 0, value_shift = 0;
 };
 
 struct ModelDesc {
@@ -84,6 +121,43 @@ inline std::vector<float> finite_f32s(ByteReader& r, std::size_t count, const st
     if (!std::isfinite(out[i])) throw Error("non-finite value in " + what);
   }
   return out;
+}
+
+// `count` int16 values in [lo, hi] and the zero padding to a multiple of 4 bytes.
+inline std::vector<std::int16_t> i16s(ByteReader& r, std::size_t count, int lo, int hi,
+                                      const std::string& what) {
+  const std::size_t padded = 2 * count + (2 * count) % 4;
+  if (count > r.remaining() / 2 || padded > r.remaining())
+    throw Error("model file truncated while reading " + what);
+  std::vector<std::int16_t> out(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::int16_t v = static_cast<std::int16_t>(r.u16(what));
+    if (v < lo || v > hi)
+      throw Error(what + " has values outside [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    out[i] = v;
+  }
+  if (count % 2 != 0 && r.u16(what) != 0) throw Error("non-zero padding after " + what);
+  return out;
+}
+
+inline std::vector<std::int32_t> i32s(ByteReader& r, std::size_t count, std::int64_t lo,
+                                      const std::string& what) {
+  if (count > r.remaining() / 4) throw Error("model file truncated while reading " + what);
+  std::vector<std::int32_t> out(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    out[i] = r.i32(what);
+    if (out[i] < lo)
+      throw Error(what + " has values outside [" + std::to_string(lo) + ", 2147483647]");
+  }
+  return out;
+}
+
+inline int shift_field(ByteReader& r, const std::string& what) {
+  const std::int32_t v = r.i32(what);
+  if (v < kMinShift || v > kMaxShift)
+    throw Error(what + " = " + std::to_string(v) + " is outside " + std::to_string(kMinShift) +
+                ".." + std::to_string(kMaxShift));
+  return v;
 }
 
 // Well-formed UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF).
@@ -132,7 +206,7 @@ inline int checked_range(std::uint32_t v, std::uint32_t lo, std::uint32_t hi,
 }
 
 inline void read_conv(ByteReader& r, NodeDesc& n, const std::string& where) {
-  const bool transposed = n.op == Op::kConvTranspose2d;
+  const bool transposed = is_transposed(n.op);
   n.cin = checked_channels(r.u32(where + " cin"), where + " cin");
   n.cout = checked_channels(r.u32(where + " cout"), where + " cout");
   n.kh = checked_range(r.u32(where + " kh"), 1, kMaxKernel, where + " kh");
@@ -154,19 +228,36 @@ inline void read_conv(ByteReader& r, NodeDesc& n, const std::string& where) {
   }
   const std::size_t wcount = std::size_t(n.cout) * std::size_t(n.kh) * std::size_t(n.kw) *
                              std::size_t(n.cin);
+  if (is_s16(n.op)) {
+    n.weight_shift = shift_field(r, where + " weight_shift");
+    n.out_shift = shift_field(r, where + " out_shift");
+    n.qweight = i16s(r, wcount, -32767, 32767, where + " weight");
+    n.qbias = i32s(r, std::size_t(n.cout), INT32_MIN, where + " bias");
+    return;
+  }
   n.weight = finite_f32s(r, wcount, where + " weight");
   n.bias = finite_f32s(r, std::size_t(n.cout), where + " bias");
 }
 
-inline NodeDesc read_node(ByteReader& r, int index) {
+inline void read_gdn_head(ByteReader& r, NodeDesc& n, const std::string& where) {
+  n.channels = checked_channels(r.u32(where + " channels"), where + " channels");
+  const std::uint32_t inv = r.u32(where + " inverse flag");
+  if (inv > 1) throw Error(where + " inverse flag is " + std::to_string(inv) + ", expected 0 or 1");
+  n.inverse = static_cast<int>(inv);
+}
+
+inline NodeDesc read_node(ByteReader& r, int index, int minor) {
   std::string where = "node " + std::to_string(index);
   NodeDesc n;
   const std::uint32_t code = r.u32(where + " op");
-  if (code < 1 || code > 6) throw Error(where + ": unknown op code " + std::to_string(code));
+  if (code < 1 || code > kLastOp) throw Error(where + ": unknown op code " + std::to_string(code));
   n.op = static_cast<Op>(code);
   where += std::string(" (") + op_name(n.op) + ")";
+  if (code >= kFirstV11Op && minor < 1)
+    throw Error(where + ": op code " + std::to_string(code) +
+                " needs format version 1.1, the file says 1." + std::to_string(minor));
   const std::uint32_t n_inputs = r.u32(where + " input count");
-  const std::uint32_t expected = n.op == Op::kAdd ? 2 : 1;
+  const std::uint32_t expected = n.op == Op::kAdd || n.op == Op::kS16Add ? 2 : 1;
   if (n_inputs != expected)
     throw Error(where + " has " + std::to_string(n_inputs) + " inputs, expected " +
                 std::to_string(expected));
@@ -180,18 +271,46 @@ inline NodeDesc read_node(ByteReader& r, int index) {
   switch (n.op) {
     case Op::kConv2d:
     case Op::kConvTranspose2d:
+    case Op::kS16Conv2d:
+    case Op::kS16ConvTranspose2d:
       read_conv(r, n, where);
+      break;
+    case Op::kQuantize:
+      n.shift = shift_field(r, where + " shift");
+      break;
+    case Op::kS16LeakyRelu: {
+      const std::int32_t a = r.i32(where + " alpha_q");
+      if (a < -32767 || a > 32767)
+        throw Error(where + " alpha_q = " + std::to_string(a) + " does not fit int16");
+      n.alpha_q = a;
+      const std::int32_t t = r.i32(where + " alpha_shift");
+      if (t < 0 || t > 30)
+        throw Error(where + " alpha_shift = " + std::to_string(t) + " is outside 0..30");
+      n.alpha_shift = t;
+      break;
+    }
+    case Op::kS16Gdn:
+      read_gdn_head(r, n, where);
+      n.square_shift = shift_field(r, where + " square_shift");
+      n.gamma_shift = shift_field(r, where + " gamma_shift");
+      n.root_shift = shift_field(r, where + " root_shift");
+      n.out_shift = shift_field(r, where + " out_shift");
+      n.qbias = i32s(r, std::size_t(n.channels), 1, where + " beta");
+      n.qweight = i16s(r, std::size_t(n.channels) * std::size_t(n.channels), 0, 32767,
+                       where + " gamma");
+      break;
+    case Op::kS16Add:
+      n.out_shift = shift_field(r, where + " out_shift");
+      break;
+    case Op::kDequantize:
+    case Op::kS16Relu:
       break;
     case Op::kLeakyRelu:
       n.alpha = r.f32(where + " alpha");
       if (!std::isfinite(n.alpha)) throw Error("non-finite value in " + where + " alpha");
       break;
     case Op::kGdn: {
-      n.channels = checked_channels(r.u32(where + " channels"), where + " channels");
-      const std::uint32_t inv = r.u32(where + " inverse flag");
-      if (inv > 1)
-        throw Error(where + " inverse flag is " + std::to_string(inv) + ", expected 0 or 1");
-      n.inverse = static_cast<int>(inv);
+      read_gdn_head(r, n, where);
       n.bias = finite_f32s(r, std::size_t(n.channels), where + " beta");
       n.gamma = finite_f32s(r, std::size_t(n.channels) * std::size_t(n.channels), where + " gamma");
       break;
@@ -203,6 +322,119 @@ inline NodeDesc read_node(ByteReader& r, int index) {
   return n;
 }
 
+inline void need(bool ok, const std::string& where, const std::string& what) {
+  if (!ok) throw Error(where + ": " + what);
+}
+
+// Least and greatest partial sum of a convolution (docs/int16.md "Worst case"): for every
+// output channel, and for a transposed one every sub-pixel phase (taps ky = ry mod stride),
+// sum over the products w * x with x in [lo, hi], plus min/max(0, bias + rounding).
+inline void conv_worst_case(const NodeDesc& n, int lo, int hi, std::int64_t round,
+                            std::int64_t& least, std::int64_t& most) {
+  const bool tr = is_transposed(n.op);
+  const int ry_n = tr ? n.stride_h : 1, rx_n = tr ? n.stride_w : 1;
+  const int sy = tr ? n.stride_h : 1, sx = tr ? n.stride_w : 1;
+  least = 0;
+  most = 0;
+  for (int co = 0; co < n.cout; ++co) {
+    const std::int64_t b = std::int64_t(n.qbias[std::size_t(co)]) + round;
+    for (int ry = 0; ry < ry_n; ++ry)
+      for (int rx = 0; rx < rx_n; ++rx) {
+        std::int64_t l = std::min<std::int64_t>(0, b), h = std::max<std::int64_t>(0, b);
+        for (int ky = ry; ky < n.kh; ky += sy)
+          for (int kx = rx; kx < n.kw; kx += sx) {
+            const std::int16_t* w = n.qweight.data() +
+                ((std::size_t(co) * std::size_t(n.kh) + std::size_t(ky)) * std::size_t(n.kw) +
+                 std::size_t(kx)) * std::size_t(n.cin);
+            for (int ci = 0; ci < n.cin; ++ci) {
+              const std::int64_t a = std::int64_t(w[ci]) * lo, c = std::int64_t(w[ci]) * hi;
+              l += std::min(a, c);
+              h += std::max(a, c);
+            }
+          }
+        least = std::min(least, l);
+        most = std::max(most, h);
+      }
+  }
+}
+
+// Value types, shifts and int32 worst cases of the int16 ops (docs/model-format.md "int16
+// operators"): a file a reader accepts cannot make an int16 kernel overflow.
+inline void check_int16(ModelDesc& m) {
+  constexpr int kFloat = INT32_MIN;  // the "shift" of a float value
+  std::vector<int> shift{kFloat};
+  std::vector<int> lo{-32768};  // least value of each int16 value (0 after a ReLU)
+  for (std::size_t i = 0; i < m.nodes.size(); ++i) {
+    NodeDesc& n = m.nodes[i];
+    const std::string where = "node " + std::to_string(i) + " (" + op_name(n.op) + ")";
+    const int sx = shift[std::size_t(n.inputs[0])];
+    const bool reads_s16 = is_s16(n.op) || n.op == Op::kDequantize;
+    for (int v : n.inputs) {
+      const bool s16 = shift[std::size_t(v)] != kFloat;
+      need(s16 == reads_s16, where, s16 ? "reads an int16 value (needs a float one)"
+                                        : "reads a float value (needs an int16 one)");
+    }
+    n.in_shift = reads_s16 ? sx : 0;
+    int sy = kFloat, least = -32768;
+    switch (n.op) {
+      case Op::kQuantize: sy = n.shift; break;
+      case Op::kS16Relu: sy = sx; least = 0; break;
+      case Op::kS16LeakyRelu: sy = sx; break;
+      case Op::kS16Conv2d:
+      case Op::kS16ConvTranspose2d: {
+        sy = n.out_shift;
+        const int sh = sx + n.weight_shift - sy;
+        need(sh >= 0 && sh <= 31, where, "accumulator shift " + std::to_string(sh) + " is outside 0..31");
+        std::int64_t l = 0, h = 0;
+        conv_worst_case(n, lo[std::size_t(n.inputs[0])], 32767, sh > 0 ? std::int64_t(1) << (sh - 1) : 0, l, h);
+        need(l >= INT32_MIN && h <= INT32_MAX, where, "worst-case sum (" + std::to_string(l) + ", " +
+             std::to_string(h) + ") does not fit int32 (docs/int16.md)");
+        break;
+      }
+      case Op::kS16Add: {
+        sy = n.out_shift;
+        const int sb = shift[std::size_t(n.inputs[1])];
+        need(sx - sb <= 15 && sb - sx <= 15, where, "input shifts " + std::to_string(sx) + " and " +
+             std::to_string(sb) + " differ by more than 15");
+        const int sh = std::max(sx, sb) - sy;
+        need(sh >= 0 && sh <= 16, where, "output shift leaves a shift of " + std::to_string(sh) + ", outside 0..16");
+        break;
+      }
+      case Op::kS16Gdn: {
+        sy = n.out_shift;
+        const int n2 = 2 * sx - n.square_shift;
+        need(n2 >= 0 && n2 <= 31, where, "square shift leaves a shift of " + std::to_string(n2) + ", outside 0..31");
+        const int k = n.root_shift, sn = n.gamma_shift + n.square_shift;
+        need(k >= 0 && k <= 62 && ((sn + k) % 2 + 2) % 2 == 0, where,
+             "root shift " + std::to_string(k) + " must be in 0..62 and make the norm's shift even");
+        const int sr = (sn + k) / 2;
+        if (n.inverse) {
+          const int mm = sx + sr - sy;
+          need(mm >= 0 && mm <= 62, where, "output shift leaves a shift of " + std::to_string(mm) + ", outside 0..62");
+        } else {
+          const int e = sy - sx + sr;
+          need(e >= 0 && e <= 46, where, "division exponent " + std::to_string(e) + " is outside 0..46");
+        }
+        std::int64_t most = 0;
+        const std::size_t c = std::size_t(n.channels);
+        for (std::size_t r = 0; r < c; ++r) {
+          std::int64_t v = n.qbias[r];
+          for (std::size_t j = 0; j < c; ++j) v += std::int64_t(32767) * n.qweight[r * c + j];
+          most = std::max(most, v);
+        }
+        need(most <= INT32_MAX, where, "worst-case norm " + std::to_string(most) + " does not fit int32");
+        need(most < (std::int64_t(1) << (62 - k)), where, "norm * 2^root_shift can reach 2^62");
+        break;
+      }
+      default: break;  // float ops and DEQUANTIZE give float values
+    }
+    n.value_shift = sy == kFloat ? 0 : sy;
+    shift.push_back(sy);
+    lo.push_back(least);
+  }
+  need(shift.back() == kFloat, "model", "the output is int16; an int16 network ends with DEQUANTIZE");
+}
+
 // Channel counts must chain from the model input through every node to the output.
 inline void check_graph(ModelDesc& m) {
   std::vector<int> ch{m.in_channels};
@@ -211,15 +443,15 @@ inline void check_graph(ModelDesc& m) {
     const std::string where = "node " + std::to_string(i) + " (" + op_name(n.op) + ")";
     const int c = ch[static_cast<std::size_t>(n.inputs[0])];
     int out = c;
-    if (n.op == Op::kConv2d || n.op == Op::kConvTranspose2d) {
+    if (is_conv(n.op)) {
       if (n.cin != c)
         throw Error(where + " expects " + std::to_string(n.cin) + " input channels, gets " +
                     std::to_string(c));
       out = n.cout;
-    } else if (n.op == Op::kGdn && n.channels != c) {
+    } else if ((n.op == Op::kGdn || n.op == Op::kS16Gdn) && n.channels != c) {
       throw Error(where + " expects " + std::to_string(n.channels) + " channels, gets " +
                   std::to_string(c));
-    } else if (n.op == Op::kAdd) {
+    } else if (n.op == Op::kAdd || n.op == Op::kS16Add) {
       const int c2 = ch[static_cast<std::size_t>(n.inputs[1])];
       if (c2 != c)
         throw Error(where + " adds " + std::to_string(c) + " and " + std::to_string(c2) +
@@ -231,6 +463,7 @@ inline void check_graph(ModelDesc& m) {
   if (ch.back() != m.out_channels)
     throw Error("model declares " + std::to_string(m.out_channels) +
                 " output channels, its last node gives " + std::to_string(ch.back()));
+  check_int16(m);
 }
 
 }  // namespace detail
@@ -275,7 +508,7 @@ inline ModelDesc parse_model(const std::uint8_t* data, std::size_t size) {
   r.skip(padded, "name");
   m.nodes.reserve(count);
   for (std::uint32_t i = 0; i < count; ++i)
-    m.nodes.push_back(detail::read_node(r, static_cast<int>(i)));
+    m.nodes.push_back(detail::read_node(r, static_cast<int>(i), m.version_minor));
   if (r.remaining() != 0)
     throw Error(std::to_string(r.remaining()) + " trailing bytes after the last node");
   detail::check_graph(m);

@@ -28,6 +28,8 @@
 #include "lic/ops/conv_transpose.hpp"
 #include "lic/ops/eltwise.hpp"
 #include "lic/ops/gdn.hpp"
+#include "lic/ops/s16_conv.hpp"
+#include "lic/ops/s16_eltwise.hpp"
 #include "lic/tensor.hpp"
 #include "lic/workspace.hpp"
 
@@ -68,54 +70,27 @@ class Model {
   }
 
   Tensor run(const Tensor& in, int threads = 1) const {
-    if (in.channels != in_channels_)
-      throw Error("model " + name_ + " expects " + std::to_string(in_channels_) +
-                  " input channels, got " + std::to_string(in.channels));
-    if (in.data.size() != Tensor::checked_size(in.height, in.width, in.channels))
-      throw Error("input tensor data size does not match its shape");
-    std::vector<int> hs, ws;
-    shapes(in.height, in.width, hs, ws);  // all size errors before any work
-    if (threads < 1) threads = 1;
+    Values v = execute(in, threads, false);
+    return std::move(v.f.back());
+  }
 
-    // LIC_PROFILE=1 prints each step's time to stderr (for tuning; off by default).
-    static const bool profile = std::getenv("LIC_PROFILE") != nullptr;
-    std::vector<Tensor> values(steps_.size() + 1);
-    auto value = [&](int v) -> const Tensor& { return v == 0 ? in : values[std::size_t(v)]; };
-    for (std::size_t i = 0; i < steps_.size(); ++i) {
-      const Step& s = steps_[i];
-      if (s.fused_away) continue;
-      const Tensor& x = value(s.inputs[0]);
-      const auto t0 = std::chrono::steady_clock::now();
-      const std::clock_t c0 = profile ? std::clock() : 0;
-      Tensor y;
-      switch (s.op) {
-        case Op::kConv2d: y = s.conv->run(x, s.act, s.alpha, threads, *pool_); break;
-        case Op::kConvTranspose2d: y = s.convt->run(x, s.act, s.alpha, threads, *pool_); break;
-        case Op::kGdn: y = s.gdn->run(x, threads, *pool_); break;
-        case Op::kRelu:
-        case Op::kLeakyRelu: y = leaky_relu(x, s.alpha, *pool_); break;
-        case Op::kAdd: y = add(x, value(s.inputs[1]), *pool_); break;
-      }
-      if (profile) {
-        const std::chrono::duration<double, std::milli> ms = std::chrono::steady_clock::now() - t0;
-        // CPU time too: on a busy machine it is steadier than wall time.
-        const double cpu_ms = 1000.0 * double(std::clock() - c0) / CLOCKS_PER_SEC;
-        std::fprintf(stderr, "lic profile: node %zu %-40s %dx%d -> %dx%dx%d  %.3f ms (cpu %.3f ms)\n",
-                     i, lines_[i].c_str(), x.height, x.width, y.height, y.width, y.channels,
-                     ms.count(), cpu_ms);
-      }
-      values[std::size_t(s.dest)] = std::move(y);
-      // Free every value whose last reader has now run.
-      for (int v : s.frees) {
-        pool_->give(std::move(values[std::size_t(v)].data));
-        values[std::size_t(v)] = Tensor();
-      }
-    }
-    return std::move(values.back());
+  // Whether the model ends with DEQUANTIZE (an int16 network, docs/int16.md).
+  bool int16_output() const { return !steps_.empty() && steps_.back().op == Op::kDequantize; }
+
+  // The int16 tensor an int16 network's final DEQUANTIZE would convert (for exact integer
+  // post-processing such as the decoder's 8-bit pixels); throws for other models.
+  QTensor run_int16(const Tensor& in, int threads = 1) const {
+    if (!int16_output()) throw Error("model " + name_ + " does not end with an int16 tensor");
+    Values v = execute(in, threads, true);
+    return std::move(v.q[std::size_t(steps_.back().inputs[0])]);
   }
 
   // Intermediate buffers are kept between runs (see lic/workspace.hpp); this frees them.
-  void release_memory() const { pool_->clear(); }
+  void release_memory() const {
+    pool_->clear();
+    s16_pools_->s16.clear();
+    s16_pools_->s32.clear();
+  }
 
   // A human-readable summary (one line per node).
   std::string summary() const {
@@ -129,6 +104,82 @@ class Model {
   }
 
  private:
+  // Every value of a run: float values in f, int16 ones in q (value id i in one of them).
+  struct Values {
+    std::vector<Tensor> f;
+    std::vector<QTensor> q;
+  };
+
+  Values execute(const Tensor& in, int threads, bool stop_before_last) const {
+    if (in.channels != in_channels_)
+      throw Error("model " + name_ + " expects " + std::to_string(in_channels_) +
+                  " input channels, got " + std::to_string(in.channels));
+    if (in.data.size() != Tensor::checked_size(in.height, in.width, in.channels))
+      throw Error("input tensor data size does not match its shape");
+    std::vector<int> hs, ws;
+    shapes(in.height, in.width, hs, ws);  // all size errors before any work
+    if (threads < 1) threads = 1;
+
+    // LIC_PROFILE=1 prints each step's time to stderr (for tuning; off by default).
+    static const bool profile = std::getenv("LIC_PROFILE") != nullptr;
+    Values vals;
+    vals.f.resize(steps_.size() + 1);
+    vals.q.resize(steps_.size() + 1);
+    auto value = [&](int v) -> const Tensor& { return v == 0 ? in : vals.f[std::size_t(v)]; };
+    auto qvalue = [&](int v) -> const QTensor& { return vals.q[std::size_t(v)]; };
+    const std::size_t last = stop_before_last ? steps_.size() - 1 : steps_.size();
+    S16Pools& qp = *s16_pools_;
+    for (std::size_t i = 0; i < last; ++i) {
+      const Step& s = steps_[i];
+      if (s.fused_away) continue;
+      const int x0 = s.inputs[0];
+      const auto t0 = std::chrono::steady_clock::now();
+      const std::clock_t c0 = profile ? std::clock() : 0;
+      Tensor y;
+      QTensor qy;
+      switch (s.op) {
+        case Op::kConv2d: y = s.conv->run(value(x0), s.act, s.alpha, threads, *pool_); break;
+        case Op::kConvTranspose2d: y = s.convt->run(value(x0), s.act, s.alpha, threads, *pool_); break;
+        case Op::kGdn: y = s.gdn->run(value(x0), threads, *pool_); break;
+        case Op::kRelu:
+        case Op::kLeakyRelu: y = leaky_relu(value(x0), s.alpha, *pool_); break;
+        case Op::kAdd: y = add(value(x0), value(s.inputs[1]), *pool_); break;
+        case Op::kQuantize: qy = quantize(value(x0), s.shift, qp); break;
+        case Op::kDequantize: y = dequantize(qvalue(x0), *pool_); break;
+        case Op::kS16Conv2d: qy = s.qconv->run(qvalue(x0), s.store, threads, qp); break;
+        case Op::kS16ConvTranspose2d: qy = s.qconvt->run(qvalue(x0), s.store, threads, qp); break;
+        case Op::kS16Relu:
+        case Op::kS16LeakyRelu:
+          qy = s16_leaky_relu(qvalue(x0), s.store.alpha_q, s.store.alpha_shift, qp);
+          break;
+        case Op::kS16Add: qy = s16_add(qvalue(x0), qvalue(s.inputs[1]), s.shift, qp); break;
+        case Op::kS16Gdn: qy = s.qgdn->run(qvalue(x0), threads, qp); break;
+      }
+      if (profile) {
+        const std::chrono::duration<double, std::milli> ms = std::chrono::steady_clock::now() - t0;
+        // CPU time too: on a busy machine it is steadier than wall time.
+        const double cpu_ms = 1000.0 * double(std::clock() - c0) / CLOCKS_PER_SEC;
+        const bool qin = is_s16(s.op) || s.op == Op::kDequantize;
+        const bool qout = is_s16(s.op) || s.op == Op::kQuantize;
+        const int ih = qin ? qvalue(x0).height : value(x0).height;
+        const int iw = qin ? qvalue(x0).width : value(x0).width;
+        std::fprintf(stderr, "lic profile: node %zu %-40s %dx%d -> %dx%dx%d  %.3f ms (cpu %.3f ms)\n",
+                     i, lines_[i].c_str(), ih, iw, qout ? qy.height : y.height,
+                     qout ? qy.width : y.width, qout ? qy.channels : y.channels, ms.count(), cpu_ms);
+      }
+      vals.f[std::size_t(s.dest)] = std::move(y);
+      vals.q[std::size_t(s.dest)] = std::move(qy);
+      // Free every value whose last reader has now run.
+      for (int v : s.frees) {
+        pool_->give(std::move(vals.f[std::size_t(v)].data));
+        vals.f[std::size_t(v)] = Tensor();
+        qp.s16.give(std::move(vals.q[std::size_t(v)].data));
+        vals.q[std::size_t(v)] = QTensor();
+      }
+    }
+    return vals;
+  }
+
   struct Step {
     Op op = Op::kRelu;
     std::vector<int> inputs;
@@ -140,6 +191,12 @@ class Model {
     std::shared_ptr<const Conv2dOp> conv;
     std::shared_ptr<const ConvTranspose2dOp> convt;
     std::shared_ptr<const GdnOp> gdn;
+    // int16 ops (docs/int16.md)
+    int shift = 0;  // QUANTIZE's shift; S16_ADD's output shift
+    S16Store store;  // fused or stand-alone (leaky) ReLU of the int16 ops
+    std::shared_ptr<const S16Conv2dOp> qconv;
+    std::shared_ptr<const S16ConvTranspose2dOp> qconvt;
+    std::shared_ptr<const S16GdnOp> qgdn;
   };
 
   explicit Model(ModelDesc d)
@@ -160,15 +217,28 @@ class Model {
       s.inputs = nd.inputs;
       s.dest = static_cast<int>(i + 1);
       s.alpha = nd.op == Op::kLeakyRelu ? nd.alpha : 0.0f;
-      parameters_ += nd.weight.size() + nd.bias.size() + nd.gamma.size();
+      parameters_ += nd.weight.size() + nd.bias.size() + nd.gamma.size() + nd.qweight.size() +
+                     nd.qbias.size();
       lines_.push_back(describe(nd));
       if (nd.op == Op::kConv2d) s.conv = std::make_shared<Conv2dOp>(nd);
       if (nd.op == Op::kConvTranspose2d) s.convt = std::make_shared<ConvTranspose2dOp>(nd);
       if (nd.op == Op::kGdn) s.gdn = std::make_shared<GdnOp>(nd);
+      if (nd.op == Op::kS16Conv2d) s.qconv = std::make_shared<S16Conv2dOp>(nd);
+      if (nd.op == Op::kS16ConvTranspose2d) s.qconvt = std::make_shared<S16ConvTranspose2dOp>(nd);
+      if (nd.op == Op::kS16Gdn) s.qgdn = std::make_shared<S16GdnOp>(nd);
+      if (nd.op == Op::kQuantize) s.shift = nd.shift;
+      if (nd.op == Op::kS16Add) s.shift = nd.out_shift;
+      if (nd.op == Op::kS16Relu || nd.op == Op::kS16LeakyRelu) {
+        s.store.act = kern::kActLeaky;
+        s.store.alpha_q = nd.alpha_q;  // 0 for ReLU
+        s.store.alpha_shift = nd.alpha_shift;
+      }
       nd.weight.clear();
       nd.weight.shrink_to_fit();
       nd.gamma.clear();
       nd.gamma.shrink_to_fit();
+      nd.qweight.clear();
+      nd.qweight.shrink_to_fit();
       steps_.push_back(std::move(s));
     }
     // Fold an activation into the convolution before it when nothing else reads the
@@ -178,10 +248,18 @@ class Model {
       Step& next = steps_[i + 1];
       const bool conv = s.op == Op::kConv2d || s.op == Op::kConvTranspose2d;
       const bool act = next.op == Op::kRelu || next.op == Op::kLeakyRelu;
-      if (conv && !s.fused_away && act && next.inputs[0] == static_cast<int>(i + 1) &&
-          readers[i + 1] == 1) {
+      const bool qconv = s.op == Op::kS16Conv2d || s.op == Op::kS16ConvTranspose2d;
+      const bool qact = next.op == Op::kS16Relu || next.op == Op::kS16LeakyRelu;
+      const bool single = !s.fused_away && next.inputs[0] == static_cast<int>(i + 1) &&
+                          readers[i + 1] == 1;
+      if (conv && act && single) {
         s.act = kern::kActLeaky;
         s.alpha = next.alpha;
+        s.dest = static_cast<int>(i + 2);
+        next.fused_away = true;
+      }
+      if (qconv && qact && single) {  // same result: docs/int16.md applies it after saturation
+        s.store = next.store;
         s.dest = static_cast<int>(i + 2);
         next.fused_away = true;
       }
@@ -205,16 +283,26 @@ class Model {
     os << op_name(n.op) << "(";
     for (std::size_t k = 0; k < n.inputs.size(); ++k) os << (k ? ", " : "") << "v" << n.inputs[k];
     os << ")";
-    if (n.op == Op::kConv2d || n.op == Op::kConvTranspose2d) {
+    if (is_conv(n.op)) {
       os << " " << n.cin << "->" << n.cout << " k" << n.kh << "x" << n.kw << " s" << n.stride_h
          << "x" << n.stride_w << " pad " << n.pad_top << "," << n.pad_left << ","
          << n.pad_bottom << "," << n.pad_right;
-      if (n.op == Op::kConvTranspose2d) os << " out_pad " << n.out_pad_h << "," << n.out_pad_w;
+      if (is_transposed(n.op)) os << " out_pad " << n.out_pad_h << "," << n.out_pad_w;
     } else if (n.op == Op::kLeakyRelu) {
       os << " alpha " << n.alpha;
-    } else if (n.op == Op::kGdn) {
+    } else if (n.op == Op::kGdn || n.op == Op::kS16Gdn) {
       os << " " << n.channels << " channels" << (n.inverse ? " inverse" : "");
+    } else if (n.op == Op::kS16LeakyRelu) {
+      os << " alpha " << n.alpha_q << "/2^" << n.alpha_shift;
+    } else if (n.op == Op::kQuantize) {
+      os << " shift " << n.shift;
     }
+    if (n.op == Op::kS16Conv2d || n.op == Op::kS16ConvTranspose2d)
+      os << " shifts w " << n.weight_shift << " out " << n.out_shift;
+    if (n.op == Op::kS16Gdn)
+      os << " shifts sq " << n.square_shift << " gamma " << n.gamma_shift << " root "
+         << n.root_shift << " out " << n.out_shift;
+    if (n.op == Op::kS16Add) os << " out shift " << n.out_shift;
     return os.str();
   }
 
@@ -228,9 +316,13 @@ class Model {
       int oh = hs[std::size_t(s.inputs[0])], ow = ws[std::size_t(s.inputs[0])];
       if (s.conv) s.conv->output_size(oh, ow, oh, ow);
       if (s.convt) s.convt->output_size(oh, ow, oh, ow);
+      if (s.qconv) s.qconv->output_size(oh, ow, oh, ow);
+      if (s.qconvt) s.qconvt->output_size(oh, ow, oh, ow);
       if (s.conv || s.convt) Tensor::checked_size(oh, ow, s.conv ? s.conv->desc().cout
                                                                  : s.convt->desc().cout);
-      if (s.op == Op::kAdd) {
+      if (s.qconv || s.qconvt) Tensor::checked_size(oh, ow, s.qconv ? s.qconv->desc().cout
+                                                                    : s.qconvt->desc().cout);
+      if (s.op == Op::kAdd || s.op == Op::kS16Add) {
         const std::size_t b = std::size_t(s.inputs[1]);
         if (hs[b] != oh || ws[b] != ow)
           throw Error("node " + std::to_string(i) + " (add): operands " + std::to_string(oh) +
@@ -252,6 +344,7 @@ class Model {
   std::vector<Step> steps_;
   std::vector<std::string> lines_;
   std::shared_ptr<BufferPool> pool_ = std::make_shared<BufferPool>();
+  std::shared_ptr<S16Pools> s16_pools_ = std::make_shared<S16Pools>();
 };
 
 }  // namespace lic

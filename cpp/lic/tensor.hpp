@@ -51,4 +51,19 @@ struct Tensor {
   }
 };
 
+// An int16 tensor of the fixed-point operators (docs/int16.md): element (y, x, c) means
+// data[(y * width + x) * channels + c] * 2^-shift. Same layout as Tensor.
+struct QTensor {
+  int height = 0;
+  int width = 0;
+  int channels = 0;
+  int shift = 0;
+  std::vector<std::int16_t> data;
+
+  std::int16_t at(int y, int x, int c) const {
+    return data[(std::size_t(y) * std::size_t(width) + std::size_t(x)) * std::size_t(channels) +
+                std::size_t(c)];
+  }
+};
+
 }  // namespace lic

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <mutex>
 #include <utility>
 #include <vector>
@@ -15,11 +16,14 @@
 
 namespace lic {
 
-class BufferPool {
+// (A template over the element type: float buffers for the float ops, int16 ones for the
+// fixed-point ops of docs/int16.md.)
+template <class T>
+class BasicBufferPool {
  public:
-  // A buffer of exactly n floats. Its contents are unspecified: callers overwrite it all.
-  std::vector<float> take(std::size_t n) {
-    std::vector<float> v;
+  // A buffer of exactly n elements. Its contents are unspecified: callers overwrite it all.
+  std::vector<T> take(std::size_t n) {
+    std::vector<T> v;
     {
       std::lock_guard<std::mutex> lock(mu_);
       // Best fit: the smallest kept buffer that holds n floats without reallocating.
@@ -38,11 +42,11 @@ class BufferPool {
     return v;
   }
 
-  void give(std::vector<float>&& v) {
+  void give(std::vector<T>&& v) {
     if (v.capacity() == 0) return;
     std::lock_guard<std::mutex> lock(mu_);
     free_.push_back(std::move(v));
-    v = std::vector<float>();
+    v = std::vector<T>();
   }
 
   // Returns all kept memory to the system.
@@ -54,14 +58,17 @@ class BufferPool {
   std::size_t kept_bytes() {
     std::lock_guard<std::mutex> lock(mu_);
     std::size_t total = 0;
-    for (const auto& v : free_) total += v.capacity() * sizeof(float);
+    for (const auto& v : free_) total += v.capacity() * sizeof(T);
     return total;
   }
 
  private:
   std::mutex mu_;
-  std::vector<std::vector<float>> free_;
+  std::vector<std::vector<T>> free_;
 };
+
+using BufferPool = BasicBufferPool<float>;
+using S16BufferPool = BasicBufferPool<std::int16_t>;
 
 // A tensor whose storage comes from `pool` (contents unspecified).
 inline Tensor pooled_tensor(BufferPool& pool, int h, int w, int c) {
@@ -70,6 +77,18 @@ inline Tensor pooled_tensor(BufferPool& pool, int h, int w, int c) {
   t.height = h;
   t.width = w;
   t.channels = c;
+  t.data = pool.take(n);
+  return t;
+}
+
+// An int16 tensor at `shift` whose storage comes from `pool` (contents unspecified).
+inline QTensor pooled_qtensor(S16BufferPool& pool, int h, int w, int c, int shift) {
+  QTensor t;
+  const std::size_t n = Tensor::checked_size(h, w, c);
+  t.height = h;
+  t.width = w;
+  t.channels = c;
+  t.shift = shift;
   t.data = pool.take(n);
   return t;
 }

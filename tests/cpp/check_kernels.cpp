@@ -13,6 +13,12 @@
 // n the length of the reduction; non-finite inputs must give non-finite outputs in the
 // same places (NaN where the twin has NaN, the same infinity where it has one).
 //
+// int16 kernels (s16-*, f32-s16-vcvt, s16-f32-vcvt; docs/int16.md) are integer arithmetic:
+// every level must give the scalar twin's bytes exactly, on random inputs, on extreme ones
+// (±32767, -32768, sums that saturate int16, sums past the int32 worst case, which the
+// twin takes modulo 2^32 as vpmaddwd/vpaddd do), and the twins must equal an int64
+// recomputation of docs/int16.md wherever the int32 worst case holds.
+//
 // --bench prints each kernel's time per call at each level and the speed-up over scalar.
 // --break injects a faulty kernel at the highest level (a write past the output, or a
 // wrong value), to show that the harness catches it (the run must then fail).
@@ -439,6 +445,471 @@ std::vector<KernelCase> kernel_cases() {
   };
 }
 
+std::vector<KernelCase> s16_kernel_cases();
+
+// ------------------------------------------------------------------------- int16 kernels
+
+using lic::kern::S16IgemmArgs;
+
+// An output buffer of n integers between two sentinel zones.
+template <class T>
+struct GuardedInt {
+  static constexpr T kMark = T(0x5A5A5A5A & 0x7FFFFFFF);
+  std::vector<T> buf;
+  explicit GuardedInt(std::size_t n) : buf(n + 2 * kGuard, kMark) {}
+  T* data() { return buf.data() + kGuard; }
+  template <class Inside>
+  bool guards_intact(const std::string& where, Inside inside) const {
+    for (std::size_t i = 0; i < buf.size(); ++i) {
+      const long off = long(i) - long(kGuard);
+      const bool in = off >= 0 && std::size_t(off) < buf.size() - 2 * kGuard && inside(off);
+      if (!in && buf[i] != kMark)
+        return fail(where + ": wrote outside its output at offset " + std::to_string(off));
+    }
+    return true;
+  }
+};
+
+// Draws int16 values: `mode` 0 random full range, 1 the extremes only, 2 small values.
+std::int16_t s16_value(Rng& rng, int mode) {
+  if (mode == 1) {
+    const int v[] = {-32768, -32767, 32767, 0};
+    return std::int16_t(v[rng.pick(0, 3)]);
+  }
+  return std::int16_t(mode == 2 ? rng.pick(-300, 300) : rng.pick(-32768, 32767));
+}
+
+struct S16IgemmCase {
+  int mr, nc, kc, ntaps, out32, act, alpha_q, alpha_shift, shift, mode;
+};
+
+struct S16IgemmInputs {
+  std::vector<std::int16_t> abuf, w;
+  std::vector<std::ptrdiff_t> taps;
+  std::int32_t bias[kNR];
+  std::ptrdiff_t a_stride = 0, c_stride = 0, a_lo = 0;
+  int pairs = 0;
+
+  S16IgemmInputs(const S16IgemmCase& k, Rng& rng) {
+    a_stride = k.kc + rng.pick(0, 3);
+    c_stride = k.nc + rng.pick(0, 5);
+    pairs = (k.kc + 1) / 2;
+    taps.assign(std::size_t(k.ntaps) + 1, 0);
+    std::ptrdiff_t hi = 0;
+    for (int t = 0; t < k.ntaps; ++t) {
+      taps[std::size_t(t)] = rng.pick(-40, 40);
+      a_lo = std::min(a_lo, taps[std::size_t(t)]);
+      hi = std::max(hi, taps[std::size_t(t)] + (k.mr - 1) * a_stride + k.kc);
+    }
+    abuf.resize(std::size_t(std::max<std::ptrdiff_t>(hi - a_lo, 1)));
+    for (auto& v : abuf) v = s16_value(rng, k.mode);
+    // packed panel; the weight of a channel past kc is zero, as the packer makes it
+    w.assign(std::size_t(k.ntaps) * std::size_t(pairs) * 2 * kNR, 0);
+    for (int t = 0; t < k.ntaps; ++t)
+      for (int q = 0; q < pairs; ++q)
+        for (int j = 0; j < kNR; ++j)
+          for (int h = 0; h < 2; ++h)
+            if (2 * q + h < k.kc)
+              w[((std::size_t(t) * std::size_t(pairs) + std::size_t(q)) * kNR + std::size_t(j)) * 2 +
+                std::size_t(h)] = std::int16_t(k.mode == 1 ? rng.pick(0, 1) * 65534 - 32767
+                                                           : s16_value(rng, k.mode));
+    for (auto& b : bias) b = k.mode == 2 ? rng.pick(-100000, 100000) : rng.pick(-(1 << 30), 1 << 30);
+  }
+  const std::int16_t* a() const { return abuf.data() - a_lo; }
+  std::int16_t weight(int t, int k, int j) const {
+    return w[((std::size_t(t) * std::size_t(pairs) + std::size_t(k / 2)) * kNR + std::size_t(j)) * 2 +
+             std::size_t(k % 2)];
+  }
+};
+
+template <class T>
+bool run_s16_igemm(lic::kern::S16IgemmFn fn, const S16IgemmCase& k, const S16IgemmInputs& in,
+                   GuardedInt<T>& out, const std::string& where) {
+  S16IgemmArgs p{};
+  p.a = k.ntaps > 0 ? in.a() : in.abuf.data();
+  p.a_stride = in.a_stride;
+  p.taps = in.taps.data();
+  p.ntaps = k.ntaps;
+  p.kc = k.kc;
+  p.w = in.w.data();
+  p.bias = in.bias;
+  if constexpr (sizeof(T) == 4) p.c32 = reinterpret_cast<std::int32_t*>(out.data());
+  else p.c16 = reinterpret_cast<std::int16_t*>(out.data());
+  p.c_stride = in.c_stride;
+  p.nc = k.nc;
+  p.shift = k.shift;
+  p.act = k.act;
+  p.alpha_q = k.alpha_q;
+  p.alpha_shift = k.alpha_shift;
+  fn(p);
+  const std::ptrdiff_t cs = in.c_stride;
+  return out.guards_intact(where, [&](long off) { return off < k.mr * cs && off % cs < k.nc; });
+}
+
+// docs/int16.md in int64 for element (i, j); `fits` says whether no partial sum of the
+// kernel's order could have left int32 (only then must the int32 kernels agree with it).
+std::int64_t s16_igemm_reference(const S16IgemmCase& k, const S16IgemmInputs& in, int i, int j,
+                                 bool& fits) {
+  std::int64_t acc = in.bias[j], lo = std::min<std::int64_t>(acc, 0), hi = std::max<std::int64_t>(acc, 0);
+  for (int t = 0; t < k.ntaps; ++t)
+    for (int q = 0; q < k.kc; ++q) {
+      const std::int64_t term = std::int64_t(in.a()[in.taps[std::size_t(t)] + i * in.a_stride + q]) *
+                                in.weight(t, q, j);
+      acc += term;
+      (term < 0 ? lo : hi) += term;
+    }
+  fits = lo >= INT32_MIN && hi <= INT32_MAX;
+  return acc;
+}
+
+bool check_s16_igemm_case(const KernelTable& t, const KernelTable& scalar, const S16IgemmCase& k,
+                          Rng& rng) {
+  char buf[220];
+  std::snprintf(buf, sizeof buf, "%s s16-igemm-%dx16 nc=%d kc=%d taps=%d out%s act=%d(%d,%d) shift=%d mode=%d",
+                t.isa, k.mr, k.nc, k.kc, k.ntaps, k.out32 ? "32" : "16", k.act, k.alpha_q,
+                k.alpha_shift, k.shift, k.mode);
+  const std::string where = buf;
+  const S16IgemmInputs in(k, rng);
+  const std::size_t n = std::size_t(k.mr) * std::size_t(in.c_stride);
+  for (int i = 0; i < k.mr; ++i)
+    for (int j = 0; j < k.nc; ++j) {
+      bool fits = false;
+      const std::int64_t ref = s16_igemm_reference(k, in, i, j, fits);
+      if (!fits) continue;
+      // the scalar twin against docs/int16.md
+      GuardedInt<std::int32_t> s32(n);
+      if (!run_s16_igemm(scalar.s16_igemm[k.mr - 1], k, in, s32, where + " (scalar twin)")) return false;
+      if (s32.data()[i * in.c_stride + j] != ref)
+        return fail(where + ": scalar twin's sum " + std::to_string(s32.data()[i * in.c_stride + j]) +
+                    " differs from the exact " + std::to_string(ref));
+      break;
+    }
+  if (k.out32) {
+    GuardedInt<std::int32_t> got(n), want(n);
+    if (!run_s16_igemm(t.s16_igemm[k.mr - 1], k, in, got, where)) return false;
+    if (!run_s16_igemm(scalar.s16_igemm[k.mr - 1], k, in, want, where + " (scalar twin)")) return false;
+    if (got.buf != want.buf) return fail(where + ": differs from the scalar twin");
+    return true;
+  }
+  GuardedInt<std::int16_t> got(n), want(n);
+  if (!run_s16_igemm(t.s16_igemm[k.mr - 1], k, in, got, where)) return false;
+  if (!run_s16_igemm(scalar.s16_igemm[k.mr - 1], k, in, want, where + " (scalar twin)")) return false;
+  for (int i = 0; i < k.mr; ++i)
+    for (int j = 0; j < k.nc; ++j) {
+      const std::int16_t g = got.data()[i * in.c_stride + j], w = want.data()[i * in.c_stride + j];
+      if (g != w)
+        return fail(where + ": element (" + std::to_string(i) + "," + std::to_string(j) + ") is " +
+                    std::to_string(g) + ", the scalar twin gives " + std::to_string(w));
+      bool fits = false;
+      const std::int64_t acc = s16_igemm_reference(k, in, i, j, fits);
+      if (!fits) continue;
+      std::int64_t v = lic::kern::sat16(lic::kern::floor_shift(acc, k.shift));
+      if (k.act && v < 0)
+        v = lic::kern::sat16(lic::kern::round_shift(v * k.alpha_q, k.alpha_shift));
+      if (w != v)
+        return fail(where + ": the scalar twin gives " + std::to_string(w) + ", docs/int16.md " +
+                    std::to_string(v));
+    }
+  return true;
+}
+
+template <int MR>
+int check_s16_igemm(const KernelTable& t, const KernelTable& scalar, Rng& rng) {
+  const int kcs[] = {1, 2, 3, 5, 8, 13, 16, 17, 31, 64};
+  const int taps[] = {0, 1, 2, 5};
+  const int shifts[] = {0, 1, 7, 15, 24, 31};
+  int cases = 0;
+  for (int nc = 1; nc <= kNR; ++nc)
+    for (int kc : kcs)
+      for (int nt : taps) {
+        const int c = cases;
+        S16IgemmCase k{MR, nc, kc, nt, c % 5 == 0, c % 3 ? lic::kern::kActLeaky : lic::kern::kActNone,
+                       c % 3 == 1 ? 0 : rng.pick(-32767, 32767), c % 3 == 1 ? 0 : rng.pick(0, 30),
+                       shifts[c % 6], c % 4 == 0 ? 1 : c % 4 == 1 ? 2 : 0};
+        ++cases;
+        if (!check_s16_igemm_case(t, scalar, k, rng)) return cases;
+      }
+  return cases;
+}
+
+// int16 vector kernels: bytes identical to the scalar twin for every n = 0..80 and primes,
+// unaligned starts, in place; `call(t, x, b, y, n)` with x, b int16 inputs.
+template <class Out>
+using S16VectorCall = std::function<void(const KernelTable&, const std::int16_t*, const std::int16_t*,
+                                         Out*, std::size_t)>;
+
+template <class Out>
+int check_s16_vector(const char* name, const KernelTable& t, const KernelTable& scalar, Rng& rng,
+                     const S16VectorCall<Out>& call, bool inplace,
+                     const std::function<std::int16_t(Rng&)>& domain_b) {
+  std::vector<std::size_t> sizes;
+  for (std::size_t n = 0; n <= 80; ++n) sizes.push_back(n);
+  for (std::size_t n : {97, 127, 251, 509, 1031}) sizes.push_back(n);
+  int cases = 0;
+  for (std::size_t n : sizes) {
+    const std::size_t skew = std::size_t(rng.pick(0, 7));
+    std::vector<std::int16_t> xs(n + skew), bs(n + skew);
+    const int mode = rng.pick(0, 2);
+    for (auto& v : xs) v = s16_value(rng, mode);
+    for (auto& v : bs) v = domain_b(rng);
+    const std::int16_t* x = xs.data() + skew;
+    const std::int16_t* b = bs.data() + skew;
+    const std::string where = std::string(t.isa) + " " + name + " n=" + std::to_string(n);
+    for (int m = 0; m < (inplace ? 2 : 1); ++m) {
+      ++cases;
+      GuardedInt<Out> got(n), want(n);
+      if (m == 1) {
+        if (n) std::memcpy(got.data(), x, n * sizeof(Out));
+        call(t, reinterpret_cast<const std::int16_t*>(got.data()), b, got.data(), n);
+      } else {
+        call(t, x, b, got.data(), n);
+      }
+      call(scalar, x, b, want.data(), n);
+      const std::string w = where + (m ? " in place" : "");
+      if (!got.guards_intact(w, [](long) { return true; })) return cases;
+      for (std::size_t i = 0; i < n; ++i)
+        if (std::memcmp(&got.data()[i], &want.data()[i], sizeof(Out)) != 0) {
+          fail(w + ": element " + std::to_string(i) + " is " + std::to_string(got.data()[i]) +
+               ", the scalar twin gives " + std::to_string(want.data()[i]) + " (input " +
+               std::to_string(x[i]) + ")");
+          return cases;
+        }
+    }
+  }
+  return cases;
+}
+
+std::int16_t any_s16(Rng& rng) { return s16_value(rng, rng.pick(0, 2)); }
+
+int check_s16_vleaky(const KernelTable& t, const KernelTable& s, Rng& rng) {
+  int cases = 0;
+  for (int aq : {0, 20972, -12345, 32767})
+    for (int as : {0, 1, 15, 21, 30})
+      cases += check_s16_vector<std::int16_t>(
+          "s16-vleaky", t, s, rng,
+          [aq, as](const KernelTable& k, const std::int16_t* x, const std::int16_t*, std::int16_t* y,
+                   std::size_t n) { k.s16_leaky(x, y, n, aq, as); },
+          true, any_s16);
+  return cases;
+}
+
+int check_s16_vadd(const KernelTable& t, const KernelTable& s, Rng& rng) {
+  int cases = 0;
+  for (int up : {0, 1, 7, 15})
+    for (int sh : {0, 1, 9, 16})
+      for (int swap = 0; swap < 2; ++swap)
+        cases += check_s16_vector<std::int16_t>(
+            "s16-vadd", t, s, rng,
+            [up, sh, swap](const KernelTable& k, const std::int16_t* a, const std::int16_t* b,
+                           std::int16_t* y, std::size_t n) {
+              k.s16_add(a, b, y, n, swap ? 0 : up, swap ? up : 0, sh);
+            },
+            true, any_s16);
+  return cases;
+}
+
+int check_s16_vsquare(const KernelTable& t, const KernelTable& s, Rng& rng) {
+  int cases = 0;
+  for (int sh : {0, 1, 14, 15, 16, 30, 31})
+    cases += check_s16_vector<std::int16_t>(
+        "s16-vsquare", t, s, rng,
+        [sh](const KernelTable& k, const std::int16_t* x, const std::int16_t*, std::int16_t* y,
+             std::size_t n) { k.s16_square(x, y, n, sh); },
+        true, any_s16);
+  return cases;
+}
+
+int check_s16_gdn_finish(const KernelTable& t, const KernelTable& s, Rng& rng) {
+  int cases = 0;
+  // (max norm bits, root shift k, m): norm < 2^bits, norm << k < 2^62
+  const int setups[][3] = {{31, 31, 30}, {31, 30, 46}, {20, 42, 0}, {12, 50, 13}, {31, 0, 5},
+                           {2, 60, 62}, {31, 31, 62}};
+  for (int inverse = 0; inverse < 2; ++inverse)
+    for (const auto& st : setups) {
+      const int bits = st[0], k = st[1], m = inverse ? st[2] : std::min(st[2], 46);
+      std::vector<std::int32_t> norm(1100);
+      for (auto& v : norm) {
+        const int top = bits >= 31 ? INT32_MAX : (1 << bits) - 1;
+        v = rng.pick(0, 9) == 0 ? top : rng.pick(0, 9) == 0 ? 1 : rng.pick(1, top);
+      }
+      cases += check_s16_vector<std::int16_t>(
+          inverse ? "s16-gdn-finish (inverse)" : "s16-gdn-finish", t, s, rng,
+          [&norm, k, inverse, m](const KernelTable& kt, const std::int16_t* x, const std::int16_t*,
+                                 std::int16_t* y, std::size_t n) {
+            kt.s16_gdn_finish(x, norm.data(), y, n, k, inverse, m);
+          },
+          true, any_s16);
+    }
+  return cases;
+}
+
+int check_quantize(const KernelTable& t, const KernelTable& s, Rng& rng) {
+  int cases = 0;
+  for (int sh : {-32, -3, 0, 1, 10, 15, 24, 32}) {
+    std::vector<std::size_t> sizes;
+    for (std::size_t n = 0; n <= 80; ++n) sizes.push_back(n);
+    for (std::size_t n : {97, 1031}) sizes.push_back(n);
+    for (std::size_t n : sizes) {
+      const std::size_t skew = std::size_t(rng.pick(0, 7));
+      std::vector<float> xs(n + skew);
+      for (float& v : xs) {
+        const int kind = rng.pick(0, 3);
+        if (kind == 0) v = rng.any();
+        else if (kind == 1)  // half-way and next to it, at this shift
+          v = std::ldexp(float(rng.pick(-40000, 40000)) + 0.5f, -sh) *
+              (rng.pick(0, 1) ? 1.0f : 1.0f + float(rng.pick(-1, 1)) * 1.2e-7f);
+        else if (kind == 2) v = std::ldexp(rng.uni(-1.0f, 1.0f), -sh) * 40000.0f;
+        else v = std::ldexp(rng.uni(-1.0f, 1.0f), -sh);
+      }
+      const float* x = xs.data() + skew;
+      GuardedInt<std::int16_t> got(n), want(n);
+      t.quantize(x, got.data(), n, sh);
+      s.quantize(x, want.data(), n, sh);
+      ++cases;
+      const std::string where = std::string(t.isa) + " f32-s16-vcvt shift=" + std::to_string(sh) +
+                                " n=" + std::to_string(n);
+      if (!got.guards_intact(where, [](long) { return true; })) return cases;
+      for (std::size_t i = 0; i < n; ++i) {
+        if (got.data()[i] != want.data()[i])
+          return fail(where + ": element " + std::to_string(i) + " is " + std::to_string(got.data()[i]) +
+                      ", the scalar twin gives " + std::to_string(want.data()[i]));
+        // the twin against docs/int16.md, in long double
+        const float xv = x[i];
+        long double e = std::isnan(xv) ? 0.0L : std::floor(std::ldexp((long double)xv, sh) + 0.5L);
+        e = std::max(-32768.0L, std::min(32767.0L, e));
+        if ((long double)want.data()[i] != e)
+          return fail(where + ": the scalar twin gives " + std::to_string(want.data()[i]) +
+                      " for " + std::to_string(xv));
+      }
+    }
+  }
+  return cases;
+}
+
+int check_dequantize(const KernelTable& t, const KernelTable& s, Rng&) {
+  int cases = 0;
+  std::vector<std::int16_t> all(65536);
+  for (int i = 0; i < 65536; ++i) all[std::size_t(i)] = std::int16_t(i - 32768);
+  for (int sh : {-32, 0, 7, 15, 32}) {
+    for (std::size_t skew : {0, 3}) {
+      const std::size_t n = all.size() - skew;
+      Guarded got(n), want(n);
+      t.dequantize(all.data() + skew, got.data(), n, sh);
+      s.dequantize(all.data() + skew, want.data(), n, sh);
+      ++cases;
+      const std::string where = std::string(t.isa) + " s16-f32-vcvt shift=" + std::to_string(sh);
+      if (!got.guards_intact(where, [](long) { return true; })) return cases;
+      for (std::size_t i = 0; i < n; ++i)
+        if (!same_bits(got.data()[i], want.data()[i]) ||
+            double(want.data()[i]) != std::ldexp(double(all[i + skew]), -sh))
+          return fail(where + ": element " + std::to_string(i));
+    }
+  }
+  return cases;
+}
+
+// The int16 scalar twins against hand-computed values (docs/int16.md's examples).
+int check_s16_scalar_basics(const KernelTable& s) {
+  const std::int16_t x[4] = {-5, 5, -32768, 3};
+  std::int16_t y[4];
+  s.s16_leaky(x, y, 4, 1, 1);  // alpha 1/2: rs(-5, 1) = -2, rs(-32768, 1) = -16384
+  if (y[0] != -2 || y[1] != 5 || y[2] != -16384 || y[3] != 3) fail("scalar s16 leaky");
+  const std::int16_t b[4] = {1, 1, -1, 32767};
+  s.s16_add(x, b, y, 4, 2, 0, 1);  // rs(4x + b, 1)
+  if (y[0] != -9 || y[1] != 11 || y[2] != -32768 || y[3] != 16390) fail("scalar s16 add");
+  s.s16_square(x, y, 4, 1);  // rs(x², 1), capped
+  if (y[0] != 13 || y[1] != 13 || y[2] != 32767 || y[3] != 5) fail("scalar s16 square");
+  const std::int32_t norm[4] = {4, 4, 1, 9};
+  s.s16_gdn_finish(x, norm, y, 4, 0, 1, 0);  // x * sqrt(norm)
+  if (y[0] != -10 || y[1] != 10 || y[2] != -32768 || y[3] != 9) fail("scalar s16 igdn");
+  s.s16_gdn_finish(x, norm, y, 4, 0, 0, 0);  // x / sqrt(norm), half up: -2.5 -> -2, 2.5 -> 3
+  if (y[0] != -2 || y[1] != 3 || y[2] != -32768 || y[3] != 1) fail("scalar s16 gdn");
+  const float f[4] = {0.5f, -0.5f, 1.5f, std::numeric_limits<float>::quiet_NaN()};
+  s.quantize(f, y, 4, 0);
+  if (y[0] != 1 || y[1] != 0 || y[2] != 2 || y[3] != 0) fail("scalar quantize");
+  return 6;
+}
+
+// One 6x16 tile of a g_s-like layer: 128 input channels, 9 taps (a phase of a 5x5 kernel).
+double bench_s16_igemm(const KernelTable& t, int mr) {
+  Rng rng(7);
+  const S16IgemmCase k{mr, kNR, 128, 9, 0, lic::kern::kActLeaky, 0, 0, 12, 2};
+  S16IgemmInputs in(k, rng);
+  std::vector<std::int16_t> c(std::size_t(mr) * std::size_t(in.c_stride));
+  S16IgemmArgs p{in.a(), in.a_stride, in.taps.data(), k.ntaps, k.kc, in.w.data(), in.bias,
+                 c.data(), nullptr, in.c_stride, k.nc, k.shift, k.act, 0, 0};
+  return ns_per_call([&] { t.s16_igemm[mr - 1](p); });
+}
+
+double bench_f32_igemm_phase(const KernelTable& t, int mr) {
+  Rng rng(7);
+  const IgemmCase k{mr, kNR, 128, 9, 0, 1, 0.0f, false};
+  IgemmInputs in(k, rng);
+  std::vector<float> c(std::size_t(mr) * std::size_t(in.c_stride));
+  IgemmArgs p{in.a(), in.a_stride, in.taps.data(), k.ntaps, k.kc, in.w.data(), in.bias,
+              c.data(), in.c_stride, k.nc, 0, k.act, k.alpha};
+  return ns_per_call([&] { t.igemm[mr - 1](p); });
+}
+
+template <int MR>
+KernelCase s16_igemm_row() {
+  static const std::string name = "s16-igemm-" + std::to_string(MR) + "x16";
+  return {name.c_str(), [](const KernelTable& t) { return fn_id(t.s16_igemm[MR - 1]); },
+          check_s16_igemm<MR>, [](const KernelTable& t) { return bench_s16_igemm(t, MR); }};
+}
+
+double bench_s16_vector(const KernelTable& t, const std::function<void(const KernelTable&,
+                        const std::int16_t*, std::int16_t*, std::size_t)>& call) {
+  Rng rng(7);
+  std::vector<std::int16_t> x(4096), y(4096);
+  for (auto& v : x) v = s16_value(rng, 0);
+  return ns_per_call([&] { call(t, x.data(), y.data(), x.size()); });
+}
+
+std::vector<KernelCase> s16_kernel_cases() {
+  static std::vector<std::int32_t> norms(4096, 1 << 20);
+  return {
+      s16_igemm_row<1>(), s16_igemm_row<2>(), s16_igemm_row<3>(), s16_igemm_row<4>(),
+      s16_igemm_row<5>(), s16_igemm_row<6>(),
+      {"f32-igemm-6x16 (9 taps)", [](const KernelTable& t) { return fn_id(t.igemm[5]); },
+       [](const KernelTable&, const KernelTable&, Rng&) { return 0; },
+       [](const KernelTable& t) { return bench_f32_igemm_phase(t, 6); }},
+      {"s16-vleaky", [](const KernelTable& t) { return fn_id(t.s16_leaky); }, check_s16_vleaky,
+       [](const KernelTable& t) {
+         return bench_s16_vector(t, [](const KernelTable& k, const std::int16_t* x, std::int16_t* y,
+                                       std::size_t n) { k.s16_leaky(x, y, n, 20972, 21); });
+       }},
+      {"s16-vadd", [](const KernelTable& t) { return fn_id(t.s16_add); }, check_s16_vadd,
+       [](const KernelTable& t) {
+         return bench_s16_vector(t, [](const KernelTable& k, const std::int16_t* x, std::int16_t* y,
+                                       std::size_t n) { k.s16_add(x, x, y, n, 3, 0, 2); });
+       }},
+      {"s16-vsquare", [](const KernelTable& t) { return fn_id(t.s16_square); }, check_s16_vsquare,
+       [](const KernelTable& t) {
+         return bench_s16_vector(t, [](const KernelTable& k, const std::int16_t* x, std::int16_t* y,
+                                       std::size_t n) { k.s16_square(x, y, n, 15); });
+       }},
+      {"s16-gdn-finish", [](const KernelTable& t) { return fn_id(t.s16_gdn_finish); },
+       check_s16_gdn_finish,
+       [](const KernelTable& t) {
+         return bench_s16_vector(t, [](const KernelTable& k, const std::int16_t* x, std::int16_t* y,
+                                       std::size_t n) { k.s16_gdn_finish(x, norms.data(), y, n, 30, 1, 30); });
+       }},
+      {"f32-s16-vcvt", [](const KernelTable& t) { return fn_id(t.quantize); }, check_quantize,
+       [](const KernelTable& t) {
+         std::vector<float> x(4096, 0.3f);
+         std::vector<std::int16_t> y(4096);
+         return ns_per_call([&] { t.quantize(x.data(), y.data(), x.size(), 12); });
+       }},
+      {"s16-f32-vcvt", [](const KernelTable& t) { return fn_id(t.dequantize); }, check_dequantize,
+       [](const KernelTable& t) {
+         std::vector<std::int16_t> x(4096, 77);
+         std::vector<float> y(4096);
+         return ns_per_call([&] { t.dequantize(x.data(), y.data(), x.size(), 12); });
+       }},
+  };
+}
+
 // ------------------------------------------------------------------------- fault injection
 
 KernelTable broken;  // the table under test with one kernel replaced (--break)
@@ -509,7 +980,9 @@ int main(int argc, char** argv) {
 
   const KernelTable& scalar = levels.front();
   check_scalar_basics(scalar);
-  const std::vector<KernelCase> cases = kernel_cases();
+  check_s16_scalar_basics(scalar);
+  std::vector<KernelCase> cases = kernel_cases();
+  for (KernelCase& k : s16_kernel_cases()) cases.push_back(std::move(k));
   for (const KernelCase& k : cases) {
     for (std::size_t l = 0; l < levels.size(); ++l) {
       const KernelTable& t = levels[l];

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace lic {
 namespace kern {
@@ -40,6 +41,36 @@ struct IgemmArgs {
   float alpha;
 };
 
+// s16_igemm_MRx16: the int16 implicit-GEMM micro-kernel (arithmetic in docs/int16.md).
+// Same addressing as f32_igemm (anchor, a_stride, taps; a and taps in int16 elements), but
+// the reduction runs over input-channel pairs, as vpmaddwd multiplies them: `w` is one
+// panel packed [tap][kc/2 rounded up][16][2] (w[((t*pairs + q)*16 + j)*2 + h] is the weight
+// of channel 2q+h for column j; zero past kc and past the real column count). For rows
+// i < MR and columns j < nc, with exact int32 sums (taken modulo 2^32, which a valid model's
+// worst-case rule guarantees never matters):
+//   acc = bias[j] + sum_t sum_k a[i*a_stride + taps[t] + k] * w(t, k, j)
+// then either c32[i*c_stride + j] = acc (when c32 is set: GDN norms, gather columns) or
+//   c16[i*c_stride + j] = act(sat16(acc >> shift))   (bias holds the rounding constant)
+// with act kActLeaky: v < 0 ? sat16(rs(v * alpha_q, alpha_shift)) : v (ReLU: alpha_q = 0).
+// No reduction blocking: the whole reduction is one call (int16 panels are half the size
+// of float ones, and partial int32 sums would need a second buffer).
+struct S16IgemmArgs {
+  const std::int16_t* a;
+  std::ptrdiff_t a_stride;
+  const std::ptrdiff_t* taps;
+  int ntaps;
+  int kc;
+  const std::int16_t* w;
+  const std::int32_t* bias;
+  std::int16_t* c16;
+  std::int32_t* c32;
+  std::ptrdiff_t c_stride;
+  int nc;  // 1..16 valid columns
+  int shift;  // 0..31
+  int act;
+  int alpha_q, alpha_shift;
+};
+
 // Instruction-set levels, lowest first. A level's table is the one below it with that
 // level's own kernels put in (dav1d style), so a level that lacks a kernel keeps the one
 // below; kAvx512 has no kernels of its own yet (see dispatch.hpp).
@@ -57,6 +88,27 @@ using SquareFn = void (*)(const float* x, float* y, std::size_t n);
 using GdnFinishFn = void (*)(const float* x, const float* norm, float* y, std::size_t n,
                              int inverse);
 
+// int16 element-wise kernels (docs/int16.md); y may equal x (or a) in each.
+using S16IgemmFn = void (*)(const S16IgemmArgs&);
+// y[i] = x[i] >= 0 ? x[i] : sat16(rs(x[i] * alpha_q, alpha_shift))
+using S16LeakyFn = void (*)(const std::int16_t* x, std::int16_t* y, std::size_t n, int alpha_q,
+                            int alpha_shift);
+// y[i] = sat16(rs((a[i] << up_a) + (b[i] << up_b), shift)); one of up_a, up_b is 0, the
+// other <= 15, shift <= 16 (so the sum and its rounding constant fit int32)
+using S16AddFn = void (*)(const std::int16_t* a, const std::int16_t* b, std::int16_t* y,
+                          std::size_t n, int up_a, int up_b, int shift);
+// y[i] = min(rs(x[i] * x[i], shift), 32767)   (GDN's square; shift <= 31)
+using S16SquareFn = void (*)(const std::int16_t* x, std::int16_t* y, std::size_t n, int shift);
+// GDN's last step: r = isqrt(norm[i] << root_shift); inverse: y = sat16(rs(x * r, m));
+// otherwise y = sat16(floor((x * 2^(m+1) + r) / (2 r))) (m is docs/int16.md's e).
+using S16GdnFinishFn = void (*)(const std::int16_t* x, const std::int32_t* norm,
+                                std::int16_t* y, std::size_t n, int root_shift, int inverse,
+                                int m);
+// QUANTIZE: y[i] = sat16(floor(x[i] * 2^shift + 1/2)), NaN -> 0
+using QuantizeFn = void (*)(const float* x, std::int16_t* y, std::size_t n, int shift);
+// DEQUANTIZE: y[i] = x[i] * 2^-shift
+using DequantizeFn = void (*)(const std::int16_t* x, float* y, std::size_t n, int shift);
+
 struct KernelTable {
   const char* isa;  // name of the level, as isa_name(level)
   Isa level;
@@ -65,6 +117,13 @@ struct KernelTable {
   AddFn add;
   SquareFn square;
   GdnFinishFn gdn_finish;
+  S16IgemmFn s16_igemm[kMR];
+  S16LeakyFn s16_leaky;
+  S16AddFn s16_add;
+  S16SquareFn s16_square;
+  S16GdnFinishFn s16_gdn_finish;
+  QuantizeFn quantize;
+  DequantizeFn dequantize;
 };
 
 }  // namespace kern

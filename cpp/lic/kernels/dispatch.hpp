@@ -13,6 +13,8 @@
 #include <cstring>
 
 #include "lic/kernels/contracts.hpp"
+#include "lic/kernels/f32-s16-vcvt/avx2.hpp"
+#include "lic/kernels/f32-s16-vcvt/scalar.hpp"
 #include "lic/kernels/f32-gdn-finish/avx2.hpp"
 #include "lic/kernels/f32-gdn-finish/scalar.hpp"
 #include "lic/kernels/f32-igemm/avx2-fma.hpp"
@@ -23,6 +25,18 @@
 #include "lic/kernels/f32-vleaky/scalar.hpp"
 #include "lic/kernels/f32-vsquare/avx2.hpp"
 #include "lic/kernels/f32-vsquare/scalar.hpp"
+#include "lic/kernels/s16-f32-vcvt/avx2.hpp"
+#include "lic/kernels/s16-f32-vcvt/scalar.hpp"
+#include "lic/kernels/s16-gdn-finish/avx2.hpp"
+#include "lic/kernels/s16-gdn-finish/scalar.hpp"
+#include "lic/kernels/s16-igemm/avx2.hpp"
+#include "lic/kernels/s16-igemm/scalar.hpp"
+#include "lic/kernels/s16-vadd/avx2.hpp"
+#include "lic/kernels/s16-vadd/scalar.hpp"
+#include "lic/kernels/s16-vleaky/avx2.hpp"
+#include "lic/kernels/s16-vleaky/scalar.hpp"
+#include "lic/kernels/s16-vsquare/avx2.hpp"
+#include "lic/kernels/s16-vsquare/scalar.hpp"
 
 namespace lic {
 namespace kern {
@@ -71,6 +85,18 @@ inline void init_scalar(KernelTable& t) {
   t.add = f32_vadd__scalar;
   t.square = f32_vsquare__scalar;
   t.gdn_finish = f32_gdn_finish__scalar;
+  t.s16_igemm[0] = s16_igemm_x16__scalar<1>;
+  t.s16_igemm[1] = s16_igemm_x16__scalar<2>;
+  t.s16_igemm[2] = s16_igemm_x16__scalar<3>;
+  t.s16_igemm[3] = s16_igemm_x16__scalar<4>;
+  t.s16_igemm[4] = s16_igemm_x16__scalar<5>;
+  t.s16_igemm[5] = s16_igemm_x16__scalar<6>;
+  t.s16_leaky = s16_vleaky__scalar;
+  t.s16_add = s16_vadd__scalar;
+  t.s16_square = s16_vsquare__scalar;
+  t.s16_gdn_finish = s16_gdn_finish__scalar;
+  t.quantize = f32_s16_vcvt__scalar;
+  t.dequantize = s16_f32_vcvt__scalar;
 }
 
 #ifdef LIC_HAVE_X86_KERNELS
@@ -85,6 +111,18 @@ inline void init_avx2_fma(KernelTable& t) {
   t.add = f32_vadd__avx2;
   t.square = f32_vsquare__avx2;
   t.gdn_finish = f32_gdn_finish__avx2;
+  t.s16_igemm[0] = s16_igemm_x16__avx2<1>;
+  t.s16_igemm[1] = s16_igemm_x16__avx2<2>;
+  t.s16_igemm[2] = s16_igemm_x16__avx2<3>;
+  t.s16_igemm[3] = s16_igemm_x16__avx2<4>;
+  t.s16_igemm[4] = s16_igemm_x16__avx2<5>;
+  t.s16_igemm[5] = s16_igemm_x16__avx2<6>;
+  t.s16_leaky = s16_vleaky__avx2;
+  t.s16_add = s16_vadd__avx2;
+  t.s16_square = s16_vsquare__avx2;
+  t.s16_gdn_finish = s16_gdn_finish__avx2;
+  t.quantize = f32_s16_vcvt__avx2;
+  t.dequantize = s16_f32_vcvt__avx2;
 }
 #endif
 
