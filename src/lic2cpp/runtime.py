@@ -25,13 +25,16 @@ def lic_run_path(sanitize: bool = False) -> Path:
 
 
 def run_tool(args: list[str], *, sanitize: bool = False, force_scalar: bool = False,
-             timeout: float | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``lic-run`` with ``args``; returns the finished process (any exit status)."""
+             timeout: float | None = None, extra_env: dict[str, str] | None = None
+             ) -> subprocess.CompletedProcess[str]:
+    """Run ``lic-run`` with ``args``; returns the finished process (any exit status).
+    ``extra_env`` adds environment variables (e.g. ``LIC_ISA``, docs/runtime.md)."""
     env = dict(os.environ)
     if force_scalar:
         env["LIC_FORCE_SCALAR"] = "1"
     else:
         env.pop("LIC_FORCE_SCALAR", None)
+    env.update(extra_env or {})
     return subprocess.run([str(lic_run_path(sanitize)), *args], capture_output=True,
                           text=True, env=env, timeout=timeout)
 

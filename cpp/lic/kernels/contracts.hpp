@@ -73,9 +73,10 @@ struct S16IgemmArgs {
 
 // Instruction-set levels, lowest first. A level's table is the one below it with that
 // level's own kernels put in (dav1d style), so a level that lacks a kernel keeps the one
-// below; kAvx512 has no kernels of its own yet (see dispatch.hpp).
-enum class Isa : int { kScalar = 0, kAvx2Fma = 1, kAvx512 = 2 };
-constexpr int kIsaCount = 3;
+// below; kAvx512 has no kernels of its own yet (see dispatch.hpp); kAvx512Vnni adds the
+// int16 GEMM with vpdpwssd.
+enum class Isa : int { kScalar = 0, kAvx2Fma = 1, kAvx512 = 2, kAvx512Vnni = 3 };
+constexpr int kIsaCount = 4;
 
 using IgemmFn = void (*)(const IgemmArgs&);
 // y[i] = x[i] >= 0 ? x[i] : alpha * x[i]   (y may equal x)

@@ -4,7 +4,8 @@
 //
 //   kern::kernels()          the table the runtime uses: the best level this CPU has,
 //                            chosen once at first use; LIC_FORCE_SCALAR=1 in the
-//                            environment forces the scalar twins (tests and debugging)
+//                            environment forces the scalar twins, LIC_ISA=<name> caps the
+//                            level at <name> (e.g. avx2+fma; tests and debugging)
 //   kern::kernels_for(isa)   the table of any level the CPU supports (the kernel tests
 //                            loop over them)
 #pragma once
@@ -30,6 +31,7 @@
 #include "lic/kernels/s16-gdn-finish/avx2.hpp"
 #include "lic/kernels/s16-gdn-finish/scalar.hpp"
 #include "lic/kernels/s16-igemm/avx2.hpp"
+#include "lic/kernels/s16-igemm/avx512vnni.hpp"
 #include "lic/kernels/s16-igemm/scalar.hpp"
 #include "lic/kernels/s16-vadd/avx2.hpp"
 #include "lic/kernels/s16-vadd/scalar.hpp"
@@ -46,6 +48,7 @@ inline const char* isa_name(Isa isa) {
     case Isa::kScalar: return "scalar";
     case Isa::kAvx2Fma: return "avx2+fma";
     case Isa::kAvx512: return "avx512";
+    case Isa::kAvx512Vnni: return "avx512-vnni";
   }
   return "?";
 }
@@ -57,9 +60,11 @@ inline bool cpu_supports(Isa isa) {
   __builtin_cpu_init();
   const bool avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   if (isa == Isa::kAvx2Fma) return avx2_fma;
-  if (isa == Isa::kAvx512)
-    return avx2_fma && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+  const bool avx512 = avx2_fma && __builtin_cpu_supports("avx512f") &&
+                      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+                      __builtin_cpu_supports("avx512vl");
+  if (isa == Isa::kAvx512) return avx512;
+  if (isa == Isa::kAvx512Vnni) return avx512 && __builtin_cpu_supports("avx512vnni");
 #endif
   return false;
 }
@@ -69,7 +74,7 @@ inline bool cpu_supports(Isa isa) {
 inline bool has_kernels(Isa isa) {
   if (isa == Isa::kScalar) return true;
 #ifdef LIC_HAVE_X86_KERNELS
-  if (isa == Isa::kAvx2Fma) return true;
+  if (isa == Isa::kAvx2Fma || isa == Isa::kAvx512Vnni) return true;
 #endif
   return false;  // kAvx512: none yet; an init_avx512() below would add them
 }
@@ -124,6 +129,16 @@ inline void init_avx2_fma(KernelTable& t) {
   t.quantize = f32_s16_vcvt__avx2;
   t.dequantize = s16_f32_vcvt__avx2;
 }
+
+// AVX-512 VNNI: the int16 GEMM only (vpdpwssd); everything else is the AVX2 table's.
+inline void init_avx512_vnni(KernelTable& t) {
+  t.s16_igemm[0] = s16_igemm_x16__avx512vnni<1>;
+  t.s16_igemm[1] = s16_igemm_x16__avx512vnni<2>;
+  t.s16_igemm[2] = s16_igemm_x16__avx512vnni<3>;
+  t.s16_igemm[3] = s16_igemm_x16__avx512vnni<4>;
+  t.s16_igemm[4] = s16_igemm_x16__avx512vnni<5>;
+  t.s16_igemm[5] = s16_igemm_x16__avx512vnni<6>;
+}
 #endif
 
 // The table of level `isa`: every level up to it, in order. The caller checks
@@ -135,6 +150,7 @@ inline KernelTable kernels_for(Isa isa) {
   init_scalar(t);
 #ifdef LIC_HAVE_X86_KERNELS
   if (isa >= Isa::kAvx2Fma) init_avx2_fma(t);
+  if (isa >= Isa::kAvx512Vnni) init_avx512_vnni(t);
 #endif
   return t;
 }
@@ -154,9 +170,27 @@ inline bool env_forces_scalar() {
   return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
 }
 
+// LIC_ISA=<level name>: the highest level to use (ignored if unknown or unsupported).
+inline Isa env_isa_cap(Isa best) {
+  const char* v = std::getenv("LIC_ISA");
+  if (v == nullptr) return best;
+  for (int i = 0; i < kIsaCount; ++i) {
+    const Isa isa = static_cast<Isa>(i);
+    if (std::strcmp(v, isa_name(isa)) == 0 && isa < best) {
+      Isa cap = Isa::kScalar;  // the highest level up to it that has kernels of its own
+      for (int j = 1; j <= i; ++j)
+        if (has_kernels(static_cast<Isa>(j)) && cpu_supports(static_cast<Isa>(j)))
+          cap = static_cast<Isa>(j);
+      return cap;
+    }
+  }
+  return best;
+}
+
 // Thread-safe one-time initialisation (function-local static).
 inline const KernelTable& kernels() {
-  static const KernelTable table = kernels_for(env_forces_scalar() ? Isa::kScalar : best_isa());
+  static const KernelTable table =
+      kernels_for(env_forces_scalar() ? Isa::kScalar : env_isa_cap(best_isa()));
   return table;
 }
 
