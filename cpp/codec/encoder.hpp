@@ -30,13 +30,15 @@ struct EncodeResult {
 
 class Encoder {
  public:
-  // `multiple` is g_a's downsampling factor; `gs_fingerprint` that of the matching
-  // decoder's g_s (both networks are part of the fingerprint a bitstream carries).
+  // `multiple` is g_a's downsampling factor; `ga_fingerprint` and `gs_fingerprint` name
+  // the model's float g_a and g_s (both are part of the fingerprint a bitstream carries).
+  // An int16 g_a (docs/int16.md) keeps its float model's fingerprints: its latent space is
+  // the same, so its bitstreams decode with the float decoder and the other way round.
   Encoder(lic::Model g_a, std::unique_ptr<const LatentCoder> coder, uint32_t multiple,
-          uint64_t gs_fingerprint)
+          uint64_t ga_fingerprint, uint64_t gs_fingerprint)
       : g_a_(std::move(g_a)), coder_(std::move(coder)), multiple_(multiple) {
     if (multiple_ < 1 || multiple_ > kMaxMultiple) throw Error("invalid network multiple");
-    fingerprint_ = model_fingerprint(g_a_.fingerprint(), gs_fingerprint, coder_->fingerprint());
+    fingerprint_ = model_fingerprint(ga_fingerprint, gs_fingerprint, coder_->fingerprint());
   }
 
   uint64_t fingerprint() const { return fingerprint_; }

@@ -7,7 +7,10 @@ the hashes of the files it wrote:
    ``g_a.licm``, ``g_s.licm``;
 2. ``fit``: the model file's contents, ``--arch``, the training set's identity (path,
    sizes, mtimes) and options, the fitting code -> ``entropy.lice`` and ``fit_stats.json``;
-3. ``codegen``: the *contents* of the three files above, the C++ sources and the code
+3. ``int16`` (only with ``--int16``): the model file, the quantizers file, the training set
+   (calibration) and the options -> ``g_s_int16.licm`` (and ``g_a_int16.licm`` with
+   ``--int16 both``) and ``int16.json`` (docs/int16.md);
+4. ``codegen``: the *contents* of the files above, the C++ sources and the code
    generator -> ``encoder``, ``decoder``.
 
 A step runs again when its key changed or one of its outputs is missing or was modified.
@@ -44,7 +47,9 @@ MANIFEST_FORMAT = 1
 ENTROPY_FILE = "entropy.lice"
 FIT_STATS = "fit_stats.json"
 REPORT = "report.md"
-STEP_NAMES = ("convert", "fit", "codegen")
+STEP_NAMES = ("convert", "fit", "int16", "codegen")
+INT16_REPORT = "int16.json"
+INT16_MODES = ("decoder", "both")
 
 # Python modules whose code decides each step's output (hashed into the step key).
 CONVERT_MODULES = ("lic2cpp.load", "lic2cpp.export", "lic2cpp.convert", "lic2cpp.modelformat")
@@ -52,6 +57,8 @@ FIT_MODULES = ("lic2cpp.load", "lic2cpp.datasets", "lic2cpp.images", "lic2cpp.fi
                "lic2cpp.entropy")
 CODEGEN_MODULES = ("lic2cpp.codegen", "lic2cpp.modelformat", "lic2cpp.entropy",
                    "lic2cpp.toolchain")
+INT16_MODULES = ("lic2cpp.int16", "lic2cpp.fixedpoint", "lic2cpp.modelformat", "lic2cpp.load",
+                 "lic2cpp.fit", "lic2cpp.datasets", "lic2cpp.images")
 
 
 # --- hashing -----------------------------------------------------------------------------
@@ -139,6 +146,10 @@ class BuildOptions:
     force: bool = False
     progress: bool | None = None
     log: Callable[[str], None] = print
+    int16: str | None = None  # None (float), "decoder" or "both" (docs/int16.md)
+    quantizers: Path | None = None  # upstream quantizers pickle for --int16
+    calib_patches: int = 16
+    headroom_bits: int = 1
 
 
 @dataclass
@@ -166,6 +177,12 @@ def check_inputs(opts: BuildOptions) -> None:
         check_training_set(opts.training_set, opts.patch_size)
     elif opts.entropy is not None:
         EntropyModel.load(opts.entropy)  # missing or invalid tables
+    if opts.int16 is not None and opts.int16 not in INT16_MODES:
+        raise LicError(f"--int16 must be one of {', '.join(INT16_MODES)}, not {opts.int16!r}")
+    if opts.int16 == "both" and opts.training_set is None:
+        raise LicError("--int16 both calibrates g_a on training patches: give --training-set")
+    if opts.quantizers is not None and not opts.quantizers.is_file():
+        raise LicError(f"quantizers file not found: {opts.quantizers}")
     if opts.out_dir.exists() and not opts.out_dir.is_dir():
         raise LicError(f"output path exists and is not a folder: {opts.out_dir}")
 
@@ -199,7 +216,8 @@ class BuildRun:
              action: Callable[[], list[str]]) -> None:
         """Run ``action`` unless its recorded key and outputs are current; record it."""
         key = key_of(inputs)
-        label = f"[{index}/{len(STEP_NAMES)}] {name}"
+        steps = len(STEP_NAMES) if self.opts.int16 else len(STEP_NAMES) - 1
+        label = f"[{index}/{steps}] {name}"
         if not self.opts.force and step_is_current(self.out, self.manifest["steps"].get(name),
                                                    key):
             self.opts.log(f"{label}: up to date")
@@ -267,29 +285,84 @@ class BuildRun:
         (self.out / FIT_STATS).write_text(json.dumps(stats, indent=2) + "\n")
         return [ENTROPY_FILE, FIT_STATS]
 
-    # --- step 3: codegen
+    # --- step 3 (with --int16): the fixed-point networks
+
+    def int16_inputs(self) -> dict[str, Any]:
+        opts = self.opts
+        return {"model_sha256": self.model_sha, "arch": opts.arch, "mode": opts.int16,
+                "quantizers_sha256": file_sha256(opts.quantizers) if opts.quantizers else None,
+                "training_set": (training_set_identity(opts.training_set)
+                                 if opts.training_set else None),
+                "calib_patches": opts.calib_patches, "headroom_bits": opts.headroom_bits,
+                "seed": opts.seed, "networks": self.manifest["steps"]["convert"]["outputs"],
+                "lic2cpp": __version__, "code": modules_hash(INT16_MODULES)}
+
+    def int16(self) -> list[str]:
+        from lic2cpp.int16 import int16_analysis, int16_synthesis
+        from lic2cpp.modelformat import read_licm, write_licm
+
+        opts = self.opts
+        ga_name, gs_name = self.licm_names()
+        gs16, report = int16_synthesis(
+            self.net(), read_licm(self.out / gs_name), checkpoint=opts.model,
+            quantizers_file=opts.quantizers, training_set=opts.training_set,
+            patches=opts.calib_patches, seed=opts.seed, headroom_bits=opts.headroom_bits,
+            progress=bool(opts.progress))
+        write_licm(self.out / INT16_GS, gs16)
+        for line in report.summary().splitlines():
+            opts.log(f"  g_s {line.strip()}")
+        info: dict[str, Any] = {"mode": opts.int16, "g_s": report_dict(report)}
+        outputs = [INT16_GS]
+        if opts.int16 == "both":
+            assert opts.training_set is not None
+            ga16, ga_report = int16_analysis(
+                self.net(), read_licm(self.out / ga_name), opts.training_set,
+                patches=opts.calib_patches, seed=opts.seed, headroom_bits=opts.headroom_bits,
+                progress=bool(opts.progress))
+            write_licm(self.out / INT16_GA, ga16)
+            for line in ga_report.summary().splitlines():
+                opts.log(f"  g_a {line.strip()}")
+            info["g_a"] = report_dict(ga_report)
+            outputs.append(INT16_GA)
+        (self.out / INT16_REPORT).write_text(json.dumps(info, indent=2) + "\n")
+        return [*outputs, INT16_REPORT]
+
+    # --- step 4: codegen
 
     def licm_names(self) -> tuple[str, str]:
         ga_name, gs_name = list(self.manifest["steps"]["convert"]["outputs"])
         return ga_name, gs_name
 
+    def int16_networks(self) -> tuple[Path | None, Path | None]:
+        """The int16 networks the encoder and decoder run (None: the float ones)."""
+        if self.opts.int16 is None:
+            return None, None
+        return (self.out / INT16_GA if self.opts.int16 == "both" else None,
+                self.out / INT16_GS)
+
     def codegen_inputs(self) -> dict[str, Any]:
         steps = self.manifest["steps"]
         ga_name, gs_name = self.licm_names()
-        return {
+        inputs = {
             "g_a": steps["convert"]["outputs"][ga_name],
             "g_s": steps["convert"]["outputs"][gs_name],
             "entropy": steps["fit"]["outputs"][ENTROPY_FILE],
             "lic2cpp": __version__, "compiler": find_compiler(),
             "cpp": cpp_sources_hash(), "code": modules_hash(CODEGEN_MODULES),
         }
+        if self.opts.int16 is not None:
+            inputs["int16"] = {k: v for k, v in steps["int16"]["outputs"].items()
+                               if k != INT16_REPORT}
+        return inputs
 
     def codegen(self) -> list[str]:
         self.opts.log("  generating and compiling the encoder and decoder (this takes a while)")
         ga_name, gs_name = self.licm_names()
+        enc16, dec16 = self.int16_networks()
         # codegen.build_codec looked up at call time: the tests stand in a recorder for it.
         enc, dec = codegen.build_codec(self.out / ga_name, self.out / gs_name,
-                                       self.out / ENTROPY_FILE, self.out)
+                                       self.out / ENTROPY_FILE, self.out,
+                                       encoder_net=enc16, decoder_net=dec16)
         for made, want in ((Path(enc), self.result.encoder), (Path(dec), self.result.decoder)):
             if made.resolve() != want.resolve():
                 raise LicError(f"codegen wrote {made}, expected {want}")
@@ -306,9 +379,27 @@ def build(opts: BuildOptions) -> BuildResult:
     run = BuildRun(opts)
     run.step(1, "convert", run.convert_inputs(), run.convert)
     run.step(2, "fit", run.fit_inputs(), run.fit)
-    run.step(3, "codegen", run.codegen_inputs(), run.codegen)
+    if opts.int16 is not None:
+        run.step(3, "int16", run.int16_inputs(), run.int16)
+    else:
+        run.manifest["steps"].pop("int16", None)  # a float build: no int16 networks
+    run.step(4 if opts.int16 else 3, "codegen", run.codegen_inputs(), run.codegen)
     run.finish()
     return run.result
+
+
+INT16_GS = "g_s_int16.licm"
+INT16_GA = "g_a_int16.licm"
+
+
+def report_dict(report: Any) -> dict[str, Any]:
+    """An Int16Report as JSON: source, expected PSNR loss, per-node shifts."""
+    return {"source": report.source, "expected_psnr_loss_db": report.expected_psnr_loss,
+            "psnr_float": report.psnr_float, "psnr_int16": report.psnr_int16,
+            "patches": report.patches,
+            "nodes": [{"node": r.node, "op": r.op, "out_shift": r.out_shift,
+                       "weight_shift": r.weight_shift, "lowered_bits": r.lowered_bits,
+                       "snr_db": r.error_db} for r in report.nodes]}
 
 
 def _relative(out: Path, path: Path | str) -> str:
@@ -377,10 +468,37 @@ def render_report(out: Path, manifest: dict[str, Any]) -> str:
         "|---|---|---|",
     ]
     for name in STEP_NAMES:
-        rec = manifest["steps"].get(name, {})
+        if name not in manifest["steps"]:
+            continue
+        rec = manifest["steps"][name]
         lines.append(f"| {name} | {rec.get('seconds', '')} | {rec.get('finished', '')} |")
     lines += ["", "Outputs: `encoder`, `decoder` (standalone executables).", ""]
+    lines += render_int16(out, manifest)
     return "\n".join(lines)
+
+
+def render_int16(out: Path, manifest: dict[str, Any]) -> list[str]:
+    """The int16 section of the report: where the shifts came from, the expected loss."""
+    if "int16" not in manifest["steps"] or not (out / INT16_REPORT).is_file():
+        return []
+    info = json.loads((out / INT16_REPORT).read_text())
+    what = "decoder" if info["mode"] == "decoder" else "encoder and decoder"
+    lines = ["## int16 fixed point", "",
+             f"The {what} run{'s' if info['mode'] == 'decoder' else ''} in 16-bit fixed "
+             "point (docs/int16.md); bitstreams are those of the float codec.", ""]
+    for net in ("g_s", "g_a"):
+        if net not in info:
+            continue
+        r = info[net]
+        lines.append(f"- {net}: quantizers {r['source']}")
+        if r["expected_psnr_loss_db"] is not None:
+            lines.append(f"  - expected PSNR loss vs float: {r['expected_psnr_loss_db']:.4f} dB "
+                         f"on {r['patches']} training patches")
+        lowered = [n for n in r["nodes"] if n["lowered_bits"]]
+        if lowered:
+            lines.append("  - weight shifts lowered for the int32 worst case: " + ", ".join(
+                f"node {n['node']} by {n['lowered_bits']}" for n in lowered))
+    return [*lines, ""]
 
 
 def render_training(manifest: dict[str, Any], stats: dict[str, Any]) -> list[str]:
@@ -460,6 +578,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="output folder (encoder, decoder, report.md, intermediate files)")
     p.add_argument("--force", action="store_true", help="redo every step")
+    p.add_argument("--int16", nargs="?", const="decoder", choices=INT16_MODES, default=None,
+                   help="int16 fixed-point networks (docs/int16.md): the decoder (default), or "
+                        "both the encoder and the decoder; shifts from the checkpoint or "
+                        "--quantizers, else calibrated on the training set")
+    p.add_argument("--quantizers", default=None, metavar="FILE",
+                   help="pickle with upstream's 'quantizers' dict {param name: shift} for "
+                        "--int16")
+    p.add_argument("--calib-patches", type=int, default=16, metavar="N",
+                   help="training patches for int16 calibration and its PSNR estimate "
+                        "(default 16)")
     add_training_arguments(p)
     p.set_defaults(func=run)
 
@@ -478,6 +606,8 @@ def run(args: argparse.Namespace) -> int:
         model=model, training_set=training_set, entropy=entropy, out_dir=Path(args.output),
         arch=args.arch, max_patches=args.max_patches, seed=args.seed,
         patch_size=args.patch_size, batch_size=args.batch_size, force=args.force,
+        int16=args.int16, quantizers=Path(args.quantizers) if args.quantizers else None,
+        calib_patches=args.calib_patches,
     )
     start = time.perf_counter()
     result = build(opts)

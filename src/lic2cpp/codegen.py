@@ -18,7 +18,7 @@ from pathlib import Path
 from lic2cpp.entropy import EntropyModel
 from lic2cpp.entropy import header_fingerprint as lice_fingerprint
 from lic2cpp.errors import LicError
-from lic2cpp.modelformat import ModelFile, downsampling_factor, read_licm
+from lic2cpp.modelformat import ModelFile, downsampling_factor, output_side, read_licm
 from lic2cpp.modelformat import header_fingerprint as licm_fingerprint
 from lic2cpp.toolchain import cache_dir, compile_program, cpp_dir
 
@@ -118,22 +118,55 @@ def _check_models(ga: ModelFile, gs: ModelFile, tables: EntropyModel) -> None:
                        f"{gs.in_channels}, the entropy model has {c}")
 
 
+def _upsampling(model: ModelFile) -> int:
+    """Output side / input side of a synthesis transform (for a 64-pixel input)."""
+    sides = [64]
+    for node in model.nodes:
+        sides.append(output_side(node, sides[node.inputs[0]]))
+    return sides[-1] // 64
+
+
+def _check_substitute(role: str, float_model: ModelFile, other: ModelFile) -> None:
+    """A network the program runs instead of the model's float one (an int16 version,
+    docs/int16.md) must have the same channels and sizes: it codes the same latent."""
+    same = (other.in_channels == float_model.in_channels
+            and other.out_channels == float_model.out_channels)
+    if role == "encoder":
+        same = same and downsampling_factor(other) == downsampling_factor(float_model)
+    else:
+        same = same and _upsampling(other) == _upsampling(float_model)
+    if not same:
+        raise LicError(f"the {role}'s network {other.name!r} does not have the shape of the "
+                       "model's float one (channels, scale factor)")
+
+
 def build_codec(ga_licm: Path, gs_licm: Path, entropy_path: Path, out_dir: Path, *,
-                sanitize: bool = False) -> tuple[Path, Path]:
-    """Generate the sources and compile ``out_dir/encoder`` and ``out_dir/decoder``."""
+                sanitize: bool = False, encoder_net: Path | None = None,
+                decoder_net: Path | None = None) -> tuple[Path, Path]:
+    """Generate the sources and compile ``out_dir/encoder`` and ``out_dir/decoder``.
+
+    ``g_a``/``g_s`` are the model's float networks: they name the model in every bitstream
+    (the fingerprint). ``encoder_net``/``decoder_net`` are networks the programs run
+    instead (the int16 ones, docs/int16.md); bitstreams stay interchangeable between the
+    float and the int16 programs of the same model.
+    """
     ga_licm, gs_licm, entropy_path = Path(ga_licm), Path(gs_licm), Path(entropy_path)
-    for p in (ga_licm, gs_licm, entropy_path):
-        if not p.is_file():
+    for p in (ga_licm, gs_licm, entropy_path, encoder_net, decoder_net):
+        if p is not None and not Path(p).is_file():
             raise LicError(f"input file not found: {p}")
     ga, gs = read_licm(ga_licm), read_licm(gs_licm)
     tables = EntropyModel.load(entropy_path)
     _check_models(ga, gs, tables)
+    if encoder_net is not None:
+        _check_substitute("encoder", ga, read_licm(encoder_net))
+    if decoder_net is not None:
+        _check_substitute("decoder", gs, read_licm(decoder_net))
     multiple = downsampling_factor(ga)
-    ga_blob, ga_bytes = _blob(ga_licm)
-    gs_blob, gs_bytes = _blob(gs_licm)
+    ga_blob, _ = _blob(Path(encoder_net) if encoder_net is not None else ga_licm)
+    gs_blob, _ = _blob(Path(decoder_net) if decoder_net is not None else gs_licm)
     tab_blob, tab_bytes = _blob(entropy_path)
-    ga_fp = licm_fingerprint(ga_bytes)
-    gs_fp = licm_fingerprint(gs_bytes)
+    ga_fp = licm_fingerprint(ga_licm.read_bytes())
+    gs_fp = licm_fingerprint(gs_licm.read_bytes())
     tab_fp = lice_fingerprint(tab_bytes)
 
     out_dir = Path(out_dir)

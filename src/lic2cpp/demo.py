@@ -94,12 +94,15 @@ def pick_images(images_dir: Path | None, count: int, work: Path) -> tuple[list[P
 
 
 def build_default_codec(out_dir: Path, training_set: Path | None,
-                        log: Callable[[str], None] = print) -> tuple[Path, Path]:
+                        log: Callable[[str], None] = print, int16: bool = False
+                        ) -> tuple[Path, Path]:
     """Encoder and decoder of the default model in ``out_dir``, through ``lic2cpp build``:
-    tables fitted on ``training_set``, or the shipped tables when it is None."""
+    tables fitted on ``training_set``, or the shipped tables when it is None; with
+    ``int16`` the decoder runs in 16-bit fixed point (docs/int16.md)."""
     entropy = None if training_set is not None else default_entropy_path()
     result = build(BuildOptions(model=default_model_path(), training_set=training_set,
-                                entropy=entropy, out_dir=out_dir, log=log))
+                                entropy=entropy, out_dir=out_dir, log=log,
+                                int16="decoder" if int16 else None))
     return result.encoder, result.decoder
 
 
@@ -134,9 +137,9 @@ def format_results(results: list[RoundTrip]) -> str:
 
 
 def demo(out_dir: Path, images_dir: Path | None = None, count: int = 4,
-         training_set: Path | None = None, log: Callable[[str], None] = print
-         ) -> list[RoundTrip]:
-    encoder, decoder = build_default_codec(out_dir, training_set, log=log)
+         training_set: Path | None = None, log: Callable[[str], None] = print,
+         int16: bool = False) -> list[RoundTrip]:
+    encoder, decoder = build_default_codec(out_dir, training_set, log=log, int16=int16)
     picked, origin = pick_images(images_dir, count, out_dir)
     log(f"round-tripping {len(picked)} image(s): {origin}")
     work = out_dir / "roundtrip"
@@ -155,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
         training_set = shared_data("photos")
     out_dir = Path(args.output) if args.output else default_output_dir()
     print(f"output folder: {out_dir}")
-    results = demo(out_dir, args.images, args.count, training_set)
+    results = demo(out_dir, args.images, args.count, training_set, int16=args.int16)
     print(format_results(results))
     print(f"encoder: {out_dir / 'encoder'}   decoder: {out_dir / 'decoder'}")
     return 0
@@ -181,4 +184,7 @@ def register(subparsers: Any) -> None:
                         "when present, else the tables shipped with the model)")
     p.add_argument("--shipped-tables", action="store_true",
                    help="use the shipped entropy tables even when photos are present")
+    p.add_argument("--int16", action="store_true",
+                   help="decode in 16-bit fixed point (docs/int16.md) with the model's "
+                        "trained quantizers")
     p.set_defaults(func=run)

@@ -1,6 +1,11 @@
 """`lic2cpp eval`: rate, quality and speed of OUT/encoder + OUT/decoder on a folder of images,
 side by side with the same model through CompressAI's own ``compress``/``decompress``.
 
+For a build with ``--int16`` (docs/int16.md) the build's programs are reported as
+``lic2cpp-int16``, beside ``lic2cpp`` — the float encoder and decoder of the same model,
+compiled into ``OUT/float/`` (cached) — so fixed point and float are compared on the same
+images: rate change, PSNR change, largest per-image PSNR loss.
+
 Metrics, identical for both codecs, on the 8-bit RGB outputs:
 - bpp: 8 × (bitstream bytes) / (width × height); for lic2cpp the ``.bin`` file size, for
   CompressAI the total length of the strings ``compress`` returns;
@@ -35,7 +40,9 @@ from lic2cpp.images import IMAGE_SUFFIXES, bpp, list_images, psnr, read_rgb, rou
 from lic2cpp.load import compressai_package, load_model
 
 CODEC_LIC = "lic2cpp"
+CODEC_INT16 = "lic2cpp-int16"
 CODEC_TORCH = "compressai"
+CODECS = (CODEC_INT16, CODEC_LIC, CODEC_TORCH)  # table order
 MSSSIM_MIN_SIDE = 161  # pytorch_msssim's 4 downsamplings with an 11-tap window
 COMPRESSAI_PAD = 64  # CompressAI's eval pads to a multiple of 2**6
 
@@ -125,6 +132,33 @@ def codec_paths(out_dir: Path) -> tuple[Path, Path]:
     return encoder, decoder
 
 
+def read_manifest(out_dir: Path) -> dict[str, Any] | None:
+    path = out_dir / "manifest.json"
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def float_twin(out_dir: Path) -> tuple[Path, Path] | None:
+    """For an ``--int16`` build: the float encoder and decoder of the same model, compiled
+    into ``OUT/float/`` from the build's float networks and tables (None otherwise)."""
+    from lic2cpp import codegen
+
+    manifest = read_manifest(out_dir)
+    if not manifest or "int16" not in manifest.get("steps", {}):
+        return None
+    try:
+        ga_name, gs_name = list(manifest["steps"]["convert"]["outputs"])
+    except (KeyError, ValueError):
+        raise LicError(f"{out_dir}/manifest.json does not name the float networks") from None
+    return codegen.build_codec(out_dir / ga_name, out_dir / gs_name, out_dir / "entropy.lice",
+                               out_dir / "float")
+
+
 def model_from_manifest(out_dir: Path) -> tuple[Path, str | None] | None:
     path = out_dir / "manifest.json"
     if not path.is_file():
@@ -138,10 +172,15 @@ def model_from_manifest(out_dir: Path) -> tuple[Path, str | None] | None:
 
 def evaluate(out_dir: Path, images: list[Path], net: Any | None = None,
              threads: int = 1, progress: bool | None = None) -> list[ImageResult]:
-    """Every image through lic2cpp (and through ``net`` with CompressAI, if given)."""
+    """Every image through lic2cpp (and through ``net`` with CompressAI, if given); an
+    ``--int16`` build also through its float twin."""
     encoder, decoder = codec_paths(out_dir)
     if not images:
         raise LicError("no images to evaluate")
+    twin = float_twin(out_dir)
+    programs = [(CODEC_INT16 if twin else CODEC_LIC, encoder, decoder)]
+    if twin is not None:
+        programs.append((CODEC_LIC, *twin))
     if net is not None:
         torch.set_num_threads(threads)
         with torch.no_grad():  # first calls are slow (allocations, kernels): keep them untimed
@@ -151,7 +190,10 @@ def evaluate(out_dir: Path, images: list[Path], net: Any | None = None,
     with tempfile.TemporaryDirectory(prefix="lic2cpp-eval-") as tmp:
         for image_path in tqdm(images, desc="evaluating", unit="image", disable=not show):
             rgb = read_rgb(image_path)
-            results.append(eval_lic2cpp(encoder, decoder, image_path, rgb, Path(tmp))[0])
+            for codec, enc, dec in programs:
+                result = eval_lic2cpp(enc, dec, image_path, rgb, Path(tmp))[0]
+                result.codec = codec
+                results.append(result)
             if net is not None:
                 results.append(eval_compressai(net, image_path, rgb)[0])
     return results
@@ -170,14 +212,14 @@ def write_csv(results: list[ImageResult], path: Path) -> None:
         writer.writeheader()
         for r in results:
             writer.writerow(asdict(r))
-        for codec in (CODEC_LIC, CODEC_TORCH):
+        for codec in CODECS:
             avg = averages(results, codec)
             if avg:
                 writer.writerow({"image": "AVERAGE", "codec": codec, **avg})
 
 
 def format_table(results: list[ImageResult]) -> str:
-    codecs = [c for c in (CODEC_LIC, CODEC_TORCH) if any(r.codec == c for r in results)]
+    codecs = [c for c in CODECS if any(r.codec == c for r in results)]
     head = f"{'image':<16}" + "".join(
         f" | {c + ' bpp':>15} {'PSNR':>6} {'MS-SSIM':>7} {'enc s':>6} {'dec s':>6}"
         for c in codecs)
@@ -196,13 +238,25 @@ def format_table(results: list[ImageResult]) -> str:
         lines.append(row)
     lines.append("-" * len(head))
     lines.append(f"{'average':<16}" + "".join(cells(averages(results, c)) for c in codecs))
-    if len(codecs) == 2:
-        a, b = averages(results, CODEC_LIC), averages(results, CODEC_TORCH)
-        saving = 100.0 * (1.0 - a["bpp"] / b["bpp"]) if b["bpp"] else math.nan
-        rate = f"{abs(saving):.2f}% {'fewer' if saving >= 0 else 'more'} bits"
-        lines.append(f"lic2cpp vs CompressAI (averages): {rate}, "
-                     f"PSNR {a['psnr'] - b['psnr']:+.3f} dB")
+    for first, second in ((CODEC_LIC, CODEC_TORCH), (CODEC_INT16, CODEC_LIC)):
+        if first in codecs and second in codecs:
+            lines.append(compare_line(results, first, second))
     return "\n".join(lines)
+
+
+def compare_line(results: list[ImageResult], first: str, second: str) -> str:
+    """Rate and PSNR of ``first`` against ``second`` on averages (and, int16 vs float, the
+    largest PSNR loss on one image)."""
+    a, b = averages(results, first), averages(results, second)
+    saving = 100.0 * (1.0 - a["bpp"] / b["bpp"]) if b["bpp"] else math.nan
+    rate = f"{abs(saving):.2f}% {'fewer' if saving >= 0 else 'more'} bits"
+    line = f"{first} vs {second} (averages): {rate}, PSNR {a['psnr'] - b['psnr']:+.3f} dB"
+    if first == CODEC_INT16:
+        by = {(r.image, r.codec): r.psnr for r in results}
+        worst = max(by[(im, second)] - by[(im, first)]
+                    for im in dict.fromkeys(r.image for r in results))
+        line += f", largest PSNR loss on one image {worst:.3f} dB"
+    return line
 
 
 def plot_rd(results: list[ImageResult], path: Path) -> None:
@@ -213,7 +267,8 @@ def plot_rd(results: list[ImageResult], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    for codec, marker, color in ((CODEC_LIC, "o", "C0"), (CODEC_TORCH, "x", "C1")):
+    for codec, marker, color in ((CODEC_LIC, "o", "C0"), (CODEC_TORCH, "x", "C1"),
+                                 (CODEC_INT16, "s", "C2")):
         rows = [r for r in results if r.codec == codec]
         if not rows:
             continue

@@ -582,6 +582,24 @@ def int16_synthesis(net: Any, float_gs: ModelFile, *, checkpoint: str | Path | N
                           source=source, progress=progress)
 
 
+def int16_analysis(net: Any, float_ga: ModelFile, training_set: str | Path, *,
+                   patches: int = 16, seed: int = 0,
+                   headroom_bits: int = DEFAULT_HEADROOM_BITS, progress: bool = False
+                   ) -> tuple[ModelFile, Int16Report]:
+    """The int16 ``g_a`` (for ``--int16 both``), always calibrated: training patches in,
+    ``x = rgb / 255`` as the encoder feeds it. Its report has no PSNR estimate; the rate
+    change is measured on images (``lic2cpp eval``)."""
+    from lic2cpp.datasets import load_training_set
+    from lic2cpp.fit import check_training_path
+
+    check_training_path(Path(training_set))
+    images = np.asarray(load_training_set(training_set, 256, max_patches=patches, seed=seed))
+    calib = Calibration((images.astype(np.float32) / np.float32(255.0)), None, headroom_bits)
+    del net  # the float graph holds everything g_a needs
+    return quantize_model(float_ga, calib=calib, source=f"calibrated on {len(images)} "
+                          "training patches", progress=progress)
+
+
 def _conv_count(model: ModelFile) -> int:
     return sum(n.op in ("conv2d", "conv_transpose2d") for n in model.nodes)
 

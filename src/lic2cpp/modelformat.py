@@ -111,10 +111,10 @@ def output_side(node: Node, side: int) -> int:
     docs/model-format.md; widths follow the same formulas with the ``_w``/left/right
     attributes)."""
     a = node.attrs
-    if node.op == "conv2d":
+    if node.op in ("conv2d", "s16_conv2d"):
         return ((side + int(a["pad_top"]) + int(a["pad_bottom"]) - int(a["kh"]))
                 // int(a["stride_h"]) + 1)
-    if node.op == "conv_transpose2d":
+    if node.op in ("conv_transpose2d", "s16_conv_transpose2d"):
         return ((side - 1) * int(a["stride_h"]) - int(a["pad_top"]) - int(a["pad_bottom"])
                 + int(a["kh"]) + int(a["out_pad_h"]))
     return side

@@ -26,12 +26,14 @@ inline std::unique_ptr<const LatentCoder> make_latent_coder(const Embedded& e) {
 
 inline Encoder make_encoder(const Embedded& e) {
   lic::Model g_a = lic::Model::from_bytes(e.network, e.network_size);
-  return Encoder(std::move(g_a), make_latent_coder(e), e.multiple, e.gs_fingerprint);
+  return Encoder(std::move(g_a), make_latent_coder(e), e.multiple, e.ga_fingerprint,
+                 e.gs_fingerprint);
 }
 
 inline Decoder make_decoder(const Embedded& e) {
   lic::Model g_s = lic::Model::from_bytes(e.network, e.network_size);
-  return Decoder(std::move(g_s), make_latent_coder(e), e.multiple, e.ga_fingerprint);
+  return Decoder(std::move(g_s), make_latent_coder(e), e.multiple, e.ga_fingerprint,
+                 e.gs_fingerprint);
 }
 
 struct Args {

@@ -13,6 +13,8 @@ struct Embedded {
   const uint8_t* tables;  // entropy.lice
   size_t tables_size;
   uint32_t multiple;  // downsampling factor of g_a
+  // the model's float g_a and g_s (the network above may be an int16 version of one of
+  // them, docs/int16.md: the bitstream fingerprint names the model, not the arithmetic)
   uint64_t ga_fingerprint, gs_fingerprint;
 };
 

@@ -37,9 +37,8 @@ LIC_TARGET_AVX2_FMA inline void s16_igemm_x16__avx2(const S16IgemmArgs& p) {
       const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + kNR));
 #pragma GCC unroll 6
       for (int i = 0; i < MR; ++i) {
-        std::int32_t pair;
-        std::memcpy(&pair, a + i * as + 2 * q, 4);
-        const __m256i av = _mm256_set1_epi32(pair);
+        // vpbroadcastd from memory: a load, no shuffle port
+        const __m256i av = _mm256_broadcastd_epi32(_mm_loadu_si32(a + i * as + 2 * q));
         acc0[i] = _mm256_add_epi32(acc0[i], _mm256_madd_epi16(av, w0));
         acc1[i] = _mm256_add_epi32(acc1[i], _mm256_madd_epi16(av, w1));
       }

@@ -20,6 +20,15 @@
 namespace lic {
 namespace kern {
 
+// GCC 12's avx512fintrin.h builds _mm512_broadcastd_epi32 from an "undefined" vector and
+// then warns about it (-Wmaybe-uninitialized): a false positive in the header, silenced here.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+// (vpdpwssd multiplies its two sources pairwise: which one holds the weights is free, so
+// the broadcast input goes last, where it can be a memory operand.)
 // Two sets of MR accumulators (even and odd channel pairs), summed at the end: vpdpwssd's
 // latency is several cycles, and one set alone leaves MR independent chains (integer sums:
 // the split does not change the result).
@@ -43,20 +52,18 @@ LIC_TARGET_AVX512_VNNI inline void s16_igemm_x16__avx512vnni(const S16IgemmArgs&
       const __m512i w1 = _mm512_loadu_si512(w + 2 * kNR);
 #pragma GCC unroll 6
       for (int i = 0; i < MR; ++i) {
-        std::int32_t pair[2];
-        std::memcpy(pair, a + i * as + 2 * q, 8);
-        acc[i] = _mm512_dpwssd_epi32(acc[i], _mm512_set1_epi32(pair[0]), w0);
-        odd[i] = _mm512_dpwssd_epi32(odd[i], _mm512_set1_epi32(pair[1]), w1);
+        // broadcast straight from memory (vpbroadcastd m32 / {1to16}: a load, no shuffle)
+        const std::int16_t* ai = a + i * as + 2 * q;
+        acc[i] = _mm512_dpwssd_epi32(acc[i], w0, _mm512_broadcastd_epi32(_mm_loadu_si32(ai)));
+        odd[i] = _mm512_dpwssd_epi32(odd[i], w1, _mm512_broadcastd_epi32(_mm_loadu_si32(ai + 2)));
       }
     }
     for (; q < full; ++q, w += 2 * kNR) {
       const __m512i wv = _mm512_loadu_si512(w);
 #pragma GCC unroll 6
-      for (int i = 0; i < MR; ++i) {
-        std::int32_t pair;
-        std::memcpy(&pair, a + i * as + 2 * q, 4);
-        acc[i] = _mm512_dpwssd_epi32(acc[i], _mm512_set1_epi32(pair), wv);
-      }
+      for (int i = 0; i < MR; ++i)
+        acc[i] = _mm512_dpwssd_epi32(acc[i], wv,
+                                     _mm512_broadcastd_epi32(_mm_loadu_si32(a + i * as + 2 * q)));
     }
     if (p.kc & 1) {  // the last channel alone, paired with a zero
       const __m512i wv = _mm512_loadu_si512(w);
@@ -84,6 +91,10 @@ LIC_TARGET_AVX512_VNNI inline void s16_igemm_x16__avx512vnni(const S16IgemmArgs&
     _mm256_mask_storeu_epi16(p.c16 + i * p.c_stride, cols, y);
   }
 }
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 }  // namespace kern
 }  // namespace lic
