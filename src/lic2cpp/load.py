@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import re
 import warnings
+import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
@@ -138,6 +139,10 @@ def _torch_load(path: Path, weights_only: bool = False) -> Any:
         raise LicError(f"checkpoint not found: {path}")
     if not path.is_file():
         raise LicError(f"checkpoint is not a file: {path}")
+    with path.open("rb") as f:
+        zipped = f.read(4) == b"PK\x03\x04"
+    if zipped and not zipfile.is_zipfile(path):  # torch only says "Invalid argument" then
+        raise LicError(f"{path} is not a PyTorch checkpoint (truncated or corrupt zip archive)")
     if not weights_only:
         compressai_package()  # pickled models need its classes importable
 

@@ -380,5 +380,8 @@ def read_licm(path: str | Path) -> ModelFile:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise LicError(f"cannot read model file {path}: {exc.strerror}") from None
-    return decode_licm(data)
+    try:
+        return decode_licm(data)
+    except LicError as exc:  # name the file: codegen reads two of them
+        raise LicError(f"{path}: {exc}") from None
 
