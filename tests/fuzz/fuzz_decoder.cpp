@@ -5,7 +5,7 @@
 // mutation: those checks are fuzzed), and repaired, with this model's fingerprint, the
 // payload size and the checksum written into the header, so mutations reach the payload.
 // Either decode must succeed or throw lic::Error; a decoded image must have the header's
-// size. Images over 128 x 128 pixels (valid, but slow to synthesise) are only parsed.
+// size. Images over 64 x 64 pixels (valid, but slow to synthesise) are skipped.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -28,7 +28,7 @@ const Decoder& decoder() {
   return d;
 }
 
-constexpr std::uint64_t kMaxDecodedPixels = 128 * 128;
+constexpr std::uint64_t kMaxDecodedPixels = 64 * 64;
 
 void decode(const std::uint8_t* data, std::size_t size) {
   try {
