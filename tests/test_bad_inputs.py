@@ -372,7 +372,8 @@ def make_inputs(work: Path, encoder: Path) -> None:
     def refresh_lice(data: bytes) -> bytes:
         magic, major, minor, _, _ = entropy.HEADER.unpack_from(data)
         rest = data[body:]
-        return entropy.HEADER.pack(magic, major, minor, len(rest), entropy.fnv1a64(rest)) + rest
+        fingerprint = modelformat.fingerprint(rest)
+        return entropy.HEADER.pack(magic, major, minor, len(rest), fingerprint) + rest
 
     put("magic.lice", b"LICX" + lice[4:])
     put("cut.lice", lice[:-3])

@@ -82,7 +82,7 @@ def refresh_lice_header(data: bytes) -> bytes:
         return data
     magic, major, minor, _size, _fp = entropy.HEADER.unpack_from(data)
     body = data[entropy.HEADER.size:]
-    return entropy.HEADER.pack(magic, major, minor, len(body), entropy.fnv1a64(body)) + body
+    return entropy.HEADER.pack(magic, major, minor, len(body), modelformat.fingerprint(body)) + body
 
 
 def parse_lice_or_licerror(data: bytes) -> EntropyModel | None:
