@@ -9,6 +9,11 @@ command -v g++ >/dev/null 2>&1 || need_apt+=(g++)
 # The generated encoder/decoder read and write PNG through libpng (linked statically).
 [ -f /usr/include/png.h ] || need_apt+=(libpng-dev)
 [ -f /usr/include/zlib.h ] || need_apt+=(zlib1g-dev)
+# clang with libFuzzer and the sanitizer runtimes: the fuzz targets under tests/fuzz/
+# (clang++-14 -fsanitize=fuzzer,address,undefined); libFuzzer is in libclang-rt-14-dev.
+command -v clang++-14 >/dev/null 2>&1 || need_apt+=(clang-14)
+compgen -G '/usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a' >/dev/null \
+  || need_apt+=(libclang-rt-14-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"

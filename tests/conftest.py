@@ -18,6 +18,15 @@ GDN_INIT_CKPT = MODELS / "fp_gdn_128_192_init.pth"
 
 
 @pytest.fixture(scope="session")
+def sanitized_codec(tmp_path_factory: pytest.TempPathFactory):
+    """The tiny encoder/decoder of test_codec_programs.py built with ASan+UBSan (slow to
+    compile, so once per session for every test that runs the programs)."""
+    from test_codec_programs import Codec
+
+    return Codec(tmp_path_factory.mktemp("codec"), seed=0)
+
+
+@pytest.fixture(scope="session")
 def relu_net():
     import torch
 

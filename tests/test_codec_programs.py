@@ -85,8 +85,8 @@ class Codec:
 
 
 @pytest.fixture(scope="module")
-def codec(tmp_path_factory: pytest.TempPathFactory) -> Codec:
-    return Codec(tmp_path_factory.mktemp("codec"), seed=0)
+def codec(sanitized_codec: Codec) -> Codec:
+    return sanitized_codec  # conftest.py: built once per session, shared with other tests
 
 
 def random_image(path: Path, w: int, h: int, seed: int) -> Path:

@@ -198,3 +198,112 @@ def test_cli_prints_one_line(tmp_path: Path, capsys) -> None:
     assert main(["export", "--model", str(tmp_path / "none.pth"), "-o", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err == f"lic2cpp export: error: checkpoint not found: {tmp_path / 'none.pth'}\n"
+
+
+# ----------------------------------------------------------------------- --weights-only
+
+class Payload:
+    """A pickle that runs code when loaded (here: creates a file)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (Path.touch, (self.marker,))
+
+
+def test_weights_only_loads_state_dicts(tmp_path: Path) -> None:
+    net = small("bmshj2018-factorized-relu")
+    for obj in (net.state_dict(), {"epoch": 3, "state_dict": net.state_dict(), "loss": 1.0}):
+        path = save(obj, tmp_path / "sd.pth")
+        loaded = load_model(path, "bmshj2018-factorized-relu", weights_only=True)
+        assert same_state(loaded, net) and same_outputs(loaded, net)
+
+
+def test_weights_only_refuses_pickled_models_without_running_them(tmp_path: Path) -> None:
+    path = save({"model": small()}, tmp_path / "m.pth")
+    message = str(pytest.raises(LicError, load_model, path, weights_only=True).value)
+    assert message == (
+        f"{path} holds pickled Python objects (compressai.models.google.FactorizedPrior), "
+        "refused by --weights-only: unpickling them can run arbitrary code; save "
+        "net.state_dict() and load that with --arch, or drop --weights-only if you trust "
+        "the file")
+    marker = tmp_path / "ran"
+    evil = save({"state_dict": small().state_dict(), "x": Payload(marker)}, tmp_path / "e.pth")
+    message = str(pytest.raises(LicError, load_model, evil, "bmshj2018-factorized",
+                                weights_only=True).value)
+    assert "holds pickled Python objects (getattr)" in message and "\n" not in message
+    assert not marker.exists()
+    # without --weights-only the same file does run its code: what the flag is for
+    load_model(evil, "bmshj2018-factorized")
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("command", ["export", "convert", "fit", "build", "eval"])
+def test_every_model_command_has_weights_only(command: str, tmp_path: Path, capsys) -> None:
+    path = save({"model": small()}, tmp_path / "m.pth")
+    out = tmp_path / "out"
+    args = {"export": ["export", "--model", path, "-o", out],
+            "convert": ["convert", "--model", path, "-o", out],
+            "fit": ["fit", "--model", path, "--training-set", tmp_path, "-o", out / "e.lice"],
+            "build": ["build", "--model", path, "--entropy", path, "-o", out],
+            "eval": ["eval", out, "--images", tmp_path, "--model", path]}[command]
+    if command == "fit":
+        np_path = tmp_path / "train.npy"
+        import numpy as np
+
+        np.save(np_path, np.zeros((1, 256, 256, 3), dtype=np.uint8))
+        args[4] = np_path
+    if command == "build":
+        from lic2cpp.demo import default_entropy_path
+
+        args[4] = default_entropy_path()
+    if command == "eval":
+        from lic2cpp.evaluate import codec_paths
+
+        out.mkdir()
+        for exe in ("encoder", "decoder"):
+            (out / exe).write_text("")
+            (out / exe).chmod(0o755)
+        (tmp_path / "a.png").write_bytes(b"")
+        codec_paths(out)
+    assert main([command, *map(str, args[1:]), "--weights-only"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"lic2cpp {command}: error: {path} holds pickled Python objects"), err
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (("g_a.0.weight", torch.tensor(1.0)),
+     "'g_a.0.weight' has shape (), expected a 4-d convolution weight"),
+    (("g_a.0.weight", torch.zeros(0, 3, 5, 5)),
+     "'g_a.2.weight' and 'g_a.6.weight' disagree with N = 0 read off 'g_a.0.weight'"),
+    (("g_a.6.weight", torch.zeros(100000, 8, 1, 1)),
+     "'g_a.2.weight' and 'g_a.6.weight' disagree with N = 8 read off 'g_a.0.weight'"),
+    (("g_s.0.weight", torch.zeros(12, 8, 5, 5, dtype=torch.int64)),
+     "'g_s.0.weight' has dtype torch.int64, bmshj2018-factorized-relu(N=8, M=12) expects "
+     "torch.float32"),
+    (("g_s.0.weight", torch.zeros(12, 8, 5, 5, dtype=torch.complex64)),
+     "'g_s.0.weight' has dtype torch.complex64, bmshj2018-factorized-relu(N=8, M=12) "
+     "expects torch.float32"),
+    (("entropy_bottleneck.quantiles", torch.full((12, 1, 3), float("nan"))),
+     "'entropy_bottleneck.quantiles' holds non-finite values (NaN or infinity)"),
+])
+def test_malformed_state_dicts(tmp_path: Path, change: tuple, expected: str) -> None:
+    """Found by tests/test_untrusted_parsers.py-style mutations: each used to escape as an
+    IndexError, a warning on stderr, or a model built far larger than the file."""
+    sd = small("bmshj2018-factorized-relu").state_dict()
+    sd[change[0]] = change[1]
+    path = save(sd, tmp_path / "sd.pth")
+    for weights_only in (False, True):
+        with pytest.raises(LicError) as info:
+            load_model(path, "bmshj2018-factorized-relu", weights_only=weights_only)
+        assert str(info.value) == expected
+
+
+def test_non_finite_weights_of_a_pickled_model(tmp_path: Path) -> None:
+    net = small()
+    with torch.no_grad():
+        net.g_s[0].weight[0, 0, 0, 0] = float("inf")
+    assert load_error(save({"model": net}, tmp_path / "m.pth")) == \
+        "'g_s.0.weight' holds non-finite values (NaN or infinity)"

@@ -139,6 +139,7 @@ class BuildOptions:
     out_dir: Path
     entropy: Path | None = None  # ready-made entropy tables (.lice) instead of a fit
     arch: str | None = None
+    weights_only: bool = False  # torch.load(weights_only=True): state_dicts only
     max_patches: int | None = None
     seed: int = 0
     patch_size: int = 256
@@ -209,7 +210,8 @@ class BuildRun:
     def net(self) -> Any:
         """The model, loaded once, and only if a step needs it."""
         if self._net is None:
-            self._net = load_model(self.opts.model, self.opts.arch)
+            self._net = load_model(self.opts.model, self.opts.arch,
+                                   weights_only=self.opts.weights_only)
         return self._net
 
     def step(self, index: int, name: str, inputs: dict[str, Any],
@@ -604,9 +606,10 @@ def run(args: argparse.Namespace) -> int:
         entropy = default_entropy_path()
     opts = BuildOptions(
         model=model, training_set=training_set, entropy=entropy, out_dir=Path(args.output),
-        arch=args.arch, max_patches=args.max_patches, seed=args.seed,
-        patch_size=args.patch_size, batch_size=args.batch_size, force=args.force,
-        int16=args.int16, quantizers=Path(args.quantizers) if args.quantizers else None,
+        arch=args.arch, weights_only=args.weights_only, max_patches=args.max_patches,
+        seed=args.seed, patch_size=args.patch_size, batch_size=args.batch_size,
+        force=args.force, int16=args.int16,
+        quantizers=Path(args.quantizers) if args.quantizers else None,
         calib_patches=args.calib_patches,
     )
     start = time.perf_counter()

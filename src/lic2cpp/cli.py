@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 import traceback
+from typing import NoReturn
 
 from lic2cpp import __version__
 from lic2cpp.errors import LicError
@@ -27,8 +28,16 @@ COMMAND_MODULES = [
 ]
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Command-line misuse gets one line too (argparse prints the whole usage first);
+    sub-command parsers inherit the class."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="lic2cpp",
         description="Turn a trained CompressAI model into a standalone C++ encoder/decoder.",
     )

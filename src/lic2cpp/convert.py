@@ -441,7 +441,7 @@ def run(args: argparse.Namespace) -> int:
         convert_onnx(Path(args.onnx), out, args.name or Path(args.onnx).stem)
         print(f"wrote {_describe(out)}")
         return 0
-    net = load_model(args.model, args.arch)
+    net = load_model(args.model, args.arch, weights_only=args.weights_only)
     paths = convert_model(net, out, exporter=args.exporter, progress=True)
     for path in paths:
         print(f"wrote {_describe(path)}")

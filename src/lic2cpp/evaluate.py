@@ -37,7 +37,7 @@ from tqdm import tqdm
 from lic2cpp.datasets import progress_enabled
 from lic2cpp.errors import LicError
 from lic2cpp.images import IMAGE_SUFFIXES, bpp, list_images, psnr, read_rgb, round_trip
-from lic2cpp.load import compressai_package, load_model
+from lic2cpp.load import add_weights_only_arg, compressai_package, load_model
 
 CODEC_LIC = "lic2cpp"
 CODEC_INT16 = "lic2cpp-int16"
@@ -305,6 +305,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None,
                    help="model for the CompressAI side (default: the one in OUT/manifest.json)")
     p.add_argument("--arch", default=None, help="architecture, if --model is a state_dict")
+    add_weights_only_arg(p)
     p.add_argument("--no-compressai", action="store_true",
                    help="skip the CompressAI comparison")
     p.add_argument("--threads", type=int, default=1,
@@ -329,7 +330,7 @@ def run(args: argparse.Namespace) -> int:
             model, arch = recorded
         if not model.is_file():
             raise LicError(f"model file not found: {model}")
-        net = load_model(model, arch)
+        net = load_model(model, arch, weights_only=args.weights_only)
     results = evaluate(out_dir, images, net, threads=args.threads)
     print(format_table(results))
     if args.csv:

@@ -26,7 +26,7 @@ from torch import nn
 from tqdm import tqdm
 
 from lic2cpp.errors import LicError
-from lic2cpp.load import check_supported, compressai_package, load_model
+from lic2cpp.load import add_weights_only_arg, check_supported, compressai_package, load_model
 
 EXPORTERS = ("dynamo", "torchscript")
 OPSET = 18  # Both exporters support it; the TorchScript one's newest is 20.
@@ -159,10 +159,11 @@ def add_model_args(parser: argparse.ArgumentParser, required: bool = True) -> No
     parser.add_argument("--exporter", choices=EXPORTERS, default="dynamo",
                         help="torch.onnx exporter (default: dynamo, the torch.export-based "
                              "one; torchscript is the legacy one)")
+    add_weights_only_arg(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    net = load_model(args.model, args.arch)
+    net = load_model(args.model, args.arch, weights_only=args.weights_only)
     ga, gs = export_onnx(net, Path(args.output), exporter=args.exporter, progress=True)
     print(f"wrote {ga} and {gs}")
     return 0

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from lic2cpp.datasets import load_training_set, looks_like_evaluation_set, progress_enabled
 from lic2cpp.entropy import fit_entropy_model
 from lic2cpp.errors import LicError
-from lic2cpp.load import load_model
+from lic2cpp.load import add_weights_only_arg, load_model
 
 DEFAULT_BATCH = 8
 
@@ -86,12 +86,13 @@ def fit_latents(net: Any, training_set: str | Path, *, max_patches: int | None =
 
 
 def fit_to_file(model_path: str | Path, training_set: str | Path, out_path: str | Path, *,
-                arch: str | None = None, max_patches: int | None = None, seed: int = 0,
+                arch: str | None = None, weights_only: bool = False,
+                max_patches: int | None = None, seed: int = 0,
                 patch_size: int = 256, batch_size: int = DEFAULT_BATCH,
                 progress: bool | None = None) -> FitResult:
     """Load the model, fit, and save the entropy model to ``out_path``."""
     check_training_path(Path(training_set))  # before the (slow) model load
-    net = load_model(model_path, arch)
+    net = load_model(model_path, arch, weights_only=weights_only)
     result = fit_latents(net, training_set, max_patches=max_patches, seed=seed,
                          patch_size=patch_size, batch_size=batch_size, progress=progress)
     out_path = Path(out_path)
@@ -113,6 +114,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
                         help="patch size in pixels (default 256, the upstream layout)")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH,
                         help=f"patches per g_a batch (default {DEFAULT_BATCH})")
+    add_weights_only_arg(parser)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -133,7 +135,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     result = fit_to_file(args.model, args.training_set, args.output, arch=args.arch,
-                         max_patches=args.max_patches, seed=args.seed,
+                         weights_only=args.weights_only, max_patches=args.max_patches,
+                         seed=args.seed,
                          patch_size=args.patch_size, batch_size=args.batch_size)
     n, c, h, w = result.latents.shape
     print(f"fitted on {n} patches, latent {c}x{h}x{w} per patch; wrote {args.output}")

@@ -5,12 +5,18 @@ Accepted checkpoints:
 - a ``state_dict`` or a CompressAI training checkpoint (``{"state_dict": ...}``, keys
   possibly prefixed by ``module.`` from DataParallel) together with an architecture name
   (``--arch``); the channel counts N and M are read off the weight shapes.
+
+A checkpoint is a pickle, and unpickling runs whatever code the file names: loading a
+file from an untrusted source can run arbitrary code with the user's rights. With
+``weights_only=True`` (the commands' ``--weights-only``) only tensors and plain containers
+are unpickled (``torch.load(weights_only=True)``): state_dicts and training checkpoints
+load, a pickled full model is refused. docs/security.md has the details.
 """
 
 from __future__ import annotations
 
-import io
-import pickle
+import argparse
+import re
 import warnings
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
@@ -29,12 +35,33 @@ CDF_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length")
 GAUSSIAN_BUFFERS = (*CDF_BUFFERS, "scale_table")
 
 
+# The constructor's sizes are read off the weight shapes. They must also agree with a full
+# N x N (x k x k) weight of the checkpoint, so a file cannot make the model (built before
+# its shapes are compared) much larger than the tensors it holds.
+MAX_SIZE = 4096  # the largest channel count of the .licm format
+
+
+def _shape(sd: Mapping[str, torch.Tensor], key: str) -> tuple[int, ...]:
+    shape = tuple(sd[key].shape)  # KeyError: the caller names the missing key
+    if len(shape) != 4:
+        raise LicError(f"'{key}' has shape {shape}, expected a 4-d convolution weight")
+    return shape
+
+
 def _sizes_nm(sd: Mapping[str, torch.Tensor]) -> dict[str, int]:
-    return {"N": int(sd["g_a.0.weight"].shape[0]), "M": int(sd["g_a.6.weight"].shape[0])}
+    n, m = _shape(sd, "g_a.0.weight")[0], _shape(sd, "g_a.6.weight")[0]
+    if _shape(sd, "g_a.2.weight") != (n, n, 5, 5) or _shape(sd, "g_a.6.weight") != (m, n, 5, 5):
+        raise LicError(f"'g_a.2.weight' and 'g_a.6.weight' disagree with N = {n} "
+                       "read off 'g_a.0.weight'")
+    return {"N": n, "M": m}
 
 
 def _sizes_cheng(sd: Mapping[str, torch.Tensor]) -> dict[str, int]:
-    return {"N": int(sd["g_a.0.conv1.weight"].shape[0])}
+    n = _shape(sd, "g_a.0.conv1.weight")[0]
+    if _shape(sd, "g_a.0.conv2.weight") != (n, n, 3, 3):
+        raise LicError(f"'g_a.0.conv2.weight' disagrees with N = {n} read off "
+                       "'g_a.0.conv1.weight'")
+    return {"N": n}
 
 
 # Architecture name (CompressAI registry spelling) -> reads the constructor's sizes off a
@@ -82,21 +109,58 @@ def _arch_class(arch: str) -> type[nn.Module]:
     return models[name]
 
 
-def _torch_load(path: Path) -> Any:
+WEIGHTS_ONLY_HELP = ("load the checkpoint with torch.load(weights_only=True): only tensors "
+                     "and plain containers, so a state_dict (with --arch) or training "
+                     "checkpoint loads and a pickled full model is refused. Use it for "
+                     "files you do not trust: unpickling a full model can run any code")
+
+
+def add_weights_only_arg(parser: argparse.ArgumentParser) -> None:
+    """The ``--weights-only`` flag of every command that loads a checkpoint by path."""
+    parser.add_argument("--weights-only", action="store_true", help=WEIGHTS_ONLY_HELP)
+
+
+BOILERPLATE = ("Weights only load failed", "Please file an issue", "Check the documentation",
+               "(1)", "(2)", "WeightsUnpickler error:")
+
+
+def _reason(exc: BaseException) -> str:
+    """One line saying why torch.load failed, without PyTorch's advice paragraphs."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    useful = [line for line in lines if line and not line.startswith(BOILERPLATE)]
+    if not useful:
+        return type(exc).__name__
+    line = useful[0].split(". ")[0]  # miniz appends paragraphs of advice
+    return line if " " in line else f"{type(exc).__name__}: {line}"  # e.g. KeyError: 101
+
+
+def _torch_load(path: Path, weights_only: bool = False) -> Any:
     if not path.exists():
         raise LicError(f"checkpoint not found: {path}")
     if not path.is_file():
         raise LicError(f"checkpoint is not a file: {path}")
-    compressai_package()  # pickled models need its classes importable
+    with path.open("rb") as f:
+        zipped = f.read(4) == b"PK\x03\x04"
+    if zipped and not zipfile.is_zipfile(path):  # torch only says "Invalid argument" then
+        raise LicError(f"{path} is not a PyTorch checkpoint (truncated or corrupt zip archive)")
+    if not weights_only:
+        compressai_package()  # pickled models need its classes importable
 
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError,
-            UnicodeDecodeError, io.UnsupportedOperation) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise LicError(f"{path} is not a PyTorch checkpoint ({first})") from None
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": one-line errors
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=weights_only)
     except (AttributeError, ModuleNotFoundError) as exc:
         raise LicError(f"{path}: cannot unpickle the model ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 -- a corrupt pickle can raise almost anything
+        refused = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if weights_only and refused:
+            raise LicError(
+                f"{path} holds pickled Python objects ({refused.group(1)}), refused by "
+                "--weights-only: unpickling them can run arbitrary code; save "
+                "net.state_dict() and load that with --arch, or drop --weights-only if you "
+                "trust the file") from None
+        raise LicError(f"{path} is not a PyTorch checkpoint ({_reason(exc)})") from None
 
 
 def _is_state_dict(obj: Any) -> bool:
@@ -136,6 +200,11 @@ def _check_keys(net: nn.Module, sd: Mapping[str, torch.Tensor], arch: str) -> No
         if tuple(sd[key].shape) != tuple(tensor.shape):
             raise LicError(f"shape mismatch for '{key}': checkpoint has "
                            f"{tuple(sd[key].shape)}, {arch} expects {tuple(tensor.shape)}")
+        if sd[key].is_complex() or sd[key].is_floating_point() != tensor.is_floating_point():
+            raise LicError(f"'{key}' has dtype {sd[key].dtype}, {arch} expects "
+                           f"{tensor.dtype}")
+        if tensor.is_floating_point() and not bool(torch.isfinite(sd[key]).all()):
+            raise LicError(f"'{key}' holds non-finite values (NaN or infinity)")
     unexpected = sorted(set(sd) - set(expected))
     if unexpected:
         raise LicError(f"checkpoint has '{unexpected[0]}' ({len(unexpected)} unexpected keys "
@@ -154,6 +223,9 @@ def model_from_state_dict(sd: Mapping[str, torch.Tensor], arch: str) -> nn.Modul
         sizes = ARCH_SIZES[name](sd)
     except KeyError as exc:
         raise LicError(f"checkpoint lacks {exc}: not a {name} state_dict?") from None
+    for key, value in sizes.items():
+        if not 1 <= value <= MAX_SIZE:
+            raise LicError(f"{key} = {value} read off the weights is outside 1..{MAX_SIZE}")
     net = cls(**sizes)
     _check_keys(net, sd, f"{name}({', '.join(f'{k}={v}' for k, v in sizes.items())})")
     buffers = _entropy_buffer_keys(net)
@@ -175,14 +247,15 @@ def _needs_update(net: nn.Module) -> bool:
 
 
 def load_model(path: str | Path, arch: str | None = None, *,
-               check_layers: bool = True) -> nn.Module:
+               check_layers: bool = True, weights_only: bool = False) -> nn.Module:
     """A CompressAI model in eval mode with ``.g_a`` and ``.g_s`` (entropy tables built).
 
     ``check_layers`` (default) also refuses a model whose transforms use a layer the
-    lic2cpp runtime cannot run, naming the module.
+    lic2cpp runtime cannot run, naming the module. ``weights_only`` unpickles tensors and
+    plain containers only (no code runs), so only state_dicts load (see the module doc).
     """
     path = Path(path)
-    obj = _torch_load(path)
+    obj = _torch_load(path, weights_only)
     if isinstance(obj, Mapping) and "model" in obj and isinstance(obj["model"], nn.Module):
         obj = obj["model"]
     if isinstance(obj, nn.Module):
@@ -209,6 +282,10 @@ def load_model(path: str | Path, arch: str | None = None, *,
     for transform in ("g_a", "g_s"):
         if not isinstance(getattr(net, transform, None), nn.Module):
             raise LicError(f"model {type(net).__name__} has no {transform} transform")
+    for transform in ("g_a", "g_s"):
+        for key, tensor in getattr(net, transform).state_dict().items():
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise LicError(f"'{transform}.{key}' holds non-finite values (NaN or infinity)")
     net = net.float().eval()
     if _needs_update(net):
         net.update(force=True)

@@ -367,27 +367,31 @@ def _check_channels(value: int, what: str) -> None:
         raise LicError(f"{what} = {value} is outside 1..{MAX_CHANNELS}")
 
 
+def _checked_range(r: _Reader, what: str, lo: int, hi: int) -> int:
+    value = r.u32(what)
+    if not lo <= value <= hi:
+        raise LicError(f"{what} = {value} is outside {lo}..{hi}")
+    return value
+
+
 def _read_conv(r: _Reader, op: str, where: str) -> Node:
+    # Each attribute is read and checked in turn, in the C++ reader's order and words
+    # (tests/test_reader_differential.py holds the two to the same messages).
     transpose = op in ("conv_transpose2d", "s16_conv_transpose2d")
-    names = CONVT_ATTRS if transpose else CONV_ATTRS
-    a: dict[str, int | float] = {n: r.u32(f"{where} attributes") for n in names}
-    _check_channels(int(a["cin"]), f"{where} cin")
-    _check_channels(int(a["cout"]), f"{where} cout")
-    for k in ("kh", "kw"):
-        if not 1 <= a[k] <= MAX_KERNEL:
-            raise LicError(f"{where} {k} = {a[k]} is outside 1..{MAX_KERNEL}")
-    for s in ("stride_h", "stride_w"):
-        if not 1 <= a[s] <= MAX_STRIDE:
-            raise LicError(f"{where} {s} = {a[s]} is outside 1..{MAX_STRIDE}")
-    for p, k in (("pad_top", "kh"), ("pad_bottom", "kh"), ("pad_left", "kw"),
-                 ("pad_right", "kw")):
-        if a[p] >= a[k]:
-            raise LicError(f"{where} {p} = {a[p]} is not smaller than the kernel ({a[k]})")
+    a: dict[str, int | float] = {}
+    for name in ("cin", "cout"):
+        a[name] = _checked_range(r, f"{where} {name}", 1, MAX_CHANNELS)
+    for name in ("kh", "kw"):
+        a[name] = _checked_range(r, f"{where} {name}", 1, MAX_KERNEL)
+    for name in ("stride_h", "stride_w"):
+        a[name] = _checked_range(r, f"{where} {name}", 1, MAX_STRIDE)
+    for name, k in (("pad_top", "kh"), ("pad_left", "kw"), ("pad_bottom", "kh"),
+                    ("pad_right", "kw")):
+        a[name] = _checked_range(r, f"{where} {name}", 0, int(a[k]) - 1)
     if transpose:
         # As in PyTorch: an output padding must be smaller than the stride.
-        for p, s in (("out_pad_h", "stride_h"), ("out_pad_w", "stride_w")):
-            if a[p] >= a[s]:
-                raise LicError(f"{where} {p} = {a[p]} is not smaller than the stride")
+        for name, stride in (("out_pad_h", "stride_h"), ("out_pad_w", "stride_w")):
+            a[name] = _checked_range(r, f"{where} {name}", 0, int(a[stride]) - 1)
     cin, cout, kh, kw = (int(a[n]) for n in ("cin", "cout", "kh", "kw"))
     count = cout * kh * kw * cin
     if op.startswith("s16_"):
@@ -556,5 +560,8 @@ def read_licm(path: str | Path) -> ModelFile:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise LicError(f"cannot read model file {path}: {exc.strerror}") from None
-    return decode_licm(data)
+    try:
+        return decode_licm(data)
+    except LicError as exc:  # name the file: codegen reads two of them
+        raise LicError(f"{path}: {exc}") from None
 

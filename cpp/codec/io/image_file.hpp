@@ -89,20 +89,22 @@ inline Image read_png(const std::vector<uint8_t>& d, const std::string& path) {
 
 }  // namespace detail
 
-inline Image read_image(const std::string& path) {
-  const std::vector<uint8_t> d = read_file(path);
+// An image file's bytes (PNG or PPM, recognised by content); `name` prefixes every error.
+inline Image decode_image(const std::vector<uint8_t>& d, const std::string& name) {
   static const uint8_t kPngSig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
   try {
-    if (d.size() >= 8 && std::memcmp(d.data(), kPngSig, 8) == 0) return detail::read_png(d, path);
-    if (d.size() >= 2 && d[0] == 'P' && d[1] >= '1' && d[1] <= '7') return detail::read_ppm(d, path);
+    if (d.size() >= 8 && std::memcmp(d.data(), kPngSig, 8) == 0) return detail::read_png(d, name);
+    if (d.size() >= 2 && d[0] == 'P' && d[1] >= '1' && d[1] <= '7') return detail::read_ppm(d, name);
   } catch (const Error& e) {
     const std::string msg = e.what();
-    if (msg.compare(0, path.size(), path) == 0) throw;
-    throw Error(path + ": " + msg);  // e.g. the size limits, which do not know the file
+    if (msg.compare(0, name.size(), name) == 0) throw;
+    throw Error(name + ": " + msg);  // e.g. the size limits, which do not know the file
   }
-  if (d.empty()) throw Error(path + ": empty file, not an image");
-  throw Error(path + ": not a PNG or PPM image");
+  if (d.empty()) throw Error(name + ": empty file, not an image");
+  throw Error(name + ": not a PNG or PPM image");
 }
+
+inline Image read_image(const std::string& path) { return decode_image(read_file(path), path); }
 
 inline void write_image(const std::string& path, const Image& img) {
   std::vector<uint8_t> out;
