@@ -128,11 +128,13 @@ def check_against_pytorch(out: Path, model: Path, tmp_path: Path, h: int, w: int
                           ) -> None:
     """Encode and decode a smooth h×w image with OUT's executables; the decoded pixels must
     be PyTorch's g_s on the decoder's own de-quantised latent (to 1 in 8 bits), and that
-    latent PyTorch's round(g_a(x) - mean) + mean on the edge-padded image."""
+    latent CompressAI's round(g_a(x) - median) + median on the edge-padded image (the
+    default offsets are the entropy bottleneck's medians)."""
     from lic2cpp.entropy import EntropyModel
 
     net = torch.load(model, weights_only=False)["model"].eval()
-    means = EntropyModel.load(out / "entropy.lice").means
+    means = net.entropy_bottleneck.quantiles[:, 0, 1].detach().numpy()
+    assert np.array_equal(EntropyModel.load(out / "entropy.lice").offsets, means)
     img = smooth_image(h, w, seed=h)
     src = tmp_path / f"in{h}{ext}"
     Image.fromarray(img).save(src)

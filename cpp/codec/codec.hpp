@@ -2,7 +2,7 @@
 //
 // Encoder: pad the image to a multiple of the network's downsampling factor by repeating
 // the last row/column (edge replication: no artificial edge to code), x = rgb / 255,
-// y = g_a(x), q = round(y - mean), range-code q. Decoder: y_hat = q + mean,
+// y = g_a(x), q = round(y - offset), range-code q. Decoder: y_hat = q + offset,
 // x_hat = g_s(y_hat), crop to the image size, pixel = floor(clamp(x_hat, 0, 1) * 255 + 0.5).
 #pragma once
 

@@ -6,7 +6,8 @@ the hashes of the files it wrote:
 1. ``convert``: the model file's contents, ``--arch`` and the converter's code ->
    ``g_a.licm``, ``g_s.licm``;
 2. ``fit``: the model file's contents, ``--arch``, the training set's identity (path,
-   sizes, mtimes) and options, the fitting code -> ``entropy.lice`` and ``fit_stats.json``;
+   sizes, mtimes) and options (``--offsets``, and λ for ``rd``), the fitting code ->
+   ``entropy.lice`` and ``fit_stats.json``;
 3. ``codegen``: the *contents* of the three files above, the C++ sources and the code
    generator -> ``encoder``, ``decoder``.
 
@@ -29,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from lic2cpp.errors import LicError
 
 MANIFEST = "manifest.json"
@@ -40,7 +43,8 @@ STEP_NAMES = ("convert", "fit", "codegen")
 
 # Python modules whose code decides each step's output (hashed into the step key).
 CONVERT_MODULES = ("lic2cpp.load", "lic2cpp.export", "lic2cpp.convert", "lic2cpp.modelformat")
-FIT_MODULES = ("lic2cpp.load", "lic2cpp.datasets", "lic2cpp.fit", "lic2cpp.entropy")
+FIT_MODULES = ("lic2cpp.load", "lic2cpp.datasets", "lic2cpp.fit", "lic2cpp.entropy",
+               "lic2cpp.offsets", "lic2cpp.rd_offsets")
 CODEGEN_MODULES = ("lic2cpp.codegen", "lic2cpp.toolchain")
 
 
@@ -129,6 +133,8 @@ class BuildOptions:
     seed: int = 0
     patch_size: int = 256
     batch_size: int = 8
+    offsets: str = "median"  # see lic2cpp.offsets
+    lmbda: float | None = None  # for offsets "rd"; None: the checkpoint's
     force: bool = False
     progress: bool | None = None
     log: Callable[[str], None] = print
@@ -154,9 +160,11 @@ def build(opts: BuildOptions) -> BuildResult:
     from lic2cpp import __version__
     from lic2cpp.datasets import check_training_set, training_set_identity
     from lic2cpp.fit import check_training_path
+    from lic2cpp.offsets import check_mode, resolve_lambda
     from lic2cpp.toolchain import find_compiler
 
     check_model_path(opts.model)
+    check_mode(opts.offsets)
     if (opts.training_set is None) == (opts.entropy is None):
         raise LicError("give either a training set or ready-made entropy tables")
     if opts.training_set is not None:
@@ -166,6 +174,9 @@ def build(opts: BuildOptions) -> BuildResult:
         from lic2cpp.entropy import EntropyModel
 
         EntropyModel.load(opts.entropy)  # missing or invalid tables: refused before any work
+    lmbda, lambda_source = None, None
+    if opts.training_set is not None and opts.offsets == "rd":
+        lmbda, lambda_source = resolve_lambda(opts.lmbda, opts.model)
     out = opts.out_dir
     if out.exists() and not out.is_dir():
         raise LicError(f"output path exists and is not a folder: {out}")
@@ -227,17 +238,18 @@ def build(opts: BuildOptions) -> BuildResult:
             from lic2cpp.entropy import EntropyModel
 
             opts.log(f"  using the given tables {opts.entropy} (no fit)")
-            EntropyModel.load(opts.entropy)  # refuses a file that is not valid tables
+            given = EntropyModel.load(opts.entropy)  # refuses a file that is not valid tables
             shutil.copyfile(opts.entropy, out / ENTROPY_FILE)
             stats = {"model": summarise_model(net()), "training_patches": 0,
                      "patch_size": opts.patch_size, "latent_per_patch": None,
-                     "estimate": None}
+                     "estimate": None, "offsets": given_offsets(net(), given)}
             (out / FIT_STATS).write_text(json.dumps(stats, indent=2) + "\n")
             return [ENTROPY_FILE, FIT_STATS]
         assert opts.training_set is not None
         fitted = fit_latents(net(), opts.training_set, max_patches=opts.max_patches,
                              seed=opts.seed, patch_size=opts.patch_size,
-                             batch_size=opts.batch_size, progress=opts.progress)
+                             batch_size=opts.batch_size, offsets=opts.offsets, lmbda=lmbda,
+                             lambda_source=lambda_source, progress=opts.progress)
         fitted.entropy_model.save(out / ENTROPY_FILE)
         stats = fit_statistics(fitted, opts)
         (out / FIT_STATS).write_text(json.dumps(stats, indent=2, default=_jsonable) + "\n")
@@ -263,7 +275,7 @@ def build(opts: BuildOptions) -> BuildResult:
             "model_sha256": model_sha, "arch": opts.arch, "lic2cpp": __version__,
             "training_set": training_set_identity(opts.training_set),
             "max_patches": opts.max_patches, "seed": opts.seed, "patch_size": opts.patch_size,
-            "code": modules_hash(FIT_MODULES),
+            "offsets": opts.offsets, "lambda": lmbda, "code": modules_hash(FIT_MODULES),
         }
     else:
         assert opts.entropy is not None
@@ -281,6 +293,17 @@ def build(opts: BuildOptions) -> BuildResult:
     write_manifest(out, manifest)
     (out / REPORT).write_text(render_report(out, manifest))
     return result
+
+
+def given_offsets(net: Any, tables: Any) -> dict[str, Any]:
+    """What is known of given tables' offsets: whether they are the model's medians."""
+    from lic2cpp.offsets import model_medians
+
+    try:
+        medians = model_medians(net, tables.num_channels)
+    except LicError:
+        return {"mode": "given", "equal_medians": False}
+    return {"mode": "given", "equal_medians": bool(np.array_equal(medians, tables.offsets))}
 
 
 def _relative(out: Path, path: Path | str) -> str:
@@ -307,15 +330,16 @@ def fit_statistics(fitted: Any, opts: BuildOptions) -> dict[str, Any]:
         "patch_size": opts.patch_size,
         "latent_per_patch": [int(c), int(h), int(w)],
         "estimate": fitted.entropy_model.estimate_bits(fitted.latents),
+        "offsets": fitted.offsets,
         "channels": channel_summary(fitted.entropy_model),
     }
 
 
 def channel_summary(model: Any) -> dict[str, Any]:
-    """Per-channel mean and predecessor in the coding order, where the model exposes them."""
+    """Per-channel offset and predecessor in the coding order, where the model exposes them."""
     info: dict[str, Any] = {}
-    if hasattr(model, "means"):
-        info["means"] = [float(m) for m in model.means]
+    if hasattr(model, "offsets"):
+        info["offsets"] = [float(m) for m in model.offsets]
     if hasattr(model, "predecessors"):
         info["coded_after"] = [int(p) for p in model.predecessors()]
     return info
@@ -356,14 +380,23 @@ def render_report(out: Path, manifest: dict[str, Any]) -> str:
 
 
 def render_training(manifest: dict[str, Any], stats: dict[str, Any]) -> list[str]:
+    from lic2cpp.fit import describe_offsets
+
     if stats["estimate"] is None:
-        return ["## Entropy tables", "",
-                f"- given, not fitted here: `{manifest.get('entropy_source')}` (no training "
-                "set, so no estimate)"]
+        lines = ["## Entropy tables", "",
+                 f"- given, not fitted here: `{manifest.get('entropy_source')}` (no training "
+                 "set, so no estimate)"]
+        if stats.get("offsets"):
+            lines.append(f"- quantisation offsets: {describe_offsets(stats['offsets'])}")
+        return lines
+
     p = stats["patch_size"]
     return [
         "## Training set",
         f"- `{manifest['training_set']}`: {stats['training_patches']} patches of {p}×{p}",
+        "",
+        "## Quantisation offsets",
+        f"- {describe_offsets(stats['offsets'])}" if stats.get("offsets") else "- not recorded",
         "",
         "## Entropy estimate on the training latents (ideal code length)",
         "",
@@ -395,17 +428,17 @@ def render_estimate(est: dict[str, Any], pixels: int,
     per_ctx = est.get("per_channel_ctx")
     per_plain = est.get("per_channel_plain")
     if per_ctx is not None and per_plain is not None:
-        means = channel_info.get("means") or [None] * len(per_ctx)
+        offsets = channel_info.get("offsets") or [None] * len(per_ctx)
         pred = channel_info.get("coded_after") or [None] * len(per_ctx)
         lines += ["Per channel (bits summed over the training set; channels coded in the "
                   "fitted order, each after the channel that best predicts it):", "",
-                  "| channel | mean | coded after | bits, no contexts | bits, contexts "
+                  "| channel | offset | coded after | bits, no contexts | bits, contexts "
                   "| saving |", "|---|---|---|---|---|---|"]
         for ch, (a, b) in enumerate(zip(per_plain, per_ctx, strict=True)):
             saving = f"{100.0 * (1.0 - b / a):.1f}%" if a else "–"
-            mean = "" if means[ch] is None else f"{means[ch]:.3f}"
+            offset = "" if offsets[ch] is None else f"{offsets[ch]:.4f}"
             after = "" if pred[ch] is None or pred[ch] < 0 else str(pred[ch])
-            lines.append(f"| {ch} | {mean} | {after} | {a:,.1f} | {b:,.1f} | {saving} |")
+            lines.append(f"| {ch} | {offset} | {after} | {a:,.1f} | {b:,.1f} | {saving} |")
     return lines
 
 
@@ -462,6 +495,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from lic2cpp.fit import offsets_option
+
     model = Path(args.model) if args.model else default_model_path()
     training_set = Path(args.training_set) if args.training_set else None
     entropy = Path(args.entropy) if args.entropy else None
@@ -471,10 +506,14 @@ def run(args: argparse.Namespace) -> int:
         if args.model:
             raise LicError("--training-set is required (or --entropy with fitted tables)")
         entropy = default_entropy_path()
+    if entropy is not None and (args.offsets is not None or args.lmbda is not None):
+        raise LicError("--offsets/--lambda apply to a fit; given tables carry their own "
+                       "offsets (give --training-set to fit)")
     opts = BuildOptions(
         model=model, training_set=training_set, entropy=entropy, out_dir=Path(args.output),
         arch=args.arch, max_patches=args.max_patches, seed=args.seed,
-        patch_size=args.patch_size, batch_size=args.batch_size, force=args.force,
+        patch_size=args.patch_size, batch_size=args.batch_size,
+        offsets=offsets_option(args), lmbda=args.lmbda, force=args.force,
     )
     start = time.perf_counter()
     result = build(opts)
