@@ -172,3 +172,98 @@ def test_training_means_miss_the_flat_image(relu_net: torch.nn.Module) -> None:
         decoded = np.floor(x.permute(1, 2, 0).numpy().astype(np.float64) * 255 + 0.5)
         results[name] = psnr(rgb, decoded)
     assert results["median"] > results["mean"] + 1.0, results
+
+
+# --- --offsets rd ---------------------------------------------------------------------------
+
+def small_training_set(net: torch.nn.Module, count: int) -> tuple[np.ndarray, np.ndarray]:
+    from lic2cpp.datasets import load_training_set
+    from lic2cpp.fit import compute_latents
+
+    patches = load_training_set(PHOTOS, patch_size=64, max_patches=count)
+    return patches, compute_latents(net, patches, progress=False)
+
+
+def true_sse(net: torch.nn.Module, patches: np.ndarray, latents: np.ndarray,
+             offsets: np.ndarray) -> float:
+    """PyTorch: the decoded SSE of round(y - o) + o against the patches, in [0, 1] units."""
+    o = torch.from_numpy(offsets)[None, :, None, None]
+    with torch.no_grad():
+        x_hat = net.g_s(torch.round(torch.from_numpy(latents) - o) + o).clamp(0, 1)
+    x = torch.from_numpy(patches).permute(0, 3, 1, 2).double() / 255
+    return float(((x_hat.double() - x) ** 2).sum())
+
+
+def naive_rate_bits(latents: np.ndarray, offsets: np.ndarray) -> float:
+    """Conditional entropy of each channel's symbols given (left, up) != its most frequent
+    symbol, counted with plain dictionaries (docs/entropy-model.md#quantisation-offsets)."""
+    from collections import Counter
+
+    total = 0.0
+    for c in range(latents.shape[1]):
+        q = np.rint(latents[:, c] - offsets[c]).astype(int)
+        counts = Counter(q.reshape(-1).tolist())
+        mpv = min(v for v, k in counts.items() if k == max(counts.values()))
+        joint: Counter[tuple[int, int]] = Counter()
+        for n, i, j in np.ndindex(q.shape):
+            ctx = int(j > 0 and q[n, i, j - 1] != mpv) + 2 * int(i > 0 and q[n, i - 1, j] != mpv)
+            joint[(ctx, int(q[n, i, j]))] += 1
+        per_ctx: Counter[int] = Counter()
+        for (ctx, _), k in joint.items():
+            per_ctx[ctx] += k
+        total -= sum(k * math.log2(k / per_ctx[ctx]) for (ctx, _), k in joint.items())
+    return total
+
+
+def test_rd_predictions_match_g_s(relu_net: torch.nn.Module) -> None:
+    """The search's second-order prediction of the decoded error when one channel's offset
+    moves is close to the true change through PyTorch's g_s."""
+    from lic2cpp.rd_offsets import dequantize, gradient_and_probes, predicted_sse_changes
+
+    patches, y = small_training_set(relu_net, 4)
+    x = patches.transpose(0, 3, 1, 2).astype(np.float32) / 255
+    med = medians(relu_net)
+    grid = 8
+    cands = med[None, :] + ((np.arange(grid) - grid // 2) / grid).astype(np.float32)[:, None]
+    y_cand = np.stack([dequantize(y, row) for row in cands])
+    grad, jtv, sse = gradient_and_probes(relu_net, x, y_cand[grid // 2], 64, 0)
+    assert sse == pytest.approx(true_sse(relu_net, patches, y, med), rel=1e-5)
+    proj = np.einsum("pscij,kscij->kpsc", jtv, y_cand, dtype=np.float64)
+    pred = predicted_sse_changes(grad, proj, y_cand, np.full(len(med), grid // 2))
+    assert np.all(pred[grid // 2] == 0)
+    scale = np.abs(pred).max()
+    err_model = err_linear = 0.0
+    for c in list(np.argsort(np.abs(pred).max(axis=0))[-3:]) + [5, 100]:
+        for k in (0, 2, 3, 5, 6):
+            off = med.copy()
+            off[c] = cands[k, c]
+            true = true_sse(relu_net, patches, y, off) - sse
+            assert abs(pred[k, c] - true) <= 0.1 * scale + 0.2 * abs(true), (c, k)
+            linear = float(np.sum(grad[:, c] * (y_cand[k, :, c] - y_cand[grid // 2, :, c])))
+            err_model += abs(pred[k, c] - true)
+            err_linear += abs(linear - true)
+    assert err_model < 0.3 * err_linear  # the curvature term matters
+
+
+def test_rd_offsets_lower_the_true_objective(relu_net: torch.nn.Module) -> None:
+    """The offsets found lower λ·255²·MSE + bpp, both recomputed independently (PyTorch g_s,
+    rate counted by hand), and the search's record says so."""
+    from lic2cpp.rd_offsets import rd_offsets
+
+    patches, y = small_training_set(relu_net, 6)
+    med = medians(relu_net)
+    lmbda = 0.0067
+    off, info = rd_offsets(relu_net, patches, y, lmbda, med, rounds=4, probes=8,
+                           first_move=16)
+    assert off.dtype == np.float32 and off.shape == med.shape
+    assert np.all(np.abs(off - med) <= 0.5)
+
+    def objective(o: np.ndarray) -> float:
+        mse = true_sse(relu_net, patches, y, o) / patches.size
+        return lmbda * 255 ** 2 * mse + naive_rate_bits(y, o) / (6 * 64 * 64)
+
+    history = info["rd_history"]
+    assert history[0]["objective"] == pytest.approx(objective(med), rel=1e-6)
+    best = min(h["objective"] for h in history)
+    assert objective(off) == pytest.approx(best, rel=1e-6)
+    assert best < history[0]["objective"] and info["channels_moved"] > 0
