@@ -1,5 +1,6 @@
-"""The codec end to end on Kodak (issue 3): fidelity, rate against CompressAI, range coder
-overhead, determinism, refusal of another model's bitstream, build and coding times.
+"""The codec end to end on Kodak (issues 3 and 9): fidelity, rate against CompressAI, range
+coder overhead, determinism, refusal of another model's bitstream, build and coding times,
+for each choice of quantisation offsets (--offsets median|mean|rd).
 
     python benchmarks/bench_codec.py --model ../shared/models/fp_relu_128_192.pth \
         --training-set ../shared/data/photos --images ../shared/data/kodak --fresh
@@ -14,8 +15,16 @@ every image:
       (encoder --stats);
   (d) decoded output byte-identical across repeated runs; a bitstream of another model
       (built from --other-model) refused by this decoder;
-  (e) encode/decode times (single thread, process wall time).
-Prints everything; --markdown FILE also writes the tables as Markdown.
+  (e) encode/decode times (single thread, process wall time);
+  (f) against CompressAI's decompress of the same model: the latent agreement with
+      CompressAI's rounded latent round(y - median) + median, the worst per-image PSNR
+      difference, the total and the worst per-image rate ratio.
+Prints everything; --markdown FILE also writes the tables as Markdown, --json FILE the
+per-image figures. --sweep-lambda L,... (with --offsets rd) also builds the codec at other
+λ and codes every image with it (executables only), and --versus RUN.json (another run's
+--json, e.g. the median default) prints the bits this run's codec needs at that run's PSNR:
+log(bpp) interpolated linearly in PSNR between this run's operating points (its own point
+and the sweep's; a single point is compared as it is).
 """
 
 from __future__ import annotations
@@ -86,16 +95,31 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=None, help="only the first N images")
     ap.add_argument("--repeats", type=int, default=3, help="decodes per image for (d)")
     ap.add_argument("--markdown", type=Path, default=None)
+    ap.add_argument("--offsets", choices=("median", "mean", "rd"), default="median",
+                    help="quantisation offsets of the codec measured (lic2cpp build --offsets)")
+    ap.add_argument("--lambda", dest="lmbda", type=float, default=None,
+                    help="λ for --offsets rd (default: the checkpoint's)")
+    ap.add_argument("--sweep-lambda", default=None, metavar="L,...",
+                    help="with --offsets rd: also measure the codec built at these λ")
+    ap.add_argument("--json", type=Path, default=None, help="write the per-image figures")
+    ap.add_argument("--versus", type=Path, default=None, metavar="RUN.json",
+                    help="another run's --json: bits at its PSNR (see above)")
     args = ap.parse_args()
     torch.set_num_threads(1)  # the executables run single-threaded too
+    if args.sweep_lambda and args.offsets != "rd":
+        ap.error("--sweep-lambda needs --offsets rd")
+    offsets_args = ["--offsets", args.offsets]
+    if args.lmbda is not None:
+        offsets_args += ["--lambda", str(args.lmbda)]
 
-    build_s = build(args.model, args.training_set, args.out, args.fresh, [])
+    build_s = build(args.model, args.training_set, args.out, args.fresh, offsets_args)
     # The other model only needs to exist: a small training subset keeps it quick.
     build(args.other_model, args.training_set, args.other_out, False,
           ["--max-patches", "64"])
     encoder, decoder = args.out / "encoder", args.out / "decoder"
     net = load_model(args.model)
-    means = EntropyModel.load(args.out / "entropy.lice").means
+    offsets = EntropyModel.load(args.out / "entropy.lice").offsets
+    medians = net.entropy_bottleneck.quantiles[:, 0, 1].detach().numpy()
     images = list_images(args.images)[: args.limit]
 
     rows = []
@@ -113,14 +137,17 @@ def main() -> int:
             diff = np.abs(decoded.astype(int) - ref.astype(int))
             torch_res, _ = eval_compressai(net, image, rgb)
             stats = encoder_stats(encoder, image, tmp)
-            # latent agreement: C++ g_a + quantisation vs PyTorch's round(y - mean) + mean
+            # latent agreement: C++ g_a + quantisation vs PyTorch's round(y - o) + o with
+            # the codec's offsets, and vs CompressAI's round(y - median) + median;
             # the encoder pads by edge replication to a multiple of 16
             padded = np.pad(rgb, ((0, -h % 16), (0, -w % 16), (0, 0)), mode="edge")
             with torch.no_grad():
                 x = torch.from_numpy(padded).permute(2, 0, 1)[None].float() / 255
                 y = net.g_a(x)[0].permute(1, 2, 0).numpy()
-            y_hat = np.rint(y - means) + means
+            y_hat = np.rint(y - offsets) + offsets
             lat_diff = int(np.sum(np.abs(np.load(lat_path) - y_hat) > 1e-3))
+            y_median = np.rint(y - medians) + medians
+            lat_vs_median = int(np.sum(np.load(lat_path) != y_median))
             # (d) determinism
             outputs = set()
             for k in range(args.repeats):
@@ -132,6 +159,7 @@ def main() -> int:
                 "image": image.name, "lic": lic, "torch": torch_res,
                 "max_diff": int(diff.max()), "pixels_off": int((diff > 0).sum()),
                 "psnr_gs": psnr(rgb, ref), "stats": stats, "latent_mismatch": lat_diff,
+                "latent_vs_median": lat_vs_median,
                 "latent_size": int(y_hat.size),
                 "deterministic": len(outputs) == 1,
             })
@@ -151,10 +179,92 @@ def main() -> int:
         other_ok = refused.returncode != 0 and not (tmp / "other.png").exists()
 
     report = summarise(rows, build_s, other_ok, other_msg, refused.returncode)
+    report += "\n" + versus_compressai(rows, args.offsets)
+    points = [operating_point(rows, f"{args.offsets} (λ = build's)")]
+    if args.sweep_lambda:
+        for lam in [float(v) for v in args.sweep_lambda.split(",")]:
+            out = args.out.with_name(f"{args.out.name}-lambda{lam:g}")
+            build(args.model, args.training_set, out, False, ["--offsets", "rd", "--lambda",
+                                                              str(lam)])
+            points.append(sweep_point(out, images, f"rd, λ = {lam:g}"))
+    report += "\n" + "\n".join(
+        f"- operating point {p['label']}: {p['bpp']:.4f} bpp (total bits / pixels), "
+        f"{p['psnr']:.3f} dB (mean PSNR)" for p in points)
+    if args.versus:
+        report += "\n" + versus_run(points, json.loads(args.versus.read_text()))
     print(report)
     if args.markdown:
         args.markdown.write_text(report + "\n")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "offsets": args.offsets, "points": points,
+            "images": [{"image": r["image"], "bytes": r["lic"].bytes,
+                        "pixels": r["lic"].width * r["lic"].height, "psnr": r["lic"].psnr,
+                        "compressai_bytes": r["torch"].bytes,
+                        "compressai_psnr": r["torch"].psnr} for r in rows]}, indent=1) + "\n")
     return 0
+
+
+def operating_point(rows: list[dict], label: str) -> dict:
+    """Total bits over total pixels and the mean PSNR of a run."""
+    bits = sum(8 * r["lic"].bytes for r in rows)
+    pixels = sum(r["lic"].width * r["lic"].height for r in rows)
+    return {"label": label, "bpp": bits / pixels,
+            "psnr": float(np.mean([r["lic"].psnr for r in rows]))}
+
+
+def sweep_point(out: Path, images: list[Path], label: str) -> dict:
+    """The codec in OUT on every image (executables only): its operating point."""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="lic2cpp-sweep-") as tmpname:
+        for image in images:
+            rgb = read_rgb(image)
+            lic, _ = eval_lic2cpp(out / "encoder", out / "decoder", image, rgb, Path(tmpname))
+            rows.append({"lic": lic})
+    return operating_point(rows, label)
+
+
+def bpp_at_psnr(points: list[dict], target: float) -> tuple[float, str]:
+    """log(bpp) linear in PSNR between the two points that bracket ``target`` (or the two
+    nearest, extrapolating); a single point is returned as it is."""
+    pts = sorted(points, key=lambda p: p["psnr"])
+    if len(pts) == 1:
+        return pts[0]["bpp"], "single point, not interpolated"
+    lo = max([p for p in pts if p["psnr"] <= target], key=lambda p: p["psnr"], default=pts[0])
+    hi = min([p for p in pts if p["psnr"] > target], key=lambda p: p["psnr"], default=pts[-1])
+    if lo is hi:
+        lo, hi = (pts[0], pts[1]) if target < pts[0]["psnr"] else (pts[-2], pts[-1])
+    t = (target - lo["psnr"]) / (hi["psnr"] - lo["psnr"])
+    inside = lo["psnr"] <= target <= hi["psnr"]
+    bpp = math.exp(math.log(lo["bpp"]) + t * (math.log(hi["bpp"]) - math.log(lo["bpp"])))
+    return bpp, "interpolated" if inside else "extrapolated"
+
+
+def versus_run(points: list[dict], other: dict) -> str:
+    ref = other["points"][0]
+    bpp, how = bpp_at_psnr(points, ref["psnr"])
+    return (f"- versus {other['offsets']} ({ref['bpp']:.4f} bpp, {ref['psnr']:.3f} dB): this "
+            f"codec needs {bpp:.4f} bpp at {ref['psnr']:.3f} dB ({how}): "
+            f"{100 * (bpp / ref['bpp'] - 1):+.2f}% bits at equal PSNR")
+
+
+def versus_compressai(rows: list[dict], offsets: str) -> str:
+    """(f): this codec against CompressAI's compress/decompress of the same model."""
+    lic_bits = sum(r["lic"].bytes for r in rows)
+    tor_bits = sum(r["torch"].bytes for r in rows)
+    ratios = [r["lic"].bytes / r["torch"].bytes for r in rows]
+    worst = max(rows, key=lambda r: abs(r["lic"].psnr - r["torch"].psnr))
+    same = sum(r["latent_size"] - r["latent_vs_median"] for r in rows)
+    size = sum(r["latent_size"] for r in rows)
+    return "\n".join([
+        f"- (f) offsets {offsets}: latent equal to CompressAI's round(y - median) + median "
+        f"in {same} of {size} elements ({100 * same / size:.4f}%); worst per-image PSNR "
+        f"difference to CompressAI's decompress {worst['lic'].psnr - worst['torch'].psnr:+.4f} "
+        f"dB ({worst['image']}); bits {lic_bits * 8} vs {tor_bits * 8}: "
+        f"{lic_bits / tor_bits:.4f}x in total, per image from {min(ratios):.4f}x to "
+        f"{max(ratios):.4f}x ({sum(x < 1 for x in ratios)} of {len(ratios)} images below "
+        "CompressAI)",
+    ])
 
 
 def summarise(rows: list[dict], build_s: float, other_ok: bool, other_msg: str,
@@ -198,7 +308,8 @@ def summarise(rows: list[dict], build_s: float, other_ok: bool, other_msg: str,
         f"{sum(r['pixels_off'] for r in rows)} of {3 * pixels}; "
         f"max PSNR difference {max_dpsnr:.5f} dB; "
         f"pass: {all(r['max_diff'] <= 1 for r in rows) and max_dpsnr <= 0.01}",
-        f"- latents: C++ de-quantised latent vs PyTorch round(g_a(x) - mean) + mean: "
+        f"- latents: C++ de-quantised latent vs PyTorch round(g_a(x) - offset) + offset (the "
+        f"codec's offsets): "
         f"{sum(r['latent_mismatch'] for r in rows)} of "
         f"{sum(r['latent_size'] for r in rows)} elements differ",
         f"- (b) rate: lic2cpp {lic_bpp:.4f} bpp vs CompressAI {tor_bpp:.4f} bpp: "

@@ -126,11 +126,13 @@ def check_against_pytorch(out: Path, model: Path, tmp_path: Path, h: int, w: int
                           ) -> None:
     """Encode and decode a smooth h×w image with OUT's executables; the decoded pixels must
     be PyTorch's g_s on the decoder's own de-quantised latent (to 1 in 8 bits), and that
-    latent PyTorch's round(g_a(x) - mean) + mean on the edge-padded image."""
+    latent CompressAI's round(g_a(x) - median) + median on the edge-padded image (the
+    default offsets are the entropy bottleneck's medians)."""
     from lic2cpp.entropy import EntropyModel
 
     net = torch.load(model, weights_only=False)["model"].eval()
-    means = EntropyModel.load(out / "entropy.lice").means
+    means = net.entropy_bottleneck.quantiles[:, 0, 1].detach().numpy()
+    assert np.array_equal(EntropyModel.load(out / "entropy.lice").offsets, means)
     img = smooth_image(h, w, seed=h)
     src = tmp_path / f"in{h}{ext}"
     Image.fromarray(img).save(src)
@@ -249,6 +251,24 @@ def test_build_caching(built: dict[str, Path], tmp_path: Path,
     model_bytes = model.read_bytes()
     with monkeypatch.context() as m:
         m.setattr(lic2cpp.codegen, "build_codec", fake_codec)
+        # The offsets are part of the fit's key, λ too for rd; the report names them.
+        def run_offsets(mode: str, lmbda: float | None = None) -> list[str]:
+            return build(BuildOptions(model=model, training_set=train, out_dir=out,
+                                      patch_size=PATCH, offsets=mode, lmbda=lmbda,
+                                      progress=False, log=logs.append)).ran
+
+        assert run_offsets("mean") == ["fit", "codegen"]
+        assert "- mean (the training latents' per-channel means)" in (
+            out / "report.md").read_text()
+        assert run_offsets("rd", 0.01) == ["fit", "codegen"]
+        assert "λ = 0.01 from --lambda" in (out / "report.md").read_text()
+        assert run_offsets("rd", 0.01) == []
+        assert "fit" in run_offsets("rd", 0.02)
+        assert run() == ["fit", "codegen"]  # back to the medians: the first tables
+        assert sha(out / "entropy.lice") == entropy_sha
+        assert "- median (the model's entropy-bottleneck medians" in (
+            out / "report.md").read_text()
+        calls.clear()
         np.save(train, training_patches(100))
         assert run() == ["fit", "codegen"]
         assert sha(out / "entropy.lice") != entropy_sha
@@ -312,7 +332,9 @@ def test_build_cli_needs_one_source_of_tables(tmp_path: Path,
     for extra, message in (([], "--training-set is required"),
                            (["--training-set", "a", "--entropy", "b"], "not both"),
                            (["--entropy", str(tmp_path / "none.lice")], "cannot read"),
-                           (["--entropy", str(tmp_path / "m.pth")], "m.pth")):
+                           (["--entropy", str(tmp_path / "m.pth")], "m.pth"),
+                           (["--entropy", "b", "--offsets", "mean"], "carry their own offsets"),
+                           (["--training-set", "a", "--lambda", "0.1"], "only used with")):
         assert main(base + extra) == 1
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and message in err, err

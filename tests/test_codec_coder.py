@@ -47,9 +47,17 @@ def smooth_latents(n: int, c: int, h: int, w: int, seed: int) -> np.ndarray:
     return y.astype(np.float32)
 
 
-def test_cpp_context_model_matches_python(tmp_path: Path) -> None:
+@pytest.mark.parametrize("offsets", ["means", "given"])
+def test_cpp_context_model_matches_python(tmp_path: Path, offsets: str) -> None:
+    """The C++ reader and coder use the Python writer's tables, offsets included: the
+    training means, or given offsets (like the medians) a fraction away from them."""
     train = smooth_latents(40, 6, 12, 12, 0)
-    model = fit_entropy_model(train)
+    given = None
+    if offsets == "given":
+        given = (np.arange(6) + 0.37 * np.arange(1, 7)).astype(np.float32)
+    model = fit_entropy_model(train, given)
+    if given is not None:
+        assert np.array_equal(model.offsets, given)
     model.save(tmp_path / "e.lice")
     test = smooth_latents(5, 6, 23, 17, 1)
     test[0, 2, 4, 4] = 300.0  # escapes, far out of the fitted range in both directions

@@ -30,7 +30,8 @@ def test_generated_images_are_deterministic_and_varied(tmp_path: Path) -> None:
 
 def test_demo_round_trip_matches_pytorch(tmp_path: Path) -> None:
     """The demo's codec (shipped tables, no photos needed) on generated images: the decoded
-    PSNR is PyTorch's on the same de-quantised latent, the size is the tables' ideal code
+    PSNR is PyTorch's on the model's own de-quantised latent round(y - median) + median
+    (the shipped tables' offsets are the medians), the size is the tables' ideal code
     length plus a small header."""
     images = tmp_path / "images"
     demo.write_generated_images(images, 2)
@@ -41,7 +42,9 @@ def test_demo_round_trip_matches_pytorch(tmp_path: Path) -> None:
 
     net = load_model(default_model_path())
     tables = EntropyModel.load(default_entropy_path())
-    mean = torch.from_numpy(tables.means)[None, :, None, None]
+    medians = net.entropy_bottleneck.quantiles[:, 0, 1].detach()
+    assert np.array_equal(tables.offsets, medians.numpy())
+    mean = medians[None, :, None, None]
     for r in results:
         rgb = read_rgb(images / r.name)
         x = torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None].float() / 255

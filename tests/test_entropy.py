@@ -93,7 +93,7 @@ def test_fit_finds_structure(model: EntropyModel, synthetic: np.ndarray) -> None
     assert ch0.lo == -8 and ch0.nsym == 17  # training range -8..8
     assert ch2.nsym == 1 and ch2.mpv == 0 and ch2.flag_freq == PROB_ONE - 1  # dead channel
     assert ch0.flag_freq == 1  # never entirely mpv
-    assert abs(ch3.mean - synthetic[:, 3].mean()) < 1e-4
+    assert abs(ch3.offset - synthetic[:, 3].mean()) < 1e-4  # no offsets given: the means
     # ch0 and ch1 predict each other: they are adjacent in the order, and the second one
     # of them uses its predecessor (its tables differ between the two P contexts).
     order = model.order.tolist()
@@ -117,7 +117,7 @@ def naive_bits(m: EntropyModel, latents: np.ndarray) -> float:
     total = 0.0
     pred = {int(b): int(a) for a, b in zip(m.order[:-1], m.order[1:], strict=True)}
     for y in latents:
-        q = np.rint(y - m.means[:, None, None]).astype(np.int64)
+        q = np.rint(y - m.offsets[:, None, None]).astype(np.int64)
         for c in m.order.tolist():
             ch = m.channels[c]
             if (q[c] == ch.mpv).all():

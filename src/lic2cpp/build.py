@@ -6,7 +6,8 @@ the hashes of the files it wrote:
 1. ``convert``: the model file's contents, ``--arch`` and the converter's code ->
    ``g_a.licm``, ``g_s.licm``;
 2. ``fit``: the model file's contents, ``--arch``, the training set's identity (path,
-   sizes, mtimes) and options, the fitting code -> ``entropy.lice`` and ``fit_stats.json``;
+   sizes, mtimes) and options (``--offsets``, and λ for ``rd``), the fitting code ->
+   ``entropy.lice`` and ``fit_stats.json``;
 3. ``int16`` (only with ``--int16``): the model file, the quantizers file, the training set
    (calibration) and the options -> ``g_s_int16.licm`` (and ``g_a_int16.licm`` with
    ``--int16 both``) and ``int16.json`` (docs/int16.md);
@@ -32,14 +33,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from lic2cpp import __version__, codegen
 from lic2cpp.assets import default_entropy_path, default_model_path
 from lic2cpp.convert import convert_model
 from lic2cpp.datasets import check_training_set, training_set_identity
 from lic2cpp.entropy import EntropyModel
 from lic2cpp.errors import LicError
-from lic2cpp.fit import add_training_arguments, check_training_path, fit_latents, summarise_model
+from lic2cpp.fit import (
+    add_training_arguments,
+    check_training_path,
+    describe_offsets,
+    fit_latents,
+    offsets_option,
+    summarise_model,
+)
 from lic2cpp.load import load_model
+from lic2cpp.offsets import check_mode, model_medians, resolve_lambda
 from lic2cpp.toolchain import cpp_dir, find_compiler, source_closure
 
 MANIFEST = "manifest.json"
@@ -54,7 +65,7 @@ INT16_MODES = ("decoder", "both")
 # Python modules whose code decides each step's output (hashed into the step key).
 CONVERT_MODULES = ("lic2cpp.load", "lic2cpp.export", "lic2cpp.convert", "lic2cpp.modelformat")
 FIT_MODULES = ("lic2cpp.load", "lic2cpp.datasets", "lic2cpp.images", "lic2cpp.fit",
-               "lic2cpp.entropy")
+               "lic2cpp.entropy", "lic2cpp.offsets", "lic2cpp.rd_offsets")
 CODEGEN_MODULES = ("lic2cpp.codegen", "lic2cpp.modelformat", "lic2cpp.entropy",
                    "lic2cpp.toolchain")
 INT16_MODULES = ("lic2cpp.int16", "lic2cpp.fixedpoint", "lic2cpp.modelformat", "lic2cpp.load",
@@ -144,6 +155,8 @@ class BuildOptions:
     seed: int = 0
     patch_size: int = 256
     batch_size: int = 8
+    offsets: str = "median"  # see lic2cpp.offsets
+    lmbda: float | None = None  # for offsets "rd"; None: the checkpoint's
     force: bool = False
     progress: bool | None = None
     log: Callable[[str], None] = print
@@ -171,6 +184,7 @@ def check_model_path(path: Path) -> None:
 def check_inputs(opts: BuildOptions) -> None:
     """Refuse bad inputs before any slow step."""
     check_model_path(opts.model)
+    check_mode(opts.offsets)
     if (opts.training_set is None) == (opts.entropy is None):
         raise LicError("give either a training set or ready-made entropy tables")
     if opts.training_set is not None:
@@ -193,6 +207,9 @@ class BuildRun:
 
     def __init__(self, opts: BuildOptions) -> None:
         self.opts = opts
+        self.lmbda, self.lambda_source = None, None
+        if opts.training_set is not None and opts.offsets == "rd":
+            self.lmbda, self.lambda_source = resolve_lambda(opts.lmbda, opts.model)
         self.out = opts.out_dir
         self.out.mkdir(parents=True, exist_ok=True)
         self.manifest = read_manifest(self.out)
@@ -261,7 +278,8 @@ class BuildRun:
                     "code": modules_hash(FIT_MODULES)}
         return {**common, "training_set": training_set_identity(opts.training_set),
                 "max_patches": opts.max_patches, "seed": opts.seed,
-                "patch_size": opts.patch_size, "code": modules_hash(FIT_MODULES)}
+                "patch_size": opts.patch_size, "offsets": opts.offsets, "lambda": self.lmbda,
+                "code": modules_hash(FIT_MODULES)}
 
     def fit(self) -> list[str]:
         opts = self.opts
@@ -270,7 +288,9 @@ class BuildRun:
         assert opts.training_set is not None
         fitted = fit_latents(self.net(), opts.training_set, max_patches=opts.max_patches,
                              seed=opts.seed, patch_size=opts.patch_size,
-                             batch_size=opts.batch_size, progress=opts.progress)
+                             batch_size=opts.batch_size, offsets=opts.offsets,
+                             lmbda=self.lmbda, lambda_source=self.lambda_source,
+                             progress=opts.progress)
         fitted.entropy_model.save(self.out / ENTROPY_FILE)
         stats = fit_statistics(fitted, opts)
         (self.out / FIT_STATS).write_text(json.dumps(stats, indent=2, default=_jsonable) + "\n")
@@ -279,11 +299,11 @@ class BuildRun:
     def copy_tables(self, tables: Path) -> list[str]:
         """Given tables: checked, copied, nothing estimated."""
         self.opts.log(f"  using the given tables {tables} (no fit)")
-        EntropyModel.load(tables)  # refuses a file that is not valid tables
+        given = EntropyModel.load(tables)  # refuses a file that is not valid tables
         shutil.copyfile(tables, self.out / ENTROPY_FILE)
         stats = {"model": summarise_model(self.net()), "training_patches": 0,
                  "patch_size": self.opts.patch_size, "latent_per_patch": None,
-                 "estimate": None}
+                 "estimate": None, "offsets": given_offsets(self.net(), given)}
         (self.out / FIT_STATS).write_text(json.dumps(stats, indent=2) + "\n")
         return [ENTROPY_FILE, FIT_STATS]
 
@@ -428,15 +448,25 @@ def fit_statistics(fitted: Any, opts: BuildOptions) -> dict[str, Any]:
         "patch_size": opts.patch_size,
         "latent_per_patch": [int(c), int(h), int(w)],
         "estimate": fitted.entropy_model.estimate_bits(fitted.latents),
+        "offsets": fitted.offsets,
         "channels": channel_summary(fitted.entropy_model),
     }
+
+
+def given_offsets(net: Any, tables: Any) -> dict[str, Any]:
+    """What is known of given tables' offsets: whether they are the model's medians."""
+    try:
+        medians = model_medians(net, tables.num_channels)
+    except LicError:
+        return {"mode": "given", "equal_medians": False}
+    return {"mode": "given", "equal_medians": bool(np.array_equal(medians, tables.offsets))}
 
 
 def channel_summary(model: Any) -> dict[str, Any]:
     """Per-channel mean and predecessor in the coding order, where the model exposes them."""
     info: dict[str, Any] = {}
-    if hasattr(model, "means"):
-        info["means"] = [float(m) for m in model.means]
+    if hasattr(model, "offsets"):
+        info["offsets"] = [float(m) for m in model.offsets]
     if hasattr(model, "predecessors"):
         info["coded_after"] = [int(p) for p in model.predecessors()]
     return info
@@ -505,13 +535,19 @@ def render_int16(out: Path, manifest: dict[str, Any]) -> list[str]:
 
 def render_training(manifest: dict[str, Any], stats: dict[str, Any]) -> list[str]:
     if stats["estimate"] is None:
-        return ["## Entropy tables", "",
-                f"- given, not fitted here: `{manifest.get('entropy_source')}` (no training "
-                "set, so no estimate)"]
+        lines = ["## Entropy tables", "",
+                 f"- given, not fitted here: `{manifest.get('entropy_source')}` (no training "
+                 "set, so no estimate)"]
+        if stats.get("offsets"):
+            lines.append(f"- quantisation offsets: {describe_offsets(stats['offsets'])}")
+        return lines
     p = stats["patch_size"]
     return [
         "## Training set",
         f"- `{manifest['training_set']}`: {stats['training_patches']} patches of {p}×{p}",
+        "",
+        "## Quantisation offsets",
+        f"- {describe_offsets(stats['offsets'])}" if stats.get("offsets") else "- not recorded",
         "",
         "## Entropy estimate on the training latents (ideal code length)",
         "",
@@ -543,17 +579,17 @@ def render_estimate(est: dict[str, Any], pixels: int,
     per_ctx = est.get("per_channel_ctx")
     per_plain = est.get("per_channel_plain")
     if per_ctx is not None and per_plain is not None:
-        means = channel_info.get("means") or [None] * len(per_ctx)
+        offsets = channel_info.get("offsets") or [None] * len(per_ctx)
         pred = channel_info.get("coded_after") or [None] * len(per_ctx)
         lines += ["Per channel (bits summed over the training set; channels coded in the "
                   "fitted order, each after the channel that best predicts it):", "",
-                  "| channel | mean | coded after | bits, no contexts | bits, contexts "
+                  "| channel | offset | coded after | bits, no contexts | bits, contexts "
                   "| saving |", "|---|---|---|---|---|---|"]
         for ch, (a, b) in enumerate(zip(per_plain, per_ctx, strict=True)):
             saving = f"{100.0 * (1.0 - b / a):.1f}%" if a else "–"
-            mean = "" if means[ch] is None else f"{means[ch]:.3f}"
+            offset = "" if offsets[ch] is None else f"{offsets[ch]:.4f}"
             after = "" if pred[ch] is None or pred[ch] < 0 else str(pred[ch])
-            lines.append(f"| {ch} | {mean} | {after} | {a:,.1f} | {b:,.1f} | {saving} |")
+            lines.append(f"| {ch} | {offset} | {after} | {a:,.1f} | {b:,.1f} | {saving} |")
     return lines
 
 
@@ -604,11 +640,14 @@ def run(args: argparse.Namespace) -> int:
         if args.model:
             raise LicError("--training-set is required (or --entropy with fitted tables)")
         entropy = default_entropy_path()
+    if entropy is not None and (args.offsets is not None or args.lmbda is not None):
+        raise LicError("--offsets/--lambda apply to a fit; given tables carry their own "
+                       "offsets (give --training-set to fit)")
     opts = BuildOptions(
         model=model, training_set=training_set, entropy=entropy, out_dir=Path(args.output),
         arch=args.arch, weights_only=args.weights_only, max_patches=args.max_patches,
         seed=args.seed, patch_size=args.patch_size, batch_size=args.batch_size,
-        force=args.force, int16=args.int16,
+        force=args.force, int16=args.int16, offsets=offsets_option(args), lmbda=args.lmbda,
         quantizers=Path(args.quantizers) if args.quantizers else None,
         calib_patches=args.calib_patches,
     )

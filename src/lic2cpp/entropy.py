@@ -1,7 +1,9 @@
 """The entropy model: integer probability tables fitted on training latents (numpy only).
 
 The latent ``y`` (channels ``C``, ``h`` x ``w``) is coded as integer symbols
-``q = round(y - mean[c])`` (round half to even, float32 arithmetic, as the C++ encoder does).
+``q = round(y - offset[c])`` (round half to even, float32 arithmetic, as the C++ encoder does)
+and decoded as ``q + offset[c]``. The offsets are chosen by the caller (``lic2cpp.fit``: the
+model's medians by default); without them the fit uses the per-channel training means.
 Each channel has:
 
 - a most probable value ``mpv`` and an in-range alphabet ``lo .. lo + nsym - 1`` plus one
@@ -46,7 +48,7 @@ MAGIC = b"LICE"
 VERSION_MAJOR = 1
 VERSION_MINOR = 0
 HEADER = struct.Struct("<4sHHQQ")  # magic, major, minor, body_size, fingerprint
-CHANNEL_HEAD = struct.Struct("<fiiIIII")  # mean, mpv, lo, nsym, t_nbr, t_prev, flag_freq
+CHANNEL_HEAD = struct.Struct("<fiiIIII")  # offset, mpv, lo, nsym, t_nbr, t_prev, flag_freq
 
 
 
@@ -62,7 +64,7 @@ def header_fingerprint(data: bytes) -> int:
 class ChannelModel:
     """Everything the coder needs for one latent channel (see the module docstring)."""
 
-    mean: float
+    offset: float  # q = round(y - offset), y_hat = q + offset (float32)
     mpv: int
     lo: int
     t_nbr: int
@@ -87,8 +89,8 @@ class EntropyModel:
         return len(self.channels)
 
     @property
-    def means(self) -> np.ndarray:
-        return np.array([ch.mean for ch in self.channels], dtype=np.float32)
+    def offsets(self) -> np.ndarray:
+        return np.array([ch.offset for ch in self.channels], dtype=np.float32)
 
     def predecessors(self) -> np.ndarray:
         """pred[c] = channel coded just before c, or -1 for the first one."""
@@ -102,7 +104,7 @@ class EntropyModel:
         body += struct.pack("<III", len(self.channels), PRECISION_BITS, N_CONTEXTS)
         body += np.asarray(self.order, dtype="<u4").tobytes()
         for ch in self.channels:
-            body += CHANNEL_HEAD.pack(ch.mean, ch.mpv, ch.lo, ch.nsym, ch.t_nbr, ch.t_prev,
+            body += CHANNEL_HEAD.pack(ch.offset, ch.mpv, ch.lo, ch.nsym, ch.t_nbr, ch.t_prev,
                                       ch.flag_freq)
             tables = np.concatenate([ch.freqs.reshape(-1), ch.plain]).astype("<u2")
             raw = tables.tobytes()
@@ -137,9 +139,9 @@ class EntropyModel:
 
     # ---- code lengths ------------------------------------------------------------------
     def symbols(self, latents: np.ndarray) -> np.ndarray:
-        """q = round(y - mean), int64 [N, C, h, w]; refuses non-finite or huge values."""
+        """q = round(y - offset), int64 [N, C, h, w]; refuses non-finite or huge values."""
         y = _check_latents(latents, self.num_channels)
-        d = y - self.means[None, :, None, None]  # float32, as in C++
+        d = y - self.offsets[None, :, None, None]  # float32, as in C++
         if not np.isfinite(d).all() or np.abs(d).max(initial=0) >= MAX_ABS_SYMBOL:
             raise LicError("latent has non-finite or out-of-range values")
         return np.rint(d).astype(np.int64)
@@ -262,12 +264,26 @@ def _entropy_bits(counts: np.ndarray) -> float:
 
 
 # ---- fitting -------------------------------------------------------------------------------
-def fit_entropy_model(latents: np.ndarray, *, progress: bool = False) -> EntropyModel:
-    """Fit the entropy model on training latents float32 [N, C, h, w] (see module docstring)."""
+def channel_means(latents: np.ndarray) -> np.ndarray:
+    """Per-channel means of latents [N, C, h, w] (float64 sums), as float32 offsets."""
+    y = _check_latents(latents)
+    return y.astype(np.float64).mean(axis=(0, 2, 3)).astype(np.float32)
+
+
+def fit_entropy_model(latents: np.ndarray, offsets: np.ndarray | None = None, *,
+                      progress: bool = False) -> EntropyModel:
+    """Fit the entropy model on training latents float32 [N, C, h, w] (see module docstring).
+
+    ``offsets`` (float32 [C]) are the quantisation offsets; None: the channel means.
+    """
     y = _check_latents(latents)
     n, c_count = y.shape[:2]
-    means = y.astype(np.float64).mean(axis=(0, 2, 3)).astype(np.float32)
-    d = y - means[None, :, None, None]
+    if offsets is None:
+        offsets = channel_means(y)
+    offsets = np.asarray(offsets, dtype=np.float32)
+    if offsets.shape != (c_count,) or not np.isfinite(offsets).all():
+        raise LicError(f"need {c_count} finite quantisation offsets, got shape {offsets.shape}")
+    d = y - offsets[None, :, None, None]
     if not np.isfinite(d).all() or np.abs(d).max() >= MAX_ABS_SYMBOL:
         raise LicError("training latents have non-finite or out-of-range values")
     q = np.rint(d).astype(np.int64)
@@ -307,7 +323,7 @@ def fit_entropy_model(latents: np.ndarray, *, progress: bool = False) -> Entropy
         all_mpv = (q[:, c] == mpv[c]).reshape(n, -1).all(axis=1).sum()
         flag_freq = int(np.clip(round(all_mpv * PROB_ONE / n), 1, PROB_ONE - 1))
         channels.append(ChannelModel(
-            mean=float(means[c]), mpv=int(mpv[c]), lo=int(lo[c]), t_nbr=int(t_n),
+            offset=float(offsets[c]), mpv=int(mpv[c]), lo=int(lo[c]), t_nbr=int(t_n),
             t_prev=int(t_p), flag_freq=flag_freq, freqs=freqs,
             plain=quantize_frequencies(plain)))
     info = {"entropy_ctx_bits": ent_ctx, "entropy_plain_bits": ent_plain,
@@ -446,8 +462,8 @@ def _parse(data: bytes) -> EntropyModel:
         raise LicError("entropy model channel order is not a permutation")
     channels = []
     for _ in range(c_count):
-        mean, mpv, lo, nsym, t_n, t_p, flag = CHANNEL_HEAD.unpack(take(CHANNEL_HEAD.size))
-        if not (np.isfinite(mean) and 1 <= nsym <= 2 * MAX_HALF_ALPHABET + 1
+        offset, mpv, lo, nsym, t_n, t_p, flag = CHANNEL_HEAD.unpack(take(CHANNEL_HEAD.size))
+        if not (np.isfinite(offset) and 1 <= nsym <= 2 * MAX_HALF_ALPHABET + 1
                 and lo <= mpv < lo + nsym and t_n <= MAX_THRESHOLD and t_p <= MAX_THRESHOLD
                 and 1 <= flag < PROB_ONE and abs(lo) < MAX_ABS_SYMBOL):
             raise LicError("entropy model has an invalid channel record")
@@ -457,7 +473,7 @@ def _parse(data: bytes) -> EntropyModel:
         tables = tables.reshape(N_CONTEXTS + 1, nsym + 1)
         if (tables == 0).any() or (tables.sum(axis=1) != PROB_ONE).any():
             raise LicError("entropy model has an invalid probability table")
-        channels.append(ChannelModel(mean=mean, mpv=mpv, lo=lo, t_nbr=t_n, t_prev=t_p,
+        channels.append(ChannelModel(offset=offset, mpv=mpv, lo=lo, t_nbr=t_n, t_prev=t_p,
                                      flag_freq=flag, freqs=tables[:N_CONTEXTS].copy(),
                                      plain=tables[N_CONTEXTS].copy()))
     if pos != len(body):

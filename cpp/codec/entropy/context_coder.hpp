@@ -172,7 +172,7 @@ inline Latent decode_latent(RangeDecoder& dec, const ContextTables& m, int heigh
   return lat;
 }
 
-// q = round_half_even(y - mean) in float32, as ContextTables.symbols does; y is read at
+// q = round_half_even(y - offset) in float32, as ContextTables.symbols does; y is read at
 // y[c * c_stride + (row * width + col) * px_stride] so both CHW and HWC work.
 inline Latent quantize(const float* y, int channels, int height, int width, size_t c_stride,
                        size_t px_stride, const ContextTables& m) {
@@ -185,9 +185,9 @@ inline Latent quantize(const float* y, int channels, int height, int width, size
   lat.width = width;
   lat.q.resize(static_cast<size_t>(channels) * height * width);
   for (int c = 0; c < channels; ++c) {
-    const float mean = m.channels[c].mean;
+    const float offset = m.channels[c].offset;
     for (size_t i = 0; i < static_cast<size_t>(height) * width; ++i) {
-      const float d = y[c * c_stride + i * px_stride] - mean;
+      const float d = y[c * c_stride + i * px_stride] - offset;
       if (!std::isfinite(d) || std::fabs(d) >= static_cast<float>(kMaxAbsSymbol))
         throw Error("latent has a non-finite or out-of-range value (channel " + std::to_string(c) + ")");
       lat.q[static_cast<size_t>(c) * height * width + i] = static_cast<int32_t>(std::nearbyint(d));
@@ -196,13 +196,13 @@ inline Latent quantize(const float* y, int channels, int height, int width, size
   return lat;
 }
 
-// De-quantised latent y_hat = q + mean (float32), HWC.
+// De-quantised latent y_hat = q + offset (float32), HWC.
 inline std::vector<float> dequantize_hwc(const Latent& lat, const ContextTables& m) {
   std::vector<float> out(lat.q.size());
   const size_t hw = static_cast<size_t>(lat.height) * lat.width;
   for (int c = 0; c < lat.channels; ++c)
     for (size_t i = 0; i < hw; ++i)
-      out[i * lat.channels + c] = static_cast<float>(lat.q[c * hw + i]) + m.channels[c].mean;
+      out[i * lat.channels + c] = static_cast<float>(lat.q[c * hw + i]) + m.channels[c].offset;
   return out;
 }
 

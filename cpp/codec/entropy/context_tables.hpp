@@ -25,7 +25,7 @@ constexpr int64_t kMaxAbsSymbol = int64_t{1} << 30;
 constexpr int kEscapeLengthBits = 5;
 
 struct ChannelTables {
-  float mean = 0;
+  float offset = 0;  // q = round(y - offset), y_hat = q + offset
   int32_t mpv = 0;
   int32_t lo = 0;
   uint32_t nsym = 0;  // in-range symbols lo .. lo + nsym - 1; index nsym is the escape
@@ -77,7 +77,7 @@ struct ContextTables {
     for (uint32_t i = 1; i < count; ++i) m.pred[m.order[i]] = static_cast<int32_t>(m.order[i - 1]);
     m.channels.resize(count);
     for (auto& ch : m.channels) {
-      ch.mean = r.f32();
+      ch.offset = r.f32();
       ch.mpv = r.i32();
       ch.lo = r.i32();
       ch.nsym = r.u32();
@@ -85,7 +85,7 @@ struct ContextTables {
       ch.t_prev = r.u32();
       ch.flag_freq = r.u32();
       const int64_t lo = ch.lo;
-      if (!std::isfinite(ch.mean) || ch.nsym < 1 || ch.nsym > kMaxAlphabet || ch.mpv < lo ||
+      if (!std::isfinite(ch.offset) || ch.nsym < 1 || ch.nsym > kMaxAlphabet || ch.mpv < lo ||
           ch.mpv >= lo + ch.nsym || ch.t_nbr > kMaxThreshold || ch.t_prev > kMaxThreshold ||
           ch.flag_freq < 1 || ch.flag_freq >= kProbOne || std::abs(lo) >= kMaxAbsSymbol)
         throw Error("entropy model has an invalid channel record");
