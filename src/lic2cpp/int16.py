@@ -207,13 +207,15 @@ def codec_latents(net: Any, images: np.ndarray, mean: np.ndarray) -> np.ndarray:
 
 
 def calibration_set(net: Any, training_set: str | Path, patches: int = 16, seed: int = 0,
-                    headroom_bits: int = DEFAULT_HEADROOM_BITS) -> Calibration:
-    """``patches`` random 256×256 training patches and their codec latents."""
+                    headroom_bits: int = DEFAULT_HEADROOM_BITS,
+                    patch_size: int = 256) -> Calibration:
+    """``patches`` random training patches and their codec latents."""
     from lic2cpp.datasets import load_training_set
     from lic2cpp.fit import check_training_path
 
     check_training_path(Path(training_set))
-    images = np.asarray(load_training_set(training_set, 256, max_patches=patches, seed=seed))
+    images = np.asarray(load_training_set(training_set, patch_size, max_patches=patches,
+                                          seed=seed))
     mean = latent_means(net, images)
     return Calibration(codec_latents(net, images, mean), images, headroom_bits, mean)
 
@@ -545,7 +547,8 @@ def int16_synthesis(net: Any, float_gs: ModelFile, *, checkpoint: str | Path | N
                     quantizers_file: str | Path | None = None,
                     training_set: str | Path | None = None, patches: int = 16, seed: int = 0,
                     headroom_bits: int = DEFAULT_HEADROOM_BITS, progress: bool = False,
-                    calib: Calibration | None = None) -> tuple[ModelFile, Int16Report]:
+                    calib: Calibration | None = None, patch_size: int = 256
+                    ) -> tuple[ModelFile, Int16Report]:
     """The int16 ``g_s`` of ``net`` (whose float graph is ``float_gs``), its shifts taken
     from ``quantizers_file``, else the checkpoint, else calibration on ``training_set``
     (or on ``calib``, already made by :func:`calibration_set`)."""
@@ -573,7 +576,7 @@ def int16_synthesis(net: Any, float_gs: ModelFile, *, checkpoint: str | Path | N
     if calib is not None:
         patches = len(calib.inputs)
     elif training_set is not None:
-        calib = calibration_set(net, training_set, patches, seed, headroom_bits)
+        calib = calibration_set(net, training_set, patches, seed, headroom_bits, patch_size)
     elif needs_calibration:
         raise LicError("the model carries no (complete) int16 quantizers: give a training "
                        "set (--training-set) to calibrate them")
@@ -584,8 +587,8 @@ def int16_synthesis(net: Any, float_gs: ModelFile, *, checkpoint: str | Path | N
 
 def int16_analysis(net: Any, float_ga: ModelFile, training_set: str | Path, *,
                    patches: int = 16, seed: int = 0,
-                   headroom_bits: int = DEFAULT_HEADROOM_BITS, progress: bool = False
-                   ) -> tuple[ModelFile, Int16Report]:
+                   headroom_bits: int = DEFAULT_HEADROOM_BITS, progress: bool = False,
+                   patch_size: int = 256) -> tuple[ModelFile, Int16Report]:
     """The int16 ``g_a`` (for ``--int16 both``), always calibrated: training patches in,
     ``x = rgb / 255`` as the encoder feeds it. Its report has no PSNR estimate; the rate
     change is measured on images (``lic2cpp eval``)."""
@@ -593,7 +596,8 @@ def int16_analysis(net: Any, float_ga: ModelFile, training_set: str | Path, *,
     from lic2cpp.fit import check_training_path
 
     check_training_path(Path(training_set))
-    images = np.asarray(load_training_set(training_set, 256, max_patches=patches, seed=seed))
+    images = np.asarray(load_training_set(training_set, patch_size, max_patches=patches,
+                                          seed=seed))
     calib = Calibration((images.astype(np.float32) / np.float32(255.0)), None, headroom_bits)
     del net  # the float graph holds everything g_a needs
     return quantize_model(float_ga, calib=calib, source=f"calibrated on {len(images)} "
