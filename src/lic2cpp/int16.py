@@ -423,16 +423,8 @@ def quantize_model(model: ModelFile, *, calib: Calibration | None = None,
     from tqdm import tqdm
 
     conv_shifts = conv_shifts or {}
+    _check_sources(model, calib, act_shifts)
     headroom = calib.headroom_bits if calib is not None else 0
-    n_conv = sum(n.op in ("conv2d", "conv_transpose2d") for n in model.nodes)
-    if act_shifts is not None and len(act_shifts) != n_conv + 1:
-        raise LicError(f"quant_act has {len(act_shifts)} shifts; the graph needs "
-                       f"{n_conv + 1} (its input and {n_conv} convolutions)")
-    if calib is None and act_shifts is None:
-        raise LicError("activation shifts are neither in the checkpoint nor calibrated: "
-                       "give a training set for calibration")
-    if calib is None and any(n.op == "gdn" for n in model.nodes):
-        raise LicError("GDN layers need calibration: give a training set")
     floats = _float_values(model, calib)
     report = Int16Report(source, patches=0 if calib is None else len(calib.inputs))
     st = _State([], [None], [fx.FULL_RANGE], [None], report)
@@ -443,39 +435,17 @@ def quantize_model(model: ModelFile, *, calib: Calibration | None = None,
     q0 = None if x0 is None else fx.quantize_float(x0, s_in).astype(np.int16)
     _emit(st, Node("quantize", [0], {"shift": s_in}), s_in, fx.FULL_RANGE, q0)
     report.nodes.append(NodeReport(0, "quantize", s_in))
-    conv_index = 0
+    convs = [i for i, n in enumerate(model.nodes) if n.op in ("conv2d", "conv_transpose2d")]
     last_reader = {v: j for j, n in enumerate(model.nodes) for v in n.inputs}
     steps = tqdm(list(enumerate(model.nodes)), desc="int16 conversion", unit="node",
                  disable=None if progress else True)
     for i, node in steps:
-        where = f"node {i} ({node.op})"
-        inputs = [v + 1 for v in node.inputs]
         ref = floats[i + 1]
-        vin = inputs[0]
-        if node.op in ("conv2d", "conv_transpose2d"):
-            conv_index += 1
-            s_y = act_shifts[conv_index] if act_shifts is not None else act_shift(
-                float(np.abs(ref).max()), headroom)
-            _convert_conv(st, node, inputs, ref, s_y, conv_shifts.get(i), where)
-        elif node.op == "relu":
-            x = st.ints[vin]
-            lo, hi = st.ranges[vin]
-            _emit(st, Node("s16_relu", inputs), st.shifts[vin], (max(lo, 0), max(hi, 0)),
-                  None if x is None else np.maximum(x, 0))
-        elif node.op == "leaky_relu":
-            aq, t = _alpha(float(node.attrs["alpha"]))
-            x = st.ints[vin]
-            out = None if x is None else _batch(
-                lambda v, aq=aq, t=t: fx.s16_leaky_relu(v, aq, t), x)
-            _emit(st, Node("s16_leaky_relu", inputs, {"alpha_q": aq, "alpha_shift": t}),
-                  st.shifts[vin], fx.FULL_RANGE, out)
-        elif node.op == "gdn":
-            s_y = act_shift(float(np.abs(ref).max()), headroom)
-            _convert_gdn(st, node, inputs, s_y, headroom, ref, where)
-        elif node.op == "add":
-            _convert_add(st, inputs, ref, headroom, where)
-        else:
-            raise LicError(f"{where}: no int16 form for this op")
+        if i in convs and act_shifts is not None:
+            s_y = act_shifts[1 + convs.index(i)]
+        else:  # calibrated (convolutions, GDN; other ops keep or choose their own)
+            s_y = act_shift(float(np.abs(ref).max()), headroom) if ref is not None else 0
+        _convert_node(st, node, i, ref, s_y, conv_shifts.get(i), headroom)
         _free(st, floats, last_reader, i)
     final = len(st.nodes)
     _emit(st, Node("dequantize", [final]), None, fx.FULL_RANGE, None)
@@ -484,6 +454,45 @@ def quantize_model(model: ModelFile, *, calib: Calibration | None = None,
     if calib is not None and calib.targets is not None:
         _estimate_psnr(report, floats[-1], st.ints[final], st.shifts[final], calib.targets)
     return out, report
+
+
+def _check_sources(model: ModelFile, calib: Calibration | None,
+                   act_shifts: list[int] | None) -> None:
+    n_conv = sum(n.op in ("conv2d", "conv_transpose2d") for n in model.nodes)
+    if act_shifts is not None and len(act_shifts) != n_conv + 1:
+        raise LicError(f"quant_act has {len(act_shifts)} shifts; the graph needs "
+                       f"{n_conv + 1} (its input and {n_conv} convolutions)")
+    if calib is None and act_shifts is None:
+        raise LicError("activation shifts are neither in the checkpoint nor calibrated: "
+                       "give a training set for calibration")
+    if calib is None and any(n.op == "gdn" for n in model.nodes):
+        raise LicError("GDN layers need calibration: give a training set")
+
+
+def _convert_node(st: _State, node: Node, i: int, ref: np.ndarray | None, s_y: int,
+                  given: tuple[int, int] | None, headroom: int) -> None:
+    """Append the int16 form of float node ``i`` (output shift ``s_y`` where it has one)."""
+    where = f"node {i} ({node.op})"
+    inputs = [v + 1 for v in node.inputs]  # the int16 graph has QUANTIZE first
+    vin = inputs[0]
+    x = st.ints[vin]
+    if node.op in ("conv2d", "conv_transpose2d"):
+        _convert_conv(st, node, inputs, ref, s_y, given, where)
+    elif node.op == "relu":
+        lo, hi = st.ranges[vin]
+        _emit(st, Node("s16_relu", inputs), st.shifts[vin], (max(lo, 0), max(hi, 0)),
+              None if x is None else np.maximum(x, 0))
+    elif node.op == "leaky_relu":
+        aq, t = _alpha(float(node.attrs["alpha"]))
+        out = None if x is None else _batch(lambda v: fx.s16_leaky_relu(v, aq, t), x)
+        _emit(st, Node("s16_leaky_relu", inputs, {"alpha_q": aq, "alpha_shift": t}),
+              st.shifts[vin], fx.FULL_RANGE, out)
+    elif node.op == "gdn":
+        _convert_gdn(st, node, inputs, s_y, headroom, ref, where)
+    elif node.op == "add":
+        _convert_add(st, inputs, ref, headroom, where)
+    else:
+        raise LicError(f"{where}: no int16 form for this op")
 
 
 def _convert_add(st: _State, inputs: list[int], ref: np.ndarray | None, headroom: int,
