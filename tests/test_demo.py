@@ -98,3 +98,25 @@ def test_demo_writes_outside_the_checkout_by_default(
     assert list(cwd.iterdir()) == []
     assert cli_main(["demo", "--shipped-tables", "-o", "here"]) == 0
     assert calls[-1] == Path("here")
+
+
+def test_demo_int16_uses_the_trained_quantizers(tmp_path: Path) -> None:
+    """`lic2cpp demo --int16`: the shipped model's own quantizers (no calibration), and the
+    int16 decoder lands within a few hundredths of a dB of PyTorch's float g_s."""
+    import json
+
+    images = tmp_path / "images"
+    demo.write_generated_images(images, 1)
+    results = demo.demo(tmp_path / "out", images_dir=images, count=1, training_set=None,
+                        log=lambda s: None, int16=True)
+    info = json.loads((tmp_path / "out" / "int16.json").read_text())
+    assert info["mode"] == "decoder" and info["g_s"]["source"].startswith("trained")
+    net = load_model(default_model_path())
+    tables = EntropyModel.load(default_entropy_path())
+    mean = torch.from_numpy(tables.means)[None, :, None, None]
+    rgb = read_rgb(images / results[0].name)
+    x = torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        x_hat = net.g_s(torch.round(net.g_a(x) - mean) + mean)
+    ref = (x_hat.clamp(0, 1) * 255).round().byte()[0].permute(1, 2, 0).numpy()
+    assert abs(results[0].psnr - psnr(rgb, ref)) < 0.05

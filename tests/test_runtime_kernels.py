@@ -15,7 +15,10 @@ from lic2cpp.toolchain import compile_program, cpp_dir
 
 SOURCE = cpp_dir().parent / "tests" / "cpp" / "check_kernels.cpp"
 KERNELS = [f"f32-igemm-{m}x16" for m in range(1, 7)] + [
-    "f32-vleaky", "f32-vadd", "f32-vsquare", "f32-gdn-finish"]
+    "f32-vleaky", "f32-vadd", "f32-vsquare", "f32-gdn-finish"] + [
+    f"s16-igemm-{m}x16" for m in range(1, 7)] + [
+    "s16-vleaky", "s16-vadd", "s16-vsquare", "s16-gdn-finish", "f32-s16-vcvt", "s16-f32-vcvt"]
+AVX512 = {"avx512f", "avx512bw", "avx512dq", "avx512vl"}
 
 
 def cpu_flags() -> set[str]:
@@ -30,7 +33,10 @@ def expected_levels() -> tuple[list[str], list[str]]:
     flags = cpu_flags()
     tested, skipped = ["scalar"], []
     (tested if {"avx2", "fma"} <= flags else skipped).append("avx2+fma")
-    skipped.append("avx512")  # no AVX-512 kernels yet: skipped whether or not the CPU has it
+    skipped.append("avx512")  # no kernels of its own: skipped whether or not the CPU has it
+    # the int16 GEMM with vpdpwssd (docs/int16.md)
+    (tested if AVX512 | {"avx2", "fma", "avx512_vnni"} <= flags else skipped).append(
+        "avx512-vnni")
     return tested, skipped
 
 
@@ -68,6 +74,7 @@ def test_harness_catches_a_faulty_kernel(fault: str) -> None:
     proc = run(harness(False), "--break", fault)
     assert proc.returncode == 1, proc.stdout
     assert "FAIL: " in proc.stdout and "f32-igemm-6x16" in proc.stdout
+    assert "s16-igemm-6x16" in proc.stdout  # the int16 GEMM is broken the same way
     if fault == "overrun":
         assert "wrote outside its output" in proc.stdout
 

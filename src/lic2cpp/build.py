@@ -316,6 +316,7 @@ class BuildRun:
                 "training_set": (training_set_identity(opts.training_set)
                                  if opts.training_set else None),
                 "calib_patches": opts.calib_patches, "headroom_bits": opts.headroom_bits,
+                "patch_size": opts.patch_size,
                 "seed": opts.seed, "networks": self.manifest["steps"]["convert"]["outputs"],
                 "lic2cpp": __version__, "code": modules_hash(INT16_MODULES)}
 
@@ -329,7 +330,7 @@ class BuildRun:
             self.net(), read_licm(self.out / gs_name), checkpoint=opts.model,
             quantizers_file=opts.quantizers, training_set=opts.training_set,
             patches=opts.calib_patches, seed=opts.seed, headroom_bits=opts.headroom_bits,
-            progress=bool(opts.progress))
+            progress=bool(opts.progress), patch_size=opts.patch_size)
         write_licm(self.out / INT16_GS, gs16)
         for line in report.summary().splitlines():
             opts.log(f"  g_s {line.strip()}")
@@ -340,7 +341,7 @@ class BuildRun:
             ga16, ga_report = int16_analysis(
                 self.net(), read_licm(self.out / ga_name), opts.training_set,
                 patches=opts.calib_patches, seed=opts.seed, headroom_bits=opts.headroom_bits,
-                progress=bool(opts.progress))
+                progress=bool(opts.progress), patch_size=opts.patch_size)
             write_licm(self.out / INT16_GA, ga16)
             for line in ga_report.summary().splitlines():
                 opts.log(f"  g_a {line.strip()}")

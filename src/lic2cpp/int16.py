@@ -207,13 +207,15 @@ def codec_latents(net: Any, images: np.ndarray, mean: np.ndarray) -> np.ndarray:
 
 
 def calibration_set(net: Any, training_set: str | Path, patches: int = 16, seed: int = 0,
-                    headroom_bits: int = DEFAULT_HEADROOM_BITS) -> Calibration:
-    """``patches`` random 256×256 training patches and their codec latents."""
+                    headroom_bits: int = DEFAULT_HEADROOM_BITS,
+                    patch_size: int = 256) -> Calibration:
+    """``patches`` random training patches and their codec latents."""
     from lic2cpp.datasets import load_training_set
     from lic2cpp.fit import check_training_path
 
     check_training_path(Path(training_set))
-    images = np.asarray(load_training_set(training_set, 256, max_patches=patches, seed=seed))
+    images = np.asarray(load_training_set(training_set, patch_size, max_patches=patches,
+                                          seed=seed))
     mean = latent_means(net, images)
     return Calibration(codec_latents(net, images, mean), images, headroom_bits, mean)
 
@@ -421,16 +423,8 @@ def quantize_model(model: ModelFile, *, calib: Calibration | None = None,
     from tqdm import tqdm
 
     conv_shifts = conv_shifts or {}
+    _check_sources(model, calib, act_shifts)
     headroom = calib.headroom_bits if calib is not None else 0
-    n_conv = sum(n.op in ("conv2d", "conv_transpose2d") for n in model.nodes)
-    if act_shifts is not None and len(act_shifts) != n_conv + 1:
-        raise LicError(f"quant_act has {len(act_shifts)} shifts; the graph needs "
-                       f"{n_conv + 1} (its input and {n_conv} convolutions)")
-    if calib is None and act_shifts is None:
-        raise LicError("activation shifts are neither in the checkpoint nor calibrated: "
-                       "give a training set for calibration")
-    if calib is None and any(n.op == "gdn" for n in model.nodes):
-        raise LicError("GDN layers need calibration: give a training set")
     floats = _float_values(model, calib)
     report = Int16Report(source, patches=0 if calib is None else len(calib.inputs))
     st = _State([], [None], [fx.FULL_RANGE], [None], report)
@@ -441,39 +435,17 @@ def quantize_model(model: ModelFile, *, calib: Calibration | None = None,
     q0 = None if x0 is None else fx.quantize_float(x0, s_in).astype(np.int16)
     _emit(st, Node("quantize", [0], {"shift": s_in}), s_in, fx.FULL_RANGE, q0)
     report.nodes.append(NodeReport(0, "quantize", s_in))
-    conv_index = 0
+    convs = [i for i, n in enumerate(model.nodes) if n.op in ("conv2d", "conv_transpose2d")]
     last_reader = {v: j for j, n in enumerate(model.nodes) for v in n.inputs}
     steps = tqdm(list(enumerate(model.nodes)), desc="int16 conversion", unit="node",
                  disable=None if progress else True)
     for i, node in steps:
-        where = f"node {i} ({node.op})"
-        inputs = [v + 1 for v in node.inputs]
         ref = floats[i + 1]
-        vin = inputs[0]
-        if node.op in ("conv2d", "conv_transpose2d"):
-            conv_index += 1
-            s_y = act_shifts[conv_index] if act_shifts is not None else act_shift(
-                float(np.abs(ref).max()), headroom)
-            _convert_conv(st, node, inputs, ref, s_y, conv_shifts.get(i), where)
-        elif node.op == "relu":
-            x = st.ints[vin]
-            lo, hi = st.ranges[vin]
-            _emit(st, Node("s16_relu", inputs), st.shifts[vin], (max(lo, 0), max(hi, 0)),
-                  None if x is None else np.maximum(x, 0))
-        elif node.op == "leaky_relu":
-            aq, t = _alpha(float(node.attrs["alpha"]))
-            x = st.ints[vin]
-            out = None if x is None else _batch(
-                lambda v, aq=aq, t=t: fx.s16_leaky_relu(v, aq, t), x)
-            _emit(st, Node("s16_leaky_relu", inputs, {"alpha_q": aq, "alpha_shift": t}),
-                  st.shifts[vin], fx.FULL_RANGE, out)
-        elif node.op == "gdn":
-            s_y = act_shift(float(np.abs(ref).max()), headroom)
-            _convert_gdn(st, node, inputs, s_y, headroom, ref, where)
-        elif node.op == "add":
-            _convert_add(st, inputs, ref, headroom, where)
-        else:
-            raise LicError(f"{where}: no int16 form for this op")
+        if i in convs and act_shifts is not None:
+            s_y = act_shifts[1 + convs.index(i)]
+        else:  # calibrated (convolutions, GDN; other ops keep or choose their own)
+            s_y = act_shift(float(np.abs(ref).max()), headroom) if ref is not None else 0
+        _convert_node(st, node, i, ref, s_y, conv_shifts.get(i), headroom)
         _free(st, floats, last_reader, i)
     final = len(st.nodes)
     _emit(st, Node("dequantize", [final]), None, fx.FULL_RANGE, None)
@@ -482,6 +454,45 @@ def quantize_model(model: ModelFile, *, calib: Calibration | None = None,
     if calib is not None and calib.targets is not None:
         _estimate_psnr(report, floats[-1], st.ints[final], st.shifts[final], calib.targets)
     return out, report
+
+
+def _check_sources(model: ModelFile, calib: Calibration | None,
+                   act_shifts: list[int] | None) -> None:
+    n_conv = sum(n.op in ("conv2d", "conv_transpose2d") for n in model.nodes)
+    if act_shifts is not None and len(act_shifts) != n_conv + 1:
+        raise LicError(f"quant_act has {len(act_shifts)} shifts; the graph needs "
+                       f"{n_conv + 1} (its input and {n_conv} convolutions)")
+    if calib is None and act_shifts is None:
+        raise LicError("activation shifts are neither in the checkpoint nor calibrated: "
+                       "give a training set for calibration")
+    if calib is None and any(n.op == "gdn" for n in model.nodes):
+        raise LicError("GDN layers need calibration: give a training set")
+
+
+def _convert_node(st: _State, node: Node, i: int, ref: np.ndarray | None, s_y: int,
+                  given: tuple[int, int] | None, headroom: int) -> None:
+    """Append the int16 form of float node ``i`` (output shift ``s_y`` where it has one)."""
+    where = f"node {i} ({node.op})"
+    inputs = [v + 1 for v in node.inputs]  # the int16 graph has QUANTIZE first
+    vin = inputs[0]
+    x = st.ints[vin]
+    if node.op in ("conv2d", "conv_transpose2d"):
+        _convert_conv(st, node, inputs, ref, s_y, given, where)
+    elif node.op == "relu":
+        lo, hi = st.ranges[vin]
+        _emit(st, Node("s16_relu", inputs), st.shifts[vin], (max(lo, 0), max(hi, 0)),
+              None if x is None else np.maximum(x, 0))
+    elif node.op == "leaky_relu":
+        aq, t = _alpha(float(node.attrs["alpha"]))
+        out = None if x is None else _batch(lambda v: fx.s16_leaky_relu(v, aq, t), x)
+        _emit(st, Node("s16_leaky_relu", inputs, {"alpha_q": aq, "alpha_shift": t}),
+              st.shifts[vin], fx.FULL_RANGE, out)
+    elif node.op == "gdn":
+        _convert_gdn(st, node, inputs, s_y, headroom, ref, where)
+    elif node.op == "add":
+        _convert_add(st, inputs, ref, headroom, where)
+    else:
+        raise LicError(f"{where}: no int16 form for this op")
 
 
 def _convert_add(st: _State, inputs: list[int], ref: np.ndarray | None, headroom: int,
@@ -545,7 +556,8 @@ def int16_synthesis(net: Any, float_gs: ModelFile, *, checkpoint: str | Path | N
                     quantizers_file: str | Path | None = None,
                     training_set: str | Path | None = None, patches: int = 16, seed: int = 0,
                     headroom_bits: int = DEFAULT_HEADROOM_BITS, progress: bool = False,
-                    calib: Calibration | None = None) -> tuple[ModelFile, Int16Report]:
+                    calib: Calibration | None = None, patch_size: int = 256
+                    ) -> tuple[ModelFile, Int16Report]:
     """The int16 ``g_s`` of ``net`` (whose float graph is ``float_gs``), its shifts taken
     from ``quantizers_file``, else the checkpoint, else calibration on ``training_set``
     (or on ``calib``, already made by :func:`calibration_set`)."""
@@ -573,7 +585,7 @@ def int16_synthesis(net: Any, float_gs: ModelFile, *, checkpoint: str | Path | N
     if calib is not None:
         patches = len(calib.inputs)
     elif training_set is not None:
-        calib = calibration_set(net, training_set, patches, seed, headroom_bits)
+        calib = calibration_set(net, training_set, patches, seed, headroom_bits, patch_size)
     elif needs_calibration:
         raise LicError("the model carries no (complete) int16 quantizers: give a training "
                        "set (--training-set) to calibrate them")
@@ -584,8 +596,8 @@ def int16_synthesis(net: Any, float_gs: ModelFile, *, checkpoint: str | Path | N
 
 def int16_analysis(net: Any, float_ga: ModelFile, training_set: str | Path, *,
                    patches: int = 16, seed: int = 0,
-                   headroom_bits: int = DEFAULT_HEADROOM_BITS, progress: bool = False
-                   ) -> tuple[ModelFile, Int16Report]:
+                   headroom_bits: int = DEFAULT_HEADROOM_BITS, progress: bool = False,
+                   patch_size: int = 256) -> tuple[ModelFile, Int16Report]:
     """The int16 ``g_a`` (for ``--int16 both``), always calibrated: training patches in,
     ``x = rgb / 255`` as the encoder feeds it. Its report has no PSNR estimate; the rate
     change is measured on images (``lic2cpp eval``)."""
@@ -593,7 +605,8 @@ def int16_analysis(net: Any, float_ga: ModelFile, training_set: str | Path, *,
     from lic2cpp.fit import check_training_path
 
     check_training_path(Path(training_set))
-    images = np.asarray(load_training_set(training_set, 256, max_patches=patches, seed=seed))
+    images = np.asarray(load_training_set(training_set, patch_size, max_patches=patches,
+                                          seed=seed))
     calib = Calibration((images.astype(np.float32) / np.float32(255.0)), None, headroom_bits)
     del net  # the float graph holds everything g_a needs
     return quantize_model(float_ga, calib=calib, source=f"calibrated on {len(images)} "

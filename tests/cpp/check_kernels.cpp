@@ -915,6 +915,18 @@ std::vector<KernelCase> s16_kernel_cases() {
 KernelTable broken;  // the table under test with one kernel replaced (--break)
 lic::kern::IgemmFn real_igemm6 = nullptr;
 lic::kern::LeakyFn real_leaky = nullptr;
+lic::kern::S16IgemmFn real_s16_igemm6 = nullptr;
+
+void s16_igemm6_overrun(const S16IgemmArgs& p) {
+  real_s16_igemm6(p);
+  if (p.c32 != nullptr) p.c32[p.nc] = 0;
+  else p.c16[p.nc] = 0;  // one past the last valid column of row 0
+}
+void s16_igemm6_wrong(const S16IgemmArgs& p) {
+  real_s16_igemm6(p);
+  if (p.c32 != nullptr) p.c32[0] ^= 1;
+  else p.c16[0] = std::int16_t(p.c16[0] ^ 1);
+}
 
 void igemm6_overrun(const IgemmArgs& p) {
   real_igemm6(p);
@@ -933,11 +945,14 @@ KernelTable inject(const KernelTable& t, const std::string& how) {
   broken = t;
   real_igemm6 = t.igemm[5];
   real_leaky = t.leaky;
+  real_s16_igemm6 = t.s16_igemm[5];
   if (how == "overrun") {
     broken.igemm[5] = igemm6_overrun;
     broken.leaky = leaky_overrun;
+    broken.s16_igemm[5] = s16_igemm6_overrun;
   } else {
     broken.igemm[5] = igemm6_wrong;
+    broken.s16_igemm[5] = s16_igemm6_wrong;
   }
   return broken;
 }
