@@ -113,7 +113,7 @@ def test_demo_int16_uses_the_trained_quantizers(tmp_path: Path) -> None:
     assert info["mode"] == "decoder" and info["g_s"]["source"].startswith("trained")
     net = load_model(default_model_path())
     tables = EntropyModel.load(default_entropy_path())
-    mean = torch.from_numpy(tables.means)[None, :, None, None]
+    mean = torch.from_numpy(tables.offsets)[None, :, None, None]
     rgb = read_rgb(images / results[0].name)
     x = torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None].float() / 255
     with torch.no_grad():

@@ -75,7 +75,7 @@ def test_programs_equal_the_numpy_reference(built, tmp_path: Path) -> None:
     decoder: pixels = to_pixels(g_s16(latent)), byte for byte."""
     out = built["out"]
     ga16, gs16 = read_licm(out / "g_a_int16.licm"), read_licm(out / "g_s_int16.licm")
-    means = EntropyModel.load(out / "entropy.lice").means
+    means = EntropyModel.load(out / "entropy.lice").offsets
     for h, w in ((37, 50), (16, 16)):
         src = image(tmp_path / f"in{h}.png", h, w, h)
         enc = run([out / "encoder", src, tmp_path / "a.bin", "--dump-latent", tmp_path / "e.npy"])
