@@ -223,7 +223,7 @@ def main() -> int:
     if args.command == "campaign":
         limit = f"-max_total_time={args.seconds}" if args.seconds else f"-runs={args.runs}"
         return run_all(names, exes, [limit], args.parallel, persistent=True)
-    return run_all(names, exes, ["-runs=0"], args.parallel, persistent=False)  # replay
+    return run_all(names, exes, ["-runs=0"], args.parallel, persistent=True)  # replay
 
 
 if __name__ == "__main__":
