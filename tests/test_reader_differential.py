@@ -23,7 +23,7 @@ from lic2cpp.errors import LicError
 from lic2cpp.modelformat import decode_licm
 from lic2cpp.toolchain import compile_program, cpp_dir
 
-COUNT = 600  # mutated files per format
+COUNT = 400  # mutated files per format
 BOUNDARY_U32 = [0, 1, 2, 3, 7, 8, 15, 16, 255, 256, 4095, 4096, 4097, 65535, 65536,
                 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF]
 

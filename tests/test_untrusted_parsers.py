@@ -30,9 +30,9 @@ from lic2cpp.modelformat import ModelFile, Node, decode_licm, encode_licm
 
 # LIC2CPP_PROPERTY_SCALE=20 runs 20 times as many examples (a longer campaign).
 SCALE = int(os.environ.get("LIC2CPP_PROPERTY_SCALE", "1"))
-PROPERTY = settings(max_examples=300 * SCALE, deadline=None,
+PROPERTY = settings(max_examples=150 * SCALE, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
-SLOW = settings(max_examples=100 * SCALE, deadline=None,
+SLOW = settings(max_examples=50 * SCALE, deadline=None,
                 suppress_health_check=list(HealthCheck))
 
 # 32-bit values at the edges of the readers' limits (counts, sizes, channels, codes).

@@ -3,6 +3,7 @@
     python3 tests/fuzz/run.py build                 # model, seeds, targets -> build/fuzz/
     python3 tests/fuzz/run.py smoke --seconds 20    # CI: each target N s from its seeds
     python3 tests/fuzz/run.py campaign --runs N     # long run, corpora kept in build/fuzz/corpus
+    python3 tests/fuzz/run.py campaign --seconds S  # the same, S seconds per target
     python3 tests/fuzz/run.py replay                # every seed and regression input once
 
 Targets are built with clang++-14, libFuzzer, ASan and UBSan (every UBSan report fatal).
@@ -198,7 +199,8 @@ def main() -> int:
     parser.add_argument("command", choices=["build", "smoke", "campaign", "replay"])
     parser.add_argument("--targets", default=",".join(TARGETS),
                         help=f"comma-separated subset of {', '.join(TARGETS)}")
-    parser.add_argument("--seconds", type=int, default=20, help="smoke: seconds per target")
+    parser.add_argument("--seconds", type=int, default=None,
+                        help="seconds per target (smoke: default 20; campaign: instead of --runs)")
     parser.add_argument("--runs", type=int, default=1_000_000,
                         help="campaign: executions per target")
     parser.add_argument("--parallel", type=int, default=2, help="targets run at once")
@@ -216,11 +218,12 @@ def main() -> int:
             print(f"{name}: {exe}")
         return 0
     if args.command == "smoke":
-        return run_all(names, exes, [f"-max_total_time={args.seconds}"], args.parallel,
+        return run_all(names, exes, [f"-max_total_time={args.seconds or 20}"], args.parallel,
                        persistent=False)
     if args.command == "campaign":
-        return run_all(names, exes, [f"-runs={args.runs}"], args.parallel, persistent=True)
-    return run_all(names, exes, ["-runs=0"], args.parallel, persistent=False)  # replay
+        limit = f"-max_total_time={args.seconds}" if args.seconds else f"-runs={args.runs}"
+        return run_all(names, exes, [limit], args.parallel, persistent=True)
+    return run_all(names, exes, ["-runs=0"], args.parallel, persistent=True)  # replay
 
 
 if __name__ == "__main__":
