@@ -102,6 +102,9 @@ def main() -> int:
     ap.add_argument("--sweep-lambda", default=None, metavar="L,...",
                     help="with --offsets rd: also measure the codec built at these λ")
     ap.add_argument("--json", type=Path, default=None, help="write the per-image figures")
+    ap.add_argument("--fast", action="store_true",
+                    help="rate, PSNR and latents against CompressAI only: skip (a), (c), (d) "
+                         "and the other model")
     ap.add_argument("--versus", type=Path, default=None, metavar="RUN.json",
                     help="another run's --json: bits at its PSNR (see above)")
     args = ap.parse_args()
@@ -113,9 +116,9 @@ def main() -> int:
         offsets_args += ["--lambda", str(args.lmbda)]
 
     build_s = build(args.model, args.training_set, args.out, args.fresh, offsets_args)
-    # The other model only needs to exist: a small training subset keeps it quick.
-    build(args.other_model, args.training_set, args.other_out, False,
-          ["--max-patches", "64"])
+    if not args.fast:  # the other model only needs to exist: a small subset keeps it quick
+        build(args.other_model, args.training_set, args.other_out, False,
+              ["--max-patches", "64"])
     encoder, decoder = args.out / "encoder", args.out / "decoder"
     net = load_model(args.model)
     offsets = EntropyModel.load(args.out / "entropy.lice").offsets
@@ -133,10 +136,7 @@ def main() -> int:
             h, w = rgb.shape[:2]
             lat_path = tmp / "latent.npy"
             lic, decoded = eval_lic2cpp(encoder, decoder, image, rgb, tmp, lat_path)
-            ref = gs_reference(net, np.load(lat_path), h, w)
-            diff = np.abs(decoded.astype(int) - ref.astype(int))
             torch_res, _ = eval_compressai(net, image, rgb)
-            stats = encoder_stats(encoder, image, tmp)
             # latent agreement: C++ g_a + quantisation vs PyTorch's round(y - o) + o with
             # the codec's offsets, and vs CompressAI's round(y - median) + median;
             # the encoder pads by edge replication to a multiple of 16
@@ -148,6 +148,16 @@ def main() -> int:
             lat_diff = int(np.sum(np.abs(np.load(lat_path) - y_hat) > 1e-3))
             y_median = np.rint(y - medians) + medians
             lat_vs_median = int(np.sum(np.load(lat_path) != y_median))
+            if args.fast:
+                rows.append({"image": image.name, "lic": lic, "torch": torch_res,
+                             "latent_mismatch": lat_diff, "latent_vs_median": lat_vs_median,
+                             "latent_size": int(y_hat.size)})
+                print(f"{image.name}: lic2cpp {lic.bpp:.4f} bpp {lic.psnr:.3f} dB | "
+                      f"CompressAI {torch_res.bpp:.4f} bpp {torch_res.psnr:.3f} dB", flush=True)
+                continue
+            ref = gs_reference(net, np.load(lat_path), h, w)
+            diff = np.abs(decoded.astype(int) - ref.astype(int))
+            stats = encoder_stats(encoder, image, tmp)
             # (d) determinism
             outputs = set()
             for k in range(args.repeats):
@@ -169,16 +179,19 @@ def main() -> int:
                   f"{r['max_diff']} | coder {stats['coder_overhead_pct']:+.4f}% | enc "
                   f"{lic.encode_s:.2f} s dec {lic.decode_s:.2f} s", flush=True)
 
-        # (d) another model's bitstream
-        other_bin = tmp / "other.bin"
-        subprocess.run([str(args.other_out / "encoder"), str(images[0]), str(other_bin)],
-                       check=True, capture_output=True)
-        refused = subprocess.run([str(decoder), str(other_bin), str(tmp / "other.png")],
-                                 capture_output=True, text=True)
-        other_msg = refused.stderr.strip()
-        other_ok = refused.returncode != 0 and not (tmp / "other.png").exists()
+        if not args.fast:  # (d) another model's bitstream
+            other_bin = tmp / "other.bin"
+            subprocess.run([str(args.other_out / "encoder"), str(images[0]), str(other_bin)],
+                           check=True, capture_output=True)
+            refused = subprocess.run([str(decoder), str(other_bin), str(tmp / "other.png")],
+                                     capture_output=True, text=True)
+            other_msg = refused.stderr.strip()
+            other_ok = refused.returncode != 0 and not (tmp / "other.png").exists()
 
-    report = summarise(rows, build_s, other_ok, other_msg, refused.returncode)
+    if args.fast:
+        report = summarise_fast(rows, build_s)
+    else:
+        report = summarise(rows, build_s, other_ok, other_msg, refused.returncode)
     report += "\n" + versus_compressai(rows, args.offsets)
     points = [operating_point(rows, f"{args.offsets} (λ = build's)")]
     if args.sweep_lambda:
@@ -203,6 +216,22 @@ def main() -> int:
                         "compressai_bytes": r["torch"].bytes,
                         "compressai_psnr": r["torch"].psnr} for r in rows]}, indent=1) + "\n")
     return 0
+
+
+def summarise_fast(rows: list[dict], build_s: float) -> str:
+    """--fast: per image, this codec's and CompressAI's rate and PSNR."""
+    lines = ["| image | lic2cpp bpp | PSNR | CompressAI bpp | PSNR | bits ratio | PSNR diff |",
+             "|---" * 7 + "|"]
+    for r in rows:
+        lic, tor = r["lic"], r["torch"]
+        lines.append(f"| {r['image']} | {lic.bpp:.4f} | {lic.psnr:.3f} | {tor.bpp:.4f} "
+                     f"| {tor.psnr:.3f} | {lic.bytes / tor.bytes:.4f} "
+                     f"| {lic.psnr - tor.psnr:+.4f} |")
+    lines += ["", f"- images: {len(rows)}; build {build_s:.1f} s",
+              f"- latents: C++ de-quantised latent vs PyTorch round(g_a(x) - offset) + offset "
+              f"(the codec's offsets): {sum(r['latent_mismatch'] for r in rows)} of "
+              f"{sum(r['latent_size'] for r in rows)} elements differ"]
+    return "\n".join(lines)
 
 
 def operating_point(rows: list[dict], label: str) -> dict:
