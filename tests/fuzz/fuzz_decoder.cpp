@@ -24,7 +24,7 @@ const Decoder& decoder() {
   static const Decoder d(
       lic::Model::from_bytes(kFuzzGs, sizeof kFuzzGs),
       lic::codec::ContextTableCoder::from_bytes(kFuzzTables, sizeof kFuzzTables), kFuzzMultiple,
-      fuzz::get_le(kFuzzGa + 16, 8));
+      fuzz::get_le(kFuzzGa + 16, 8), fuzz::get_le(kFuzzGs + 16, 8));
   return d;
 }
 
