@@ -244,7 +244,8 @@ def test_build_caching(built: dict[str, Path], tmp_path: Path,
 
     def fake_codec(ga: Path, gs: Path, entropy: Path, out_dir: Path) -> tuple[Path, Path]:
         calls.append((Path(ga), Path(gs), Path(entropy)))
-        for name in ("encoder", "decoder"):
+        for name in ("encoder", "decoder", *lic2cpp.codegen.LIBRARY_FILES):
+            (Path(out_dir) / name).parent.mkdir(parents=True, exist_ok=True)
             (Path(out_dir) / name).write_text(f"placeholder {len(calls)}")
         return Path(out_dir) / "encoder", Path(out_dir) / "decoder"
 
