@@ -28,7 +28,7 @@ from lic2cpp.codec_library import parse_size
 from lic2cpp.codegen import LIBRARY_FILES, build_codec
 from lic2cpp.entropy import fit_entropy_model
 from lic2cpp.errors import LicError
-from lic2cpp.modelformat import ModelFile, Node, write_licm
+from lic2cpp.modelformat import ModelFile, Node, read_licm, write_licm
 
 ROOT = Path(__file__).resolve().parents[1]
 CHANNELS = 12
@@ -90,19 +90,33 @@ def write_graph_model(folder: Path, seed: int) -> tuple[Path, Path]:
     return paths
 
 
-def build_graph_codec(folder: Path, sanitize: bool) -> Path:
+def build_graph_codec(folder: Path, sanitize: bool = False, int16: bool = False) -> Path:
+    """The codec of write_graph_model; with ``int16`` its decoder runs an int16 g_s
+    (docs/int16.md) calibrated on latents like the ones the tables are fitted on."""
     ga, gs = write_graph_model(folder, seed=1)
     rng = np.random.default_rng(1)
     latents = rng.laplace(0, 1.5, (30, CHANNELS, 8, 8)).astype(np.float32)
     fit_entropy_model(latents).save(folder / "entropy.lice")
-    out = folder / ("out-asan" if sanitize else "out")
-    build_codec(ga, gs, folder / "entropy.lice", out, sanitize=sanitize)
+    decoder_net = None
+    if int16:
+        from lic2cpp.int16 import Calibration, quantize_model
+
+        gs16, _ = quantize_model(read_licm(gs), calib=Calibration(latents.transpose(0, 2, 3, 1)))
+        decoder_net = folder / "g_s_int16.licm"
+        write_licm(decoder_net, gs16)
+    out = folder / ("out-asan" if sanitize else "out-int16" if int16 else "out")
+    build_codec(ga, gs, folder / "entropy.lice", out, sanitize=sanitize, decoder_net=decoder_net)
     return out
 
 
 @pytest.fixture(scope="module")
 def graph(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_graph_codec(tmp_path_factory.mktemp("graph"), sanitize=False)
+    return build_graph_codec(tmp_path_factory.mktemp("graph"))
+
+
+@pytest.fixture(scope="module")
+def graph16(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_graph_codec(tmp_path_factory.mktemp("graph16"), int16=True)
 
 
 @pytest.fixture(scope="module")
@@ -339,16 +353,19 @@ def budgets_between(least: int, whole: int, n: int) -> list[int]:
 
 
 @pytest.mark.parametrize("name, size, least_tilings", [
-    ("graph", (150, 110), 4), ("graph", (33, 97), 2), ("default", (700, 500), 4)])
+    ("graph", (150, 110), 4), ("graph", (33, 97), 2), ("graph16", (150, 110), 4),
+    ("default", (700, 500), 4)])
 def test_tiled_decoding_is_exact(name: str, size: tuple[int, int], least_tilings: int,
-                                 graph: Path, default: Path) -> None:
+                                 graph: Path, graph16: Path, default: Path) -> None:
     """Every budget from the least that works to one piece gives other tiles and the same
     pixels, through the buffer and through row bands (33 x 97: a latent of 7 x 3 cells,
-    narrower than a window's halo)."""
-    folder = graph if name == "graph" else default
+    narrower than a window's halo; graph16: an int16 g_s, its exact integer pixels)."""
+    folder = {"graph": graph, "graph16": graph16, "default": default}[name]
     w, h = size
     data = Codec(folder).encode(smooth(h, w, seed=h))
     whole = Codec(folder).decode(data)
+    if name == "graph16":  # the int16 g_s is the one that runs (same bitstreams as float)
+        assert not np.array_equal(whole, Codec(graph).decode(data))
     plan = Codec(folder).plan(data)
     assert (plan["tiles_down"], plan["tiles_across"]) == (1, 1)
     tilings = set()
