@@ -242,7 +242,8 @@ def test_build_caching(built: dict[str, Path], tmp_path: Path,
     # New content: fit and codegen (compilation replaced by a recorder, to save a minute).
     calls: list[tuple[Path, ...]] = []
 
-    def fake_codec(ga: Path, gs: Path, entropy: Path, out_dir: Path) -> tuple[Path, Path]:
+    def fake_codec(ga: Path, gs: Path, entropy: Path, out_dir: Path,
+                   **_int16_nets: Path | None) -> tuple[Path, Path]:
         calls.append((Path(ga), Path(gs), Path(entropy)))
         for name in ("encoder", "decoder", *lic2cpp.codegen.LIBRARY_FILES):
             (Path(out_dir) / name).parent.mkdir(parents=True, exist_ok=True)

@@ -61,8 +61,8 @@ int main(int argc, char** argv) {
     const std::vector<uint8_t> tables = lic::read_file(argv[3]);
     const uint32_t multiple = static_cast<uint32_t>(std::strtoul(argv[4], nullptr, 10));
     const uint64_t ga_fp = g_a.fingerprint(), gs_fp = g_s.fingerprint();
-    const lic::codec::Encoder encoder(std::move(g_a), coder(tables), multiple, gs_fp);
-    const lic::codec::Decoder decoder(std::move(g_s), coder(tables), multiple, ga_fp);
+    const lic::codec::Encoder encoder(std::move(g_a), coder(tables), multiple, ga_fp, gs_fp);
+    const lic::codec::Decoder decoder(std::move(g_s), coder(tables), multiple, ga_fp, gs_fp);
 
     const lic::codec::Image img = image_from_npy(argv[5]);
     const lic::codec::EncodeResult enc = encoder.encode(img, 1);
