@@ -14,6 +14,11 @@ command -v g++ >/dev/null 2>&1 || need_apt+=(g++)
 command -v clang++-14 >/dev/null 2>&1 || need_apt+=(clang-14)
 compgen -G '/usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a' >/dev/null \
   || need_apt+=(libclang-rt-14-dev)
+# The tests build a C program against the codec library with CMake (Ninja generator) and
+# measure the decoder's peak memory with GNU time.
+command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
+command -v ninja >/dev/null 2>&1 || need_apt+=(ninja-build)
+[ -x /usr/bin/time ] || need_apt+=(time)
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"

@@ -43,7 +43,7 @@ def case(kind: str, what: str, command: str, error: str, exit: int = 1) -> Case:
 ARCHS = ("bmshj2018-factorized, bmshj2018-factorized-relu, bmshj2018-hyperprior, "
          "cheng2020-anchor, cheng2020-attn, mbt2018, mbt2018-mean")
 RELU = "--arch bmshj2018-factorized-relu"
-LIMIT = "is larger than the limit (16384 per side, 16777216 pixels)"
+LIMIT = "is larger than the limit (65535 per side, 1073741824 pixels)"
 CODEGEN = "lic2cpp codegen codec/g_a.licm codec/g_s.licm"
 
 CASES = [
@@ -71,8 +71,8 @@ CASES = [
          "decoder: error: bitstream was made by another model (fingerprint mismatch)"),
     case("bitstream", "coding mode 255 (checksum valid)", "decoder mode.bin out.png",
          "decoder: error: unknown coding mode 255"),
-    case("bitstream", "width 65535 in the header (checksum valid)", "decoder wide.bin out.png",
-         f"decoder: error: image 65535x20 {LIMIT}"),
+    case("bitstream", "width 65536 in the header (checksum valid)", "decoder wide.bin out.png",
+         f"decoder: error: image 65536x20 {LIMIT}"),
     case("bitstream", "width 0 in the header (checksum valid)", "decoder zero.bin out.png",
          "decoder: error: image is empty (0 width or height)"),
     case("bitstream", "latent height disagreeing with the image (checksum valid)",
@@ -99,8 +99,8 @@ CASES = [
          "encoder: error: crc.png: invalid PNG (IHDR: CRC error)"),
     case("image", "PNG header of width 0", "encoder zerosize.png out.bin",
          "encoder: error: zerosize.png: invalid PNG (Invalid IHDR data)"),
-    case("image", "PNG 20000 x 1", "encoder wide.png out.bin",
-         f"encoder: error: wide.png: image 20000x1 {LIMIT}"),
+    case("image", "PNG 70000 x 1", "encoder wide.png out.bin",
+         f"encoder: error: wide.png: image 70000x1 {LIMIT}"),
     case("image", "16-bit PNG", "encoder 16bit.png out.bin",
          "encoder: error: 16bit.png: 16-bit PNG is not supported (convert it to 8-bit RGB)"),
     case("image", "RGBA PNG", "encoder alpha.png out.bin",
@@ -283,7 +283,7 @@ def make_inputs(work: Path, encoder: Path) -> None:
     put("flip.bin", bytes(flipped))
     put("other.bin", header_edit(24, "<Q", struct.unpack_from("<Q", good, 24)[0] ^ 0x5A))
     put("mode.bin", header_edit(6, "<B", 255))
-    put("wide.bin", header_edit(8, "<I", 65535))
+    put("wide.bin", header_edit(8, "<I", 65536))
     put("zero.bin", header_edit(8, "<I", 0))
     put("shape.bin", header_edit(18, "<H", 7))
     put("ff.bin", payload(b"\xff" * 65))
@@ -295,7 +295,7 @@ def make_inputs(work: Path, encoder: Path) -> None:
     Image.fromarray(rng.integers(0, 65535, (8, 8), dtype=np.uint16)).save(work / "16bit.png")
     Image.fromarray(rng.integers(0, 255, (8, 8, 4), dtype=np.uint8), "RGBA").save(
         work / "alpha.png")
-    Image.fromarray(np.zeros((1, 20000, 3), dtype=np.uint8)).save(work / "wide.png")
+    Image.fromarray(np.zeros((1, 70000, 3), dtype=np.uint8)).save(work / "wide.png")
     png = (work / "image.png").read_bytes()
     put("text.png", b"hello, not an image\n")
     put("empty.ppm", b"")

@@ -243,9 +243,10 @@ def test_build_caching(built: dict[str, Path], tmp_path: Path,
     calls: list[tuple[Path, ...]] = []
 
     def fake_codec(ga: Path, gs: Path, entropy: Path, out_dir: Path,
-                   **_networks: object) -> tuple[Path, Path]:
+                   **_int16_nets: Path | None) -> tuple[Path, Path]:
         calls.append((Path(ga), Path(gs), Path(entropy)))
-        for name in ("encoder", "decoder"):
+        for name in ("encoder", "decoder", *lic2cpp.codegen.LIBRARY_FILES):
+            (Path(out_dir) / name).parent.mkdir(parents=True, exist_ok=True)
             (Path(out_dir) / name).write_text(f"placeholder {len(calls)}")
         return Path(out_dir) / "encoder", Path(out_dir) / "decoder"
 

@@ -41,12 +41,22 @@ class Decoder {
   }
 
   uint64_t fingerprint() const { return fingerprint_; }
+  uint32_t multiple() const { return multiple_; }
+  const lic::Model& synthesis() const { return g_s_; }
+  const LatentCoder& coder() const { return *coder_; }
 
+  // Checks the container (docs/bitstream.md: every check before anything is allocated).
+  ParsedStream parse(const uint8_t* data, size_t size) const {
+    return parse_bitstream(data, size, multiple_, static_cast<uint32_t>(coder_->channels()),
+                           fingerprint_, coder_->mode());
+  }
+
+  // The whole image in one piece (images within the 1.0 limits; codec/tiled.hpp decodes
+  // any size in tiles).
   DecodeResult decode(const uint8_t* data, size_t size, int threads) const {
-    const ParsedStream p =
-        parse_bitstream(data, size, multiple_, static_cast<uint32_t>(coder_->channels()),
-                        fingerprint_, coder_->mode());
+    const ParsedStream p = parse(data, size);
     const StreamHeader& h = p.header;
+    check_image_size(h.width, h.height, kMaxSideWhole, kMaxPixelsWhole);
     DecodeResult r;
     r.payload_size = p.payload_size;
     r.y_hat = coder_->decode(p.payload, p.payload_size, static_cast<int>(h.latent_h),

@@ -42,13 +42,22 @@ class Encoder {
   }
 
   uint64_t fingerprint() const { return fingerprint_; }
+  uint32_t multiple() const { return multiple_; }
+  const lic::Model& analysis() const { return g_a_; }
 
+  // The whole image in one piece (images within the 1.0 limits; codec/tiled.hpp runs g_a
+  // in tiles for any size).
   EncodeResult encode(const Image& img, int threads) const {
-    check_image_size(img.width, img.height);
-    const lic::Tensor y = g_a_.run(to_tensor(img), threads);
+    check_image_size(img.width, img.height, kMaxSideWhole, kMaxPixelsWhole);
+    return encode_latent(img.width, img.height, g_a_.run(to_tensor(img), threads), threads);
+  }
+
+  // Codes y = g_a(x) of a width x height image into a bitstream.
+  EncodeResult encode_latent(uint32_t width, uint32_t height, const lic::Tensor& y, int threads) const {
+    check_image_size(width, height);
     const int m = static_cast<int>(multiple_);
-    if (y.height != round_up(static_cast<int>(img.height)) / m ||
-        y.width != round_up(static_cast<int>(img.width)) / m)
+    if (y.height != round_up(static_cast<int>(height)) / m ||
+        y.width != round_up(static_cast<int>(width)) / m)
       throw Error("the analysis network does not downsample by " + std::to_string(multiple_));
     EncodedLatent lat = coder_->encode(y, threads);
     EncodeResult r;
@@ -56,8 +65,8 @@ class Encoder {
     r.ideal = lat.ideal;
     r.y_hat = std::move(lat.y_hat);
     StreamHeader head;
-    head.width = img.width;
-    head.height = img.height;
+    head.width = width;
+    head.height = height;
     head.channels = static_cast<uint32_t>(y.channels);
     head.latent_h = static_cast<uint32_t>(y.height);
     head.latent_w = static_cast<uint32_t>(y.width);

@@ -91,6 +91,10 @@ class Model {
     s16_pools_->s16.clear();
     s16_pools_->s32.clear();
   }
+  // Bytes of the buffers kept between runs.
+  std::size_t kept_bytes() const {
+    return pool_->kept_bytes() + s16_pools_->s16.kept_bytes() + s16_pools_->s32.kept_bytes();
+  }
 
   // A human-readable summary (one line per node).
   std::string summary() const {

@@ -96,10 +96,11 @@ def modules_hash(names: tuple[str, ...]) -> str:
 
 
 def cpp_sources_hash() -> str:
-    """Hash of the C++ sources the encoder and decoder programs compile (and only those)."""
+    """Hash of the C++ sources the library and the programs compile (and only those)."""
     root = cpp_dir()
     digest = hashlib.sha256()
-    for path in source_closure([codegen.program_main("encoder"), codegen.program_main("decoder")]):
+    extra = [root / "codec" / "capi" / "exports.map", *sorted((root / "cmake").glob("*.in"))]
+    for path in [*source_closure(codegen.compiled_sources()), *extra]:
         digest.update(str(path.relative_to(root)).encode() + b"\0")
         digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -389,7 +390,7 @@ class BuildRun:
         for made, want in ((Path(enc), self.result.encoder), (Path(dec), self.result.decoder)):
             if made.resolve() != want.resolve():
                 raise LicError(f"codegen wrote {made}, expected {want}")
-        return ["encoder", "decoder"]
+        return ["encoder", "decoder", *codegen.LIBRARY_FILES]
 
     def finish(self) -> None:
         write_manifest(self.out, self.manifest)
@@ -505,7 +506,9 @@ def render_report(out: Path, manifest: dict[str, Any]) -> str:
             continue
         rec = manifest["steps"][name]
         lines.append(f"| {name} | {rec.get('seconds', '')} | {rec.get('finished', '')} |")
-    lines += ["", "Outputs: `encoder`, `decoder` (standalone executables).", ""]
+    lines += ["", "Outputs: `encoder`, `decoder` (standalone executables); the C library "
+              "`lib/liblic2cpp_codec.a`, `lib/liblic2cpp_codec.so` with `include/lic2cpp.h` and "
+              "its CMake package (docs/library.md).", ""]
     lines += render_int16(out, manifest)
     return "\n".join(lines)
 

@@ -93,6 +93,21 @@ def _hash_inputs(sources: Sequence[Path], flags: Sequence[str], include_dirs: Se
     return digest.hexdigest()[:20]
 
 
+def _compile_flags(sanitize: bool, extra_flags: Sequence[str]) -> list[str]:
+    return ["-std=c++17", *WARNING_FLAGS, *(SANITIZE_FLAGS if sanitize else RELEASE_FLAGS),
+            *extra_flags, "-pthread"]
+
+
+def _run(cmd: list[str], tmp: Path, output: Path, what: str) -> None:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        first = (proc.stderr.strip().splitlines() or ["(no output)"])
+        raise LicError(f"{what} failed: " + " | ".join(first[:8]))
+    os.replace(tmp, output)
+
+
 def compile_program(
     sources: Sequence[Path | str],
     name: str,
@@ -114,20 +129,64 @@ def compile_program(
         if not src.is_file():
             raise LicError(f"C++ source not found: {src}")
     incs = [cpp_dir(), *[Path(i).resolve() for i in include_dirs]]
-    flags = ["-std=c++17", *WARNING_FLAGS, *(SANITIZE_FLAGS if sanitize else RELEASE_FLAGS),
-             *extra_flags, "-pthread"]
+    flags = _compile_flags(sanitize, extra_flags)
     if output is None:
         key = _hash_inputs(srcs, [compiler, *flags, *libs], incs)
         output = cache_dir() / "bin" / f"{name}-{key}"
         if output.is_file():
             return output
-    output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + f".tmp{os.getpid()}")
+    output.parent.mkdir(parents=True, exist_ok=True)
     cmd = [compiler, *flags, *[f"-I{i}" for i in incs], *map(str, srcs), *libs, "-o", str(tmp)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        tmp.unlink(missing_ok=True)
-        first = (proc.stderr.strip().splitlines() or ["(no output)"])
-        raise LicError(f"compiling {name} failed: " + " | ".join(first[:8]))
-    os.replace(tmp, output)
+    _run(cmd, tmp, output, f"compiling {name}")
+    return output
+
+
+# Library objects: position independent (they go into the shared library too) and with
+# only the C interface visible outside it.
+LIBRARY_FLAGS = ["-fPIC", "-fvisibility=hidden", "-fvisibility-inlines-hidden"]
+
+
+def compile_object(source: Path | str, name: str, *, sanitize: bool = False,
+                   extra_flags: Sequence[str] = LIBRARY_FLAGS) -> Path:
+    """Compile one source into an object file in the cache, keyed like ``compile_program``."""
+    compiler = find_compiler()
+    src = Path(source).resolve()
+    if not src.is_file():
+        raise LicError(f"C++ source not found: {src}")
+    incs = [cpp_dir()]
+    flags = _compile_flags(sanitize, extra_flags)
+    key = _hash_inputs([src], [compiler, *flags, "-c"], incs)
+    output = cache_dir() / "obj" / f"{name}-{key}.o"
+    if output.is_file():
+        return output
+    tmp = output.with_name(output.name + f".tmp{os.getpid()}")
+    cmd = [compiler, *flags, *[f"-I{i}" for i in incs], "-c", str(src), "-o", str(tmp)]
+    _run(cmd, tmp, output, f"compiling {name}")
+    return output
+
+
+def archive(objects: Sequence[Path], output: Path) -> Path:
+    """A static library of ``objects`` (deterministic: no timestamps)."""
+    ar = shutil.which("ar")
+    if ar is None:
+        raise LicError("no archiver found (install binutils)")
+    tmp = output.with_name(output.name + f".tmp{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    _run([ar, "rcsD", str(tmp), *map(str, objects)], tmp, output, f"archiving {output.name}")
+    return output
+
+
+def link(inputs: Sequence[Path | str], output: Path, *, shared: bool = False,
+         sanitize: bool = False, libs: Sequence[str] = ()) -> Path:
+    """Link objects and libraries into ``output``: an executable, or a shared library."""
+    compiler = find_compiler()
+    flags = ["-pthread", *(["-fsanitize=address,undefined"] if sanitize else [])]
+    if shared:
+        flags += ["-shared", f"-Wl,-soname,{output.name}"]
+    tmp = output.with_name(output.name + f".tmp{os.getpid()}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    _run([compiler, *flags, *map(str, inputs), *libs, "-o", str(tmp)], tmp, output,
+         f"linking {output.name}")
     return output

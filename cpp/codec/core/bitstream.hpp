@@ -15,7 +15,9 @@
 namespace lic::codec {
 
 constexpr uint8_t kBitstreamMajor = 1;
-constexpr uint8_t kBitstreamMinor = 0;
+// 1.1 only raised the image size limits: a stream of an image within 1.0's limits is
+// written as 1.0, byte for byte what a 1.0 encoder wrote.
+constexpr uint8_t kBitstreamMinor = 1;
 // Coding modes (the latent coder that wrote the payload, LatentCoder::mode()).
 constexpr uint8_t kModeContextTables = 1;  // the only coding mode of version 1
 constexpr size_t kStreamHeaderSize = 40;
@@ -42,7 +44,7 @@ inline std::vector<uint8_t> write_bitstream(const StreamHeader& h, const std::ve
   ByteWriter w;
   w.bytes(reinterpret_cast<const uint8_t*>("LICB"), 4);
   w.u8(kBitstreamMajor);
-  w.u8(kBitstreamMinor);
+  w.u8(within_whole_limits(h.width, h.height) ? 0 : kBitstreamMinor);
   w.u8(h.mode);
   w.u8(0);
   w.u32(h.width);

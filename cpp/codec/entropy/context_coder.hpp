@@ -231,10 +231,16 @@ class ContextTableCoder : public LatentCoder {
 
   lic::Tensor decode(const uint8_t* payload, size_t size, int height, int width,
                      int /*threads*/) const override {
+    return dequantized(decode_symbols(payload, size, height, width));
+  }
+
+  // The quantised latent of a payload, what decode() de-quantises (tiled decoding keeps
+  // this form and de-quantises one window at a time: y_hat = float(q) + offset).
+  Latent decode_symbols(const uint8_t* payload, size_t size, int height, int width) const {
     RangeDecoder dec(payload, size);
-    const Latent lat = decode_latent(dec, tables_, height, width);
+    Latent lat = decode_latent(dec, tables_, height, width);
     if (dec.bytes_read() < size) throw Error("corrupt bitstream (unused payload bytes)");
-    return dequantized(lat);
+    return lat;
   }
 
  private:

@@ -1,47 +1,53 @@
-// What encoder_main.cpp and decoder_main.cpp share: building the codec halves from the
-// embedded files, and the command line.
+// What encoder_main.cpp and decoder_main.cpp share: the command line, the C interface's
+// status turned into the program's one-line error, and --dump-latent.
 #pragma once
 
+#include <cctype>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
-#include <utility>
 #include <string>
 #include <vector>
 
 #include "base/error.hpp"
 #include "base/npy.hpp"
-#include "codec/decoder.hpp"
-#include "codec/encoder.hpp"
-#include "codec/entropy/context_coder.hpp"
-#include "codec/programs/embedded.hpp"
-#include "lic/runtime.hpp"
+#include "codec/capi/lic2cpp.h"
 
 namespace lic::codec {
-
-// The coder named by the embedded tables (today always the context-table model).
-inline std::unique_ptr<const LatentCoder> make_latent_coder(const Embedded& e) {
-  return ContextTableCoder::from_bytes(e.tables, e.tables_size);
-}
-
-inline Encoder make_encoder(const Embedded& e) {
-  lic::Model g_a = lic::Model::from_bytes(e.network, e.network_size);
-  return Encoder(std::move(g_a), make_latent_coder(e), e.multiple, e.ga_fingerprint,
-                 e.gs_fingerprint);
-}
-
-inline Decoder make_decoder(const Embedded& e) {
-  lic::Model g_s = lic::Model::from_bytes(e.network, e.network_size);
-  return Decoder(std::move(g_s), make_latent_coder(e), e.multiple, e.ga_fingerprint,
-                 e.gs_fingerprint);
-}
 
 struct Args {
   std::vector<std::string> positional;
   std::string dump_latent;
   bool stats = false;
   int threads = 1;
+  uint64_t max_memory = 0;  // 0: not given
+  std::string max_memory_text;
 };
+
+// "256M", "2G", "512K", "1048576" (bytes); K, M, G, T are powers of 1024.
+inline uint64_t parse_size(const std::string& s) {
+  const Error bad("--max-memory needs a size such as 256M or 2G");
+  size_t i = 0;
+  uint64_t v = 0;
+  while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) {
+    if (v > (uint64_t{1} << 40)) throw bad;
+    v = v * 10 + uint64_t(s[i++] - '0');
+  }
+  if (i == 0) throw bad;
+  std::string unit = s.substr(i);
+  for (char& ch : unit) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  const std::string units = "KMGT";
+  int shift = 0;
+  if (!unit.empty() && units.find(unit[0]) != std::string::npos) {
+    shift = 10 * int(units.find(unit[0]) + 1);
+    unit.erase(0, 1);
+    if (unit == "IB") unit.clear();
+  }
+  if (unit == "B") unit.clear();
+  if (!unit.empty() || v == 0 || v > ((uint64_t{1} << 50) >> shift)) throw bad;
+  return v << shift;
+}
 
 inline Args parse_args(int argc, char** argv, bool allow_stats) {
   Args a;
@@ -54,6 +60,9 @@ inline Args parse_args(int argc, char** argv, bool allow_stats) {
       const long t = std::strtol(argv[++i], &end, 10);
       if (!end || *end || t < 1 || t > 256) throw Error("--threads needs a number from 1 to 256");
       a.threads = static_cast<int>(t);
+    } else if (s == "--max-memory" && i + 1 < argc) {
+      a.max_memory_text = argv[++i];
+      a.max_memory = parse_size(a.max_memory_text);
     } else if (s == "--stats" && allow_stats) {
       a.stats = true;
     } else if (s.size() > 1 && s[0] == '-' && s != "-") {
@@ -65,9 +74,32 @@ inline Args parse_args(int argc, char** argv, bool allow_stats) {
   return a;
 }
 
+// A codec context of the C interface, destroyed with the program's scope.
+struct CodecHandle {
+  explicit CodecHandle(int threads) {
+    if (lic2cpp_create(threads, &codec) != LIC2CPP_OK) throw Error("cannot create the codec");
+  }
+  ~CodecHandle() { lic2cpp_destroy(codec); }
+  CodecHandle(const CodecHandle&) = delete;
+  CodecHandle& operator=(const CodecHandle&) = delete;
+
+  // A failed call's message (the library's, the same text the programs always printed).
+  void check(lic2cpp_status s) const {
+    if (s != LIC2CPP_OK) throw Error(lic2cpp_error_message(codec));
+  }
+  lic2cpp_codec* codec = nullptr;
+};
+
+// Memory the library allocated for us (lic2cpp_free).
+struct LibFree {
+  void operator()(void* p) const { lic2cpp_free(p); }
+};
+template <class T>
+using LibPtr = std::unique_ptr<T, LibFree>;
+
 // The de-quantised latent as float32 (h, w, C).
-inline void dump_latent(const std::string& path, const lic::Tensor& y_hat) {
-  npy::write(path, {y_hat.height, y_hat.width, y_hat.channels}, y_hat.data);
+inline void dump_latent(const std::string& path, const float* y, uint32_t h, uint32_t w, uint32_t c) {
+  npy::write(path, {h, w, c}, std::vector<float>(y, y + size_t(h) * w * c));
 }
 
 inline bool wants_help(int argc, char** argv) {

@@ -1,10 +1,12 @@
-// encoder IN.(png|ppm) OUT.bin [--threads N] [--dump-latent Y.npy] [--stats]
-#include <cstdio>
+// encoder IN.(png|ppm) OUT.bin [--threads N] [--max-memory SIZE] [--dump-latent Y.npy] [--stats]
+// A thin user of the codec's C interface (codec/capi/lic2cpp.h).
 #include <cstdint>
+#include <cstdio>
 #include <exception>
 #include <string>
 #include <vector>
 
+#include "base/file.hpp"
 #include "codec/io/image_file.hpp"
 #include "codec/programs/cli.hpp"
 
@@ -13,10 +15,14 @@ using namespace lic::codec;
 int main(int argc, char** argv) {
   if (wants_help(argc, argv)) {
     std::printf(
-        "usage: encoder IN.(png|ppm) OUT.bin [--threads N] [--dump-latent Y.npy] [--stats]\n"
+        "usage: encoder IN.(png|ppm) OUT.bin [--threads N] [--max-memory SIZE] [--dump-latent Y.npy]\n"
+        "               [--stats]\n"
         "Compresses an 8-bit RGB image (PNG or binary PPM, up to %u pixels a side and %llu\n"
         "pixels) with the network and entropy tables built into this program.\n"
         "  --threads N          threads for the analysis transform (default 1)\n"
+        "  --max-memory SIZE    run the analysis transform in tiles within SIZE (e.g. 256M);\n"
+        "                       the bitstream is the same (default: images up to 2^24 pixels\n"
+        "                       in one piece, larger ones in tiles within 1 GiB)\n"
         "  --dump-latent Y.npy  also write the de-quantised latent, float32 (h, w, C)\n"
         "  --stats              print one JSON line: sizes and ideal code lengths\n",
         kMaxSide, static_cast<unsigned long long>(kMaxPixels));
@@ -25,21 +31,30 @@ int main(int argc, char** argv) {
   try {
     const Args args = parse_args(argc, argv, true);
     if (args.positional.size() != 2) throw lic::Error("usage: encoder IN.(png|ppm) OUT.bin (see --help)");
-    const Encoder encoder = make_encoder(embedded());
+    const CodecHandle codec(args.threads);
+    codec.check(lic2cpp_set_max_memory(codec.codec, args.max_memory));
     const Image img = read_image(args.positional[0]);
-    const EncodeResult r = encoder.encode(img, args.threads);
-    lic::write_file_atomic(args.positional[1], r.bitstream);
-    if (!args.dump_latent.empty()) dump_latent(args.dump_latent, r.y_hat);
+    uint8_t* data = nullptr;
+    size_t size = 0;
+    float* y = nullptr;
+    lic2cpp_encode_stats st{};
+    codec.check(lic2cpp_encode_ex(codec.codec, img.rgb.data(), img.width, img.height,
+                                  size_t(img.width) * 3, &data, &size, &st,
+                                  args.dump_latent.empty() ? nullptr : &y));
+    const LibPtr<uint8_t> keep_data(data);
+    const LibPtr<float> keep_y(y);
+    lic::write_file_atomic(args.positional[1], std::vector<uint8_t>(data, data + size));
+    if (y) dump_latent(args.dump_latent, y, st.latent_height, st.latent_width, st.latent_channels);
     if (args.stats) {
       const double pixels = static_cast<double>(img.width) * img.height;
       std::printf(
           "{\"width\": %u, \"height\": %u, \"bytes\": %zu, \"header_bytes\": %zu, \"payload_bytes\": %zu, "
           "\"ideal_bits\": %.6f, \"ideal_bits_plain\": %.6f, \"payload_bits\": %zu, "
           "\"coder_overhead_pct\": %.5f, \"bpp\": %.6f}\n",
-          img.width, img.height, r.bitstream.size(), kStreamHeaderSize, r.payload_size, r.ideal.bits_ctx,
-          r.ideal.bits_plain, r.payload_size * 8,
-          r.ideal.bits_ctx > 0 ? 100.0 * (r.payload_size * 8.0 - r.ideal.bits_ctx) / r.ideal.bits_ctx : 0.0,
-          r.bitstream.size() * 8.0 / pixels);
+          img.width, img.height, size, st.header_bytes, st.payload_bytes, st.ideal_bits,
+          st.ideal_bits_plain, st.payload_bytes * 8,
+          st.ideal_bits > 0 ? 100.0 * (st.payload_bytes * 8.0 - st.ideal_bits) / st.ideal_bits : 0.0,
+          size * 8.0 / pixels);
     }
     return 0;
   } catch (const std::exception& e) {

@@ -1,0 +1,35 @@
+// The codec halves built from the embedded networks and tables (codec/capi/embedded.hpp).
+#pragma once
+
+#include <memory>
+#include <utility>
+
+#include "codec/capi/embedded.hpp"
+#include "codec/decoder.hpp"
+#include "codec/encoder.hpp"
+#include "codec/entropy/context_coder.hpp"
+#include "codec/tiled.hpp"
+#include "lic/runtime.hpp"
+
+namespace lic::codec {
+
+// The coder named by the embedded tables (today always the context-table model).
+inline std::unique_ptr<const LatentCoder> make_latent_coder(const Embedded& e) {
+  return ContextTableCoder::from_bytes(e.tables, e.tables_size);
+}
+
+inline std::unique_ptr<const TiledEncoder> make_encoder(const Embedded& e) {
+  lic::Model g_a = lic::Model::from_bytes(e.network, e.network_size);
+  return std::make_unique<const TiledEncoder>(
+      Encoder(std::move(g_a), make_latent_coder(e), e.multiple, e.ga_fingerprint, e.gs_fingerprint),
+      NetGeometry::from_bytes(e.network, e.network_size));
+}
+
+inline std::unique_ptr<const TiledDecoder> make_decoder(const Embedded& e) {
+  lic::Model g_s = lic::Model::from_bytes(e.network, e.network_size);
+  return std::make_unique<const TiledDecoder>(
+      Decoder(std::move(g_s), make_latent_coder(e), e.multiple, e.ga_fingerprint, e.gs_fingerprint),
+      NetGeometry::from_bytes(e.network, e.network_size));
+}
+
+}  // namespace lic::codec
