@@ -1,4 +1,4 @@
-// The bitstream container (docs/bitstream.md, version 1.0): a 40-byte header and the
+// The bitstream container (docs/bitstream.md, version 1.1): a 40-byte header and the
 // range-coded payload. Every header field is checked before anything is allocated.
 #pragma once
 
@@ -15,9 +15,15 @@
 namespace lic::codec {
 
 constexpr uint8_t kBitstreamMajor = 1;
-constexpr uint8_t kBitstreamMinor = 0;
+constexpr uint8_t kBitstreamMinor = 1;
 // Coding modes (the latent coder that wrote the payload, LatentCoder::mode()).
-constexpr uint8_t kModeContextTables = 1;  // the only coding mode of version 1
+constexpr uint8_t kModeContextTables = 1;  // version 1.0
+constexpr uint8_t kModeHyperprior = 2;     // since 1.1 (docs/hyperprior.md)
+constexpr uint8_t kModeHybrid = 3;         // since 1.1: hyperprior with fitted y tables
+
+// The minor version a stream of `mode` is written with: the oldest that has the mode, so
+// mode-1 streams stay byte for byte what 1.0 encoders wrote.
+inline uint8_t minor_version_of(uint8_t mode) { return mode == kModeContextTables ? 0 : 1; }
 constexpr size_t kStreamHeaderSize = 40;
 // Largest downsampling factor of an analysis network the codec accepts.
 constexpr uint32_t kMaxMultiple = 1024;
@@ -42,7 +48,7 @@ inline std::vector<uint8_t> write_bitstream(const StreamHeader& h, const std::ve
   ByteWriter w;
   w.bytes(reinterpret_cast<const uint8_t*>("LICB"), 4);
   w.u8(kBitstreamMajor);
-  w.u8(kBitstreamMinor);
+  w.u8(minor_version_of(h.mode));
   w.u8(h.mode);
   w.u8(0);
   w.u32(h.width);
