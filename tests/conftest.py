@@ -15,6 +15,8 @@ PHOTOS = SHARED / "data" / "photos"
 RELU_CKPT = MODELS / "fp_relu_128_192.pth"
 GDN_CKPT = MODELS / "fp_gdn_128_192.pth"
 GDN_INIT_CKPT = MODELS / "fp_gdn_128_192_init.pth"
+# lic2cpp's own small ScaleHyperprior(32, 48), tests/data/README.md
+SHP_CKPT = ROOT / "tests" / "data" / "shp_32_48.pth"
 
 
 @pytest.fixture(scope="session")

@@ -329,7 +329,8 @@ def test_build_cli_errors_are_one_line(case: str, tmp_path: Path,
 
 def test_build_cli_needs_one_source_of_tables(tmp_path: Path,
                                               capsys: pytest.CaptureFixture) -> None:
-    (tmp_path / "m.pth").write_bytes(b"not read")
+    # a factorized-prior model codes with fitted tables by default: they need a source
+    torch.save({"model": tiny_net()}, tmp_path / "m.pth")
     base = ["build", "--model", str(tmp_path / "m.pth"), "-o", str(tmp_path / "o")]
     for extra, message in (([], "--training-set is required"),
                            (["--training-set", "a", "--entropy", "b"], "not both"),

@@ -94,3 +94,26 @@ def test_cpp_refuses_corrupt_tables(tmp_path: Path) -> None:
     proc = subprocess.run([exe, str(tmp_path / "ok.lice"), str(tmp_path / "y4.npy")],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and "channels" in proc.stderr
+
+
+def test_cpp_codes_flagless_channels_like_python(tmp_path: Path) -> None:
+    # .lice 1.1: flag_freq 0 = no activation flag. Some channels lose their flag, one of
+    # them entirely mpv in an item (coded value by value, not by the flag).
+    train = smooth_latents(40, 6, 12, 12, 0)
+    model = fit_entropy_model(train)
+    for c in (0, 1, 4):
+        model.channels[c].flag_freq = 0
+    data = model.to_bytes()
+    assert data[6] == 1  # minor version 1
+    (tmp_path / "e.lice").write_bytes(data)
+    test = smooth_latents(3, 6, 9, 11, 2)
+    test[1, 1] = 0.25  # the dead, flagless channel: all mpv
+    np.save(tmp_path / "y.npy", test)
+    out = run_json([str(tool("latent_tool")), str(tmp_path / "e.lice"), str(tmp_path / "y.npy")])
+    est = model.estimate_bits(test)
+    assert out["bits_ctx"] == pytest.approx(est["bits_ctx"], rel=1e-9)
+    # without a flag the dead channel costs its values: more than with the fitted flag
+    flagged = fit_entropy_model(train)
+    assert est["per_channel_ctx"][1] > flagged.estimate_bits(test)["per_channel_ctx"][1]
+    # a model without flagless channels is still written as 1.0
+    assert flagged.to_bytes()[6] == 0

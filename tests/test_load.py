@@ -97,6 +97,26 @@ def test_state_dict_without_cdf_tables_rebuilds_them(tmp_path: Path) -> None:
         assert torch.equal(loaded.state_dict()[key], reference.state_dict()[key])
 
 
+@pytest.mark.parametrize("arch", ["bmshj2018-hyperprior", "mbt2018-mean"])
+def test_hyperprior_state_dicts_load_with_their_arch(tmp_path: Path, arch: str) -> None:
+    from compressai.models import MeanScaleHyperprior, ScaleHyperprior
+
+    from lic2cpp.load import model_transforms
+
+    torch.manual_seed(1)
+    cls = ScaleHyperprior if arch == "bmshj2018-hyperprior" else MeanScaleHyperprior
+    net = cls(16, 24).eval()
+    net.update(force=True)
+    loaded = load_model(save({"state_dict": net.state_dict()}, tmp_path / "sd.pth"), arch)
+    assert type(loaded) is cls and (loaded.N, loaded.M) == (16, 24)
+    assert same_state(loaded, net) and same_outputs(loaded, net)
+    assert model_transforms(loaded) == ("g_a", "g_s", "h_a", "h_s")
+    # the Gaussian conditional's tables come back as saved
+    gc, ref = loaded.gaussian_conditional, net.gaussian_conditional
+    assert torch.equal(gc._quantized_cdf, ref._quantized_cdf)
+    assert torch.equal(gc.scale_table, ref.scale_table)
+
+
 def test_other_registry_architecture_loads_then_layer_check(tmp_path: Path) -> None:
     from compressai.models import Cheng2020Anchor, ScaleHyperprior
 

@@ -302,3 +302,37 @@ def test_init_refuses_a_missing_model(small_images: Path, tmp_path: Path) -> Non
     cfg = tiny_config(small_images, tmp_path, init=str(tmp_path / "nope.pth"))
     with pytest.raises(LicError):
         train(cfg, progress=False)
+
+
+@pytest.mark.parametrize("arch", ["bmshj2018-hyperprior", "mbt2018-mean"])
+def test_hyperprior_architectures_train_and_load(small_images: Path, tmp_path: Path,
+                                                 arch: str) -> None:
+    from compressai.models import MeanScaleHyperprior, ScaleHyperprior
+
+    from lic2cpp.load import load_model, model_transforms
+
+    cfg = tiny_config(small_images, tmp_path, arch=arch, patch_size=64, steps=30,
+                      val_every=15, val_size=96, settle_steps=50)
+    final = train(cfg, progress=False)
+    rows = read_log(tmp_path / "log.csv", "train")
+    assert float(rows[-1]["loss"]) < float(rows[0]["loss"])
+    net = load_model(final)
+    want = ScaleHyperprior if arch == "bmshj2018-hyperprior" else MeanScaleHyperprior
+    assert type(net) is want and (net.N, net.M) == (8, 12)
+    assert model_transforms(net) == ("g_a", "g_s", "h_a", "h_s")
+    # update(force=True) built both entropy models' tables
+    assert net.entropy_bottleneck._quantized_cdf.numel() > 0
+    assert net.gaussian_conditional._quantized_cdf.shape[0] == 64
+    val = read_log(tmp_path / "log.csv", "val")
+    assert val and all(math.isfinite(float(r["psnr"])) for r in val)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--arch", "mbt2018-mean", "--patch-size", "96"], "multiple of 64"),
+    (["--arch", "bmshj2018-hyperprior", "--int16"], "--int16 training is for factorized"),
+])
+def test_hyperprior_config_errors(small_images: Path, tmp_path: Path, args: list[str],
+                                  message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = cli_main(["train", "--images", str(small_images), "-o", str(tmp_path), *args])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and len(err.splitlines()) == 1 and message in err, err

@@ -38,7 +38,7 @@ import numpy as np
 from lic2cpp import __version__, codegen
 from lic2cpp.assets import default_entropy_path, default_model_path
 from lic2cpp.convert import convert_model
-from lic2cpp.datasets import check_training_set, training_set_identity
+from lic2cpp.datasets import check_training_set, load_training_set, training_set_identity
 from lic2cpp.entropy import EntropyModel
 from lic2cpp.errors import LicError
 from lic2cpp.fit import (
@@ -49,8 +49,19 @@ from lic2cpp.fit import (
     offsets_option,
     summarise_model,
 )
-from lic2cpp.load import load_model
+from lic2cpp.hyper import (
+    KIND_NAMES,
+    fit_hybrid,
+    hyper_kind,
+    int16_hyper_synthesis,
+    is_hyperprior,
+    training_symbols,
+)
+from lic2cpp.hyper import hyper_tables as build_hyper_tables
+from lic2cpp.load import load_model, model_transforms
+from lic2cpp.modelformat import read_licm
 from lic2cpp.offsets import check_mode, model_medians, resolve_lambda
+from lic2cpp.prior import model_prior
 from lic2cpp.toolchain import cpp_dir, find_compiler, source_closure
 
 MANIFEST = "manifest.json"
@@ -65,9 +76,21 @@ INT16_MODES = ("decoder", "both")
 # Python modules whose code decides each step's output (hashed into the step key).
 CONVERT_MODULES = ("lic2cpp.load", "lic2cpp.export", "lic2cpp.convert", "lic2cpp.modelformat")
 FIT_MODULES = ("lic2cpp.load", "lic2cpp.datasets", "lic2cpp.images", "lic2cpp.fit",
-               "lic2cpp.entropy", "lic2cpp.offsets", "lic2cpp.rd_offsets")
+               "lic2cpp.entropy", "lic2cpp.offsets", "lic2cpp.rd_offsets", "lic2cpp.prior",
+               "lic2cpp.hyper", "lic2cpp.int16", "lic2cpp.fixedpoint", "lic2cpp.modelformat")
+# How the latent is coded (docs/pipeline.md#priors): tables fitted on the training set, the
+# model's own quantised CDFs, or a hyperprior model's own coding (docs/hyperprior.md).
+PRIORS = ("fitted", "model", "hyper", "hybrid")
+# The default for a hyperprior model given a training set: whichever of these spends the
+# fewest bits on it (without a training set: hyper).
+AUTO_HYPER = "auto"
+HYPER_FILE = "hyper.lich"
+# Training patches the hyperprior's code length is estimated on (the numpy int16 h_s is
+# slow), and those its int16 h_s is calibrated on.
+HYPER_ESTIMATE_PATCHES = 64
+HYPER_CALIBRATION_PATCHES = 16
 CODEGEN_MODULES = ("lic2cpp.codegen", "lic2cpp.modelformat", "lic2cpp.entropy",
-                   "lic2cpp.toolchain")
+                   "lic2cpp.hyper", "lic2cpp.toolchain")
 INT16_MODULES = ("lic2cpp.int16", "lic2cpp.fixedpoint", "lic2cpp.modelformat", "lic2cpp.load",
                  "lic2cpp.fit", "lic2cpp.datasets", "lic2cpp.images")
 
@@ -150,6 +173,8 @@ class BuildOptions:
     training_set: Path | None  # None: ``entropy`` gives the tables
     out_dir: Path
     entropy: Path | None = None  # ready-made entropy tables (.lice) instead of a fit
+    # one of PRIORS; None: "hyper" for a hyperprior model, else "fitted"
+    prior: str | None = None
     arch: str | None = None
     weights_only: bool = False  # torch.load(weights_only=True): state_dicts only
     max_patches: int | None = None
@@ -186,7 +211,17 @@ def check_inputs(opts: BuildOptions) -> None:
     """Refuse bad inputs before any slow step."""
     check_model_path(opts.model)
     check_mode(opts.offsets)
-    if (opts.training_set is None) == (opts.entropy is None):
+    if opts.prior is not None and opts.prior not in PRIORS:
+        raise LicError(f"unknown prior '{opts.prior}' (known: {', '.join(PRIORS)})")
+    if opts.prior in ("model", "hyper", "hybrid"):
+        if opts.entropy is not None:
+            raise LicError(f"--prior {opts.prior} makes its own tables: --entropy does not "
+                           "apply")
+        if opts.prior == "hybrid" and opts.training_set is None:
+            raise LicError("--prior hybrid fits tables: give --training-set")
+    elif opts.training_set is not None and opts.entropy is not None:
+        raise LicError("give either a training set or ready-made entropy tables, not both")
+    elif opts.prior == "fitted" and opts.training_set is None and opts.entropy is None:
         raise LicError("give either a training set or ready-made entropy tables")
     if opts.training_set is not None:
         check_training_path(opts.training_set)
@@ -220,6 +255,7 @@ class BuildRun:
             "arch": opts.arch,
             "training_set": str(opts.training_set.resolve()) if opts.training_set else None,
             "entropy_source": str(opts.entropy.resolve()) if opts.entropy else None,
+            "prior": opts.prior,  # as asked; the step records say what was used
         })
         self.model_sha = file_sha256(opts.model)
         self.result = BuildResult(encoder=self.out / "encoder", decoder=self.out / "decoder")
@@ -231,6 +267,29 @@ class BuildRun:
             self._net = load_model(self.opts.model, self.opts.arch,
                                    weights_only=self.opts.weights_only)
         return self._net
+
+    def prior(self) -> str:
+        """The prior asked for, or the default for the model (which loads it): "fitted"
+        for a factorized-prior model; for a hyperprior model "hyper" without a training
+        set, else AUTO_HYPER (the fit step picks the smallest of hyper, hybrid, fitted)."""
+        if self.opts.prior is not None:
+            return self.opts.prior
+        if self.opts.entropy is not None:
+            return "fitted"
+        if self.manifest.get("model_is_hyperprior", {}).get("sha") != self.model_sha:
+            self.manifest["model_is_hyperprior"] = {"sha": self.model_sha,
+                                                    "value": is_hyperprior(self.net())}
+        if self.manifest["model_is_hyperprior"]["value"]:
+            return "hyper" if self.opts.training_set is None else AUTO_HYPER
+        if self.opts.training_set is None:
+            raise LicError("--training-set is required (or --entropy with fitted tables, "
+                           "or --prior model)")
+        return "fitted"
+
+    def tables_file(self) -> str:
+        """What the fit step wrote: a hyperprior's .lich, or .lice context tables."""
+        outputs = self.manifest["steps"]["fit"]["outputs"]
+        return HYPER_FILE if HYPER_FILE in outputs else ENTROPY_FILE
 
     def step(self, index: int, name: str, inputs: dict[str, Any],
              action: Callable[[], list[str]]) -> None:
@@ -265,14 +324,20 @@ class BuildRun:
                 "code": modules_hash(CONVERT_MODULES)}
 
     def convert(self) -> list[str]:
-        ga, gs = convert_model(self.net(), self.out)
-        return [_relative(self.out, ga), _relative(self.out, gs)]
+        paths = convert_model(self.net(), self.out, transforms=model_transforms(self.net()))
+        return [_relative(self.out, p) for p in paths]
 
     # --- step 2: fit (or copy the given tables)
 
     def fit_inputs(self) -> dict[str, Any]:
         opts = self.opts
-        common = {"model_sha256": self.model_sha, "arch": opts.arch, "lic2cpp": __version__}
+        prior = self.prior()
+        common = {"model_sha256": self.model_sha, "arch": opts.arch, "lic2cpp": __version__,
+                  "prior": prior}
+        if prior in ("hyper", "hybrid", AUTO_HYPER):
+            common["networks"] = self.manifest["steps"]["convert"]["outputs"]
+        if prior in ("model", "hyper") and opts.training_set is None:
+            return {**common, "code": modules_hash(FIT_MODULES)}
         if opts.training_set is None:
             assert opts.entropy is not None
             return {**common, "entropy_sha256": file_sha256(opts.entropy),
@@ -284,16 +349,47 @@ class BuildRun:
 
     def fit(self) -> list[str]:
         opts = self.opts
+        if self.prior() == "model":
+            return self.model_tables()
+        if self.prior() in ("hyper", "hybrid", AUTO_HYPER):
+            return self.hyper_tables()
         if opts.entropy is not None:
             return self.copy_tables(opts.entropy)
         assert opts.training_set is not None
-        fitted = fit_latents(self.net(), opts.training_set, max_patches=opts.max_patches,
-                             seed=opts.seed, patch_size=opts.patch_size,
-                             batch_size=opts.batch_size, offsets=opts.offsets,
-                             lmbda=self.lmbda, lambda_source=self.lambda_source,
-                             progress=opts.progress)
+        fitted = self.fit_context_tables()
         fitted.entropy_model.save(self.out / ENTROPY_FILE)
         stats = fit_statistics(fitted, opts)
+        (self.out / FIT_STATS).write_text(json.dumps(stats, indent=2, default=_jsonable) + "\n")
+        return [ENTROPY_FILE, FIT_STATS]
+
+    def fit_context_tables(self) -> Any:
+        """The fitted context tables (``--prior fitted``) on the training set. A hyperprior
+        model's bottleneck belongs to z, so its y has no medians: ``--offsets median`` (the
+        default) means the training means there."""
+        opts = self.opts
+        assert opts.training_set is not None
+        offsets = opts.offsets
+        if offsets == "median" and is_hyperprior(self.net()):
+            offsets = "mean"
+        return fit_latents(self.net(), opts.training_set, max_patches=opts.max_patches,
+                           seed=opts.seed, patch_size=opts.patch_size,
+                           batch_size=opts.batch_size, offsets=offsets, lmbda=self.lmbda,
+                           lambda_source=self.lambda_source, progress=opts.progress)
+
+    def model_tables(self) -> list[str]:
+        """--prior model: the bottleneck's own tables; with a training set, both priors'
+        code lengths on it for the report."""
+        opts = self.opts
+        tables = model_prior(self.net())
+        tables.save(self.out / ENTROPY_FILE)
+        stats: dict[str, Any] = {"model": summarise_model(self.net()), "training_patches": 0,
+                                 "patch_size": opts.patch_size, "latent_per_patch": None,
+                                 "estimate": None, "prior": "model"}
+        if opts.training_set is not None:
+            fitted = self.fit_context_tables()
+            stats = fit_statistics(fitted, opts)
+            stats["prior"] = "model"
+            stats["estimate_model_prior"] = tables.estimate_bits(fitted.latents)
         (self.out / FIT_STATS).write_text(json.dumps(stats, indent=2, default=_jsonable) + "\n")
         return [ENTROPY_FILE, FIT_STATS]
 
@@ -351,11 +447,83 @@ class BuildRun:
         (self.out / INT16_REPORT).write_text(json.dumps(info, indent=2) + "\n")
         return [*outputs, INT16_REPORT]
 
+    def hyper_tables(self) -> list[str]:
+        """A hyperprior model's tables: the int16 h_s calibrated (on training patches, or
+        on z drawn from the model's bottleneck) and the .lich; for "hybrid" (and the
+        default with a training set) the y tables fitted on the training symbols. With a
+        training set, every candidate's code length on it; the default keeps the smallest
+        (possibly the fitted context tables, written as entropy.lice)."""
+        opts, net, prior = self.opts, self.net(), self.prior()
+        hyper_kind(net)  # refuses a model that is not a hyperprior model, naming it
+        float_hs = read_licm(self.out / "h_s.licm")
+        int16_hs, report = int16_hyper_synthesis(net, float_hs, opts.training_set,
+                                                 HYPER_CALIBRATION_PATCHES, opts.seed)
+        tables = build_hyper_tables(net, int16_hs, (self.out / "h_a.licm").read_bytes())
+        stats: dict[str, Any] = {
+            "model": summarise_model(net), "prior": prior, "training_patches": 0,
+            "patch_size": opts.patch_size, "latent_per_patch": None, "estimate": None,
+            "hyper": {"kind": KIND_NAMES[tables.kind], "int16": report.summary(),
+                      "out_shift": tables.out_shift, "scales": tables.num_scales}}
+        fitted = None
+        if opts.training_set is not None:
+            fitted, estimates = self.hyper_estimates(tables, prior)
+            stats.update(estimates)
+        chosen = prior
+        if prior == AUTO_HYPER:
+            costs = {k: stats["estimates"][k]["bits"] for k in ("hyper", "hybrid", "fitted")}
+            chosen = min(costs, key=lambda k: costs[k])
+        stats["prior"] = chosen
+        stats["asked"] = opts.prior or "default"
+        if chosen == "fitted":
+            assert fitted is not None
+            fitted.entropy_model.save(self.out / ENTROPY_FILE)
+            written = ENTROPY_FILE
+        else:
+            if chosen == "hyper":
+                tables.fitted = tables.fitted_lo = None
+            tables.save(self.out / HYPER_FILE)
+            written = HYPER_FILE
+        (self.out / FIT_STATS).write_text(json.dumps(stats, indent=2, default=_jsonable) + "\n")
+        return [written, FIT_STATS]
+
+    def hyper_estimates(self, tables: Any, prior: str) -> tuple[Any, dict[str, Any]]:
+        """Fit what ``prior`` needs and measure the candidates on the training patches:
+        hyper (the model's own CDFs), hybrid (fitted on every patch: ``tables.fitted``),
+        fitted context tables (fitted on every patch). With "hyper" alone, on a seeded
+        subset of HYPER_ESTIMATE_PATCHES (the numpy int16 h_s is slow)."""
+        opts, net = self.opts, self.net()
+        assert opts.training_set is not None
+        fitted = self.fit_context_tables()
+        patches = np.asarray(load_training_set(opts.training_set, patch_size=opts.patch_size,
+                                               max_patches=opts.max_patches, seed=opts.seed))
+        pick = np.arange(len(patches))
+        if prior == "hyper" and len(patches) > HYPER_ESTIMATE_PATCHES:
+            pick = np.sort(np.random.default_rng(opts.seed).choice(
+                len(patches), HYPER_ESTIMATE_PATCHES, replace=False))
+        qy, index, z_bits = training_symbols(net, tables, patches[pick], opts.progress)
+        qz0 = np.zeros((tables.hyper_channels, 1, 1), dtype=np.int64)  # z counted apart
+
+        def y_bits() -> float:
+            return sum(tables.code_length(qz0, qy[k], index[k])[1] for k in range(len(qy)))
+
+        z_total = float(z_bits.sum())
+        hyper_y = y_bits()
+        estimates = {"hyper": {"bits": z_total + hyper_y, "bits_z": z_total, "bits_y": hyper_y}}
+        if prior != "hyper":
+            fit_hybrid(tables, qy, index)
+            hybrid_y = y_bits()
+            estimates["hybrid"] = {"bits": z_total + hybrid_y, "bits_z": z_total,
+                                   "bits_y": hybrid_y}
+        ctx = fitted.entropy_model.estimate_bits(fitted.latents[pick])
+        estimates["fitted"] = {"bits": ctx["bits_ctx"], "bits_plain": ctx["bits_plain"]}
+        return fitted, {"training_patches": len(patches), "estimate_patches": len(pick),
+                        "latent_per_patch": list(fitted.latents.shape[1:]),
+                        "estimates": estimates}
+
     # --- step 4: codegen
 
     def licm_names(self) -> tuple[str, str]:
-        ga_name, gs_name = list(self.manifest["steps"]["convert"]["outputs"])
-        return ga_name, gs_name
+        return "g_a.licm", "g_s.licm"
 
     def int16_networks(self) -> tuple[Path | None, Path | None]:
         """The int16 networks the encoder and decoder run (None: the float ones)."""
@@ -370,23 +538,26 @@ class BuildRun:
         inputs = {
             "g_a": steps["convert"]["outputs"][ga_name],
             "g_s": steps["convert"]["outputs"][gs_name],
-            "entropy": steps["fit"]["outputs"][ENTROPY_FILE],
+            "entropy": steps["fit"]["outputs"][self.tables_file()],
             "lic2cpp": __version__, "compiler": find_compiler(),
             "cpp": cpp_sources_hash(), "code": modules_hash(CODEGEN_MODULES),
         }
         if self.opts.int16 is not None:
             inputs["int16"] = {k: v for k, v in steps["int16"]["outputs"].items()
                                if k != INT16_REPORT}
+        if self.tables_file() == HYPER_FILE:
+            inputs["h_a"] = steps["convert"]["outputs"]["h_a.licm"]
         return inputs
 
     def codegen(self) -> list[str]:
         self.opts.log("  generating and compiling the encoder and decoder (this takes a while)")
         ga_name, gs_name = self.licm_names()
         enc16, dec16 = self.int16_networks()
+        extra = {"h_a": self.out / "h_a.licm"} if self.tables_file() == HYPER_FILE else {}
         # codegen.build_codec looked up at call time: the tests stand in a recorder for it.
         enc, dec = codegen.build_codec(self.out / ga_name, self.out / gs_name,
-                                       self.out / ENTROPY_FILE, self.out,
-                                       encoder_net=enc16, decoder_net=dec16)
+                                       self.out / self.tables_file(), self.out,
+                                       encoder_net=enc16, decoder_net=dec16, **extra)
         for made, want in ((Path(enc), self.result.encoder), (Path(dec), self.result.decoder)):
             if made.resolve() != want.resolve():
                 raise LicError(f"codegen wrote {made}, expected {want}")
@@ -538,6 +709,10 @@ def render_int16(out: Path, manifest: dict[str, Any]) -> list[str]:
 
 
 def render_training(manifest: dict[str, Any], stats: dict[str, Any]) -> list[str]:
+    if stats.get("prior") == "model":
+        return render_model_prior(manifest, stats)
+    if "hyper" in stats:
+        return render_hyper(manifest, stats)
     if stats["estimate"] is None:
         lines = ["## Entropy tables", "",
                  f"- given, not fitted here: `{manifest.get('entropy_source')}` (no training "
@@ -558,6 +733,58 @@ def render_training(manifest: dict[str, Any], stats: dict[str, Any]) -> list[str
         *render_estimate(stats["estimate"], pixels=stats["training_patches"] * p * p,
                          channel_info=stats.get("channels")),
     ]
+
+
+PRIOR_LABELS = {
+    "hyper": "hyper: the model's own CDFs (z, and y by the int16 h_s's scale index)",
+    "hybrid": "hybrid: as hyper, y with tables fitted per (scale index, context)",
+    "fitted": "fitted context tables (h_a, h_s unused)",
+}
+
+
+def render_hyper(manifest: dict[str, Any], stats: dict[str, Any]) -> list[str]:
+    h = stats["hyper"]
+    asked = stats.get("asked", "default")
+    how = ("the default: the smallest on the training set" if asked == "default"
+           else f"`--prior {asked}`")
+    lines = ["## Entropy coding", "",
+             f"- model: {h['kind']}; int16 h_s, output shift {h['out_shift']} (scales and "
+             f"means in steps of 2^-{h['out_shift']}), {h['scales']} Gaussian CDFs "
+             "(docs/hyperprior.md)",
+             "- " + h["int16"].replace("\n", "\n  "),
+             f"- prior used: **{stats['prior']}** ({how})"]
+    if not stats.get("estimates"):
+        return lines + ["- no training set given, so no estimate"]
+    p = stats["patch_size"]
+    n = stats["estimate_patches"]
+    pixels = n * p * p
+    lines += [f"- training set `{manifest['training_set']}`: {stats['training_patches']} "
+              f"patches of {p}×{p}; ideal code lengths on {n} of them:", "",
+              "| prior | bits | bits per pixel |", "|---|---|---|"]
+    for key, est in stats["estimates"].items():
+        used = " (used)" if key == stats["prior"] else ""
+        parts = f" (z {est['bits_z']:,.0f} + y {est['bits_y']:,.0f})" if "bits_z" in est else ""
+        lines.append(f"| {PRIOR_LABELS[key]}{used}{parts} | {est['bits']:,.0f} | "
+                     f"{est['bits'] / pixels:.4f} |")
+    return lines + [""]
+
+
+def render_model_prior(manifest: dict[str, Any], stats: dict[str, Any]) -> list[str]:
+    lines = ["## Entropy tables", "",
+             "- prior: **model** — the entropy bottleneck's own quantised CDFs, one per "
+             "channel, no contexts (`--prior model`)"]
+    if stats["estimate"] is None:
+        return lines + ["- no training set given, so no estimate"]
+    p = stats["patch_size"]
+    pixels = stats["training_patches"] * p * p
+    own = stats["estimate_model_prior"]["bits_ctx"]
+    fitted = stats["estimate"]["bits_ctx"]
+    return lines + [
+        f"- training set `{manifest['training_set']}`: {stats['training_patches']} patches "
+        f"of {p}×{p}", "",
+        "| prior | bits on the training set | bits per pixel |", "|---|---|---|",
+        f"| model (used) | {own:,.0f} | {own / pixels:.4f} |",
+        f"| fitted (`--prior fitted`) | {fitted:,.0f} | {fitted / pixels:.4f} |", ""]
 
 
 def render_estimate(est: dict[str, Any], pixels: int,
@@ -619,6 +846,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "fitting on a training set")
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="output folder (encoder, decoder, report.md, intermediate files)")
+    p.add_argument("--prior", choices=PRIORS, default=None,
+                   help="how the latent is coded: 'fitted' context tables fitted on the "
+                        "training set (the default for factorized-prior models); 'model' "
+                        "the model's own entropy-bottleneck CDFs (no training set needed, "
+                        "CompressAI's rate); 'hyper' a hyperprior model's own coding with "
+                        "an int16 h_s (a training set is optional); 'hybrid' the same with "
+                        "y tables fitted on the training set. Default for a hyperprior "
+                        "model: the smallest of hyper, hybrid and fitted on the training "
+                        "set (hyper without one)")
     p.add_argument("--force", action="store_true", help="redo every step")
     p.add_argument("--int16", nargs="?", const="decoder", choices=INT16_MODES, default=None,
                    help="int16 fixed-point networks (docs/int16.md): the decoder (default), or "
@@ -640,9 +876,7 @@ def run(args: argparse.Namespace) -> int:
     entropy = Path(args.entropy) if args.entropy else None
     if training_set is not None and entropy is not None:
         raise LicError("give --training-set or --entropy, not both")
-    if training_set is None and entropy is None:
-        if args.model:
-            raise LicError("--training-set is required (or --entropy with fitted tables)")
+    if training_set is None and entropy is None and not args.model:
         entropy = default_entropy_path()
     if entropy is not None and (args.offsets is not None or args.lmbda is not None):
         raise LicError("--offsets/--lambda apply to a fit; given tables carry their own "
@@ -654,6 +888,7 @@ def run(args: argparse.Namespace) -> int:
         force=args.force, int16=args.int16, offsets=offsets_option(args), lmbda=args.lmbda,
         quantizers=Path(args.quantizers) if args.quantizers else None,
         calib_patches=args.calib_patches,
+        prior=args.prior,
     )
     start = time.perf_counter()
     result = build(opts)

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from lic2cpp.errors import LicError
 from lic2cpp.export import add_model_args, export_onnx
-from lic2cpp.load import load_model
+from lic2cpp.load import TRANSFORMS, load_model, model_transforms
 from lic2cpp.modelformat import (
     MAX_KERNEL,
     MAX_NAME,
@@ -402,19 +402,21 @@ def convert_onnx(onnx_path: Path, licm_path: Path, name: str) -> None:
 
 
 def convert_model(net: Any, out_dir: Path, *, exporter: str = "dynamo",
-                  progress: bool = False) -> tuple[Path, Path]:
+                  progress: bool = False, transforms: tuple[str, ...] = TRANSFORMS
+                  ) -> tuple[Path, ...]:
     """Export ``net``'s transforms to ONNX and convert them: ``out_dir/g_a.licm``,
-    ``out_dir/g_s.licm`` (the ``.onnx`` files stay beside them). ``progress`` shows tqdm
-    bars (on a terminal only)."""
+    ``out_dir/g_s.licm`` (and ``h_a``, ``h_s`` when ``transforms`` names them; the
+    ``.onnx`` files stay beside them). ``progress`` shows tqdm bars (on a terminal only)."""
     out_dir = Path(out_dir)
-    onnx_paths = export_onnx(net, out_dir, exporter=exporter, progress=progress)
+    onnx_paths = export_onnx(net, out_dir, exporter=exporter, progress=progress,
+                             transforms=transforms)
     licm_paths = []
     for onnx_path in tqdm(onnx_paths, desc="convert to .licm", unit="transform",
                           disable=None if progress else True):
         licm = onnx_path.with_suffix(".licm")
         convert_onnx(onnx_path, licm, onnx_path.stem)
         licm_paths.append(licm)
-    return licm_paths[0], licm_paths[1]
+    return tuple(licm_paths)
 
 
 # ------------------------------------------------------------------------------ CLI
@@ -442,7 +444,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {_describe(out)}")
         return 0
     net = load_model(args.model, args.arch, weights_only=args.weights_only)
-    paths = convert_model(net, out, exporter=args.exporter, progress=True)
+    paths = convert_model(net, out, exporter=args.exporter, progress=True,
+                          transforms=model_transforms(net))
     for path in paths:
         print(f"wrote {_describe(path)}")
     if args.int16:

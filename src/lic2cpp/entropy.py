@@ -46,7 +46,9 @@ MAX_CHANNELS = 4096
 
 MAGIC = b"LICE"
 VERSION_MAJOR = 1
-VERSION_MINOR = 0
+# 1.1 added flag_freq = 0 ("no activation flag"); a file without such a channel is still
+# written as 1.0, byte for byte what 1.0 writers wrote.
+VERSION_MINOR = 1
 HEADER = struct.Struct("<4sHHQQ")  # magic, major, minor, body_size, fingerprint
 CHANNEL_HEAD = struct.Struct("<fiiIIII")  # offset, mpv, lo, nsym, t_nbr, t_prev, flag_freq
 
@@ -69,7 +71,9 @@ class ChannelModel:
     lo: int
     t_nbr: int
     t_prev: int
-    flag_freq: int  # probability (of PROB_ONE) that every value of the channel is mpv
+    # probability (of PROB_ONE) that every value of the channel is mpv; 0: the channel has
+    # no activation flag, every value is coded (version 1.1)
+    flag_freq: int
     freqs: np.ndarray  # uint32 [N_CONTEXTS, nsym + 1], last column = escape
     plain: np.ndarray  # uint32 [nsym + 1]
 
@@ -109,8 +113,8 @@ class EntropyModel:
             tables = np.concatenate([ch.freqs.reshape(-1), ch.plain]).astype("<u2")
             raw = tables.tobytes()
             body += raw + b"\0" * (-len(raw) % 4)
-        head = HEADER.pack(MAGIC, VERSION_MAJOR, VERSION_MINOR, len(body),
-                           fingerprint(bytes(body)))
+        minor = VERSION_MINOR if any(ch.flag_freq == 0 for ch in self.channels) else 0
+        head = HEADER.pack(MAGIC, VERSION_MAJOR, minor, len(body), fingerprint(bytes(body)))
         return head + bytes(body)
 
     def fingerprint(self) -> int:
@@ -166,9 +170,13 @@ class EntropyModel:
             ctx = _contexts(qc, ch, prev, prev_ch)
             idx, esc_bits = _symbol_index(qc, ch)
             cost = -np.log2(ch.freqs[ctx, idx] / PROB_ONE) + esc_bits
-            all_mpv = (qc == ch.mpv).reshape(n, -1).all(axis=1)
-            flag_cost = np.where(all_mpv, -np.log2(ch.flag_freq / PROB_ONE),
-                                 -np.log2(1 - ch.flag_freq / PROB_ONE))
+            if ch.flag_freq == 0:  # no flag: every value is coded
+                all_mpv = np.zeros(n, dtype=bool)
+                flag_cost = np.zeros(n)
+            else:
+                all_mpv = (qc == ch.mpv).reshape(n, -1).all(axis=1)
+                flag_cost = np.where(all_mpv, -np.log2(ch.flag_freq / PROB_ONE),
+                                     -np.log2(1 - ch.flag_freq / PROB_ONE))
             per_item = cost.reshape(n, -1).sum(axis=1)
             per_ctx[c] = float(np.sum(flag_cost + np.where(all_mpv, 0.0, per_item)))
             plain_cost = -np.log2(ch.plain[idx] / PROB_ONE) + esc_bits
@@ -465,7 +473,7 @@ def _parse(data: bytes) -> EntropyModel:
         offset, mpv, lo, nsym, t_n, t_p, flag = CHANNEL_HEAD.unpack(take(CHANNEL_HEAD.size))
         if not (np.isfinite(offset) and 1 <= nsym <= 2 * MAX_HALF_ALPHABET + 1
                 and lo <= mpv < lo + nsym and t_n <= MAX_THRESHOLD and t_p <= MAX_THRESHOLD
-                and 1 <= flag < PROB_ONE and abs(lo) < MAX_ABS_SYMBOL):
+                and 0 <= flag < PROB_ONE and abs(lo) < MAX_ABS_SYMBOL):
             raise LicError("entropy model has an invalid channel record")
         count = (N_CONTEXTS + 1) * (nsym + 1)
         raw = take(2 * count + (-2 * count) % 4)

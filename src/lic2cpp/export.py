@@ -26,13 +26,21 @@ from torch import nn
 from tqdm import tqdm
 
 from lic2cpp.errors import LicError
-from lic2cpp.load import add_weights_only_arg, check_supported, compressai_package, load_model
+from lic2cpp.load import (
+    TRANSFORMS,
+    add_weights_only_arg,
+    check_supported,
+    compressai_package,
+    load_model,
+    model_transforms,
+)
 
 EXPORTERS = ("dynamo", "torchscript")
 OPSET = 18  # Both exporters support it; the TorchScript one's newest is 20.
 
 # Example spatial sizes used to trace; the exported height/width stay symbolic.
-SAMPLE_HW = {"g_a": (64, 64), "g_s": (4, 4)}
+SAMPLE_HW = {"g_a": (64, 64), "g_s": (4, 4), "h_a": (16, 16), "h_s": (4, 4)}
+
 
 
 class EffectiveGDN(nn.Module):
@@ -130,21 +138,23 @@ def check_onnx(path: Path) -> None:
 
 
 def export_onnx(net: nn.Module, out_dir: Path, *, exporter: str = "dynamo",
-                progress: bool = False) -> tuple[Path, Path]:
-    """Write ``out_dir/g_a.onnx`` and ``out_dir/g_s.onnx`` (dynamic height/width);
+                progress: bool = False, transforms: tuple[str, ...] = TRANSFORMS
+                ) -> tuple[Path, ...]:
+    """Write ``out_dir/<name>.onnx`` for each of ``transforms`` (default ``g_a``, ``g_s``;
+    a hyperprior model's ``h_a``, ``h_s`` too when asked), dynamic height/width;
     ``progress`` shows a tqdm bar (on a terminal only)."""
-    check_supported(net)
+    check_supported(net, transforms)
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise LicError(f"output folder {out_dir} exists and is not a folder")
     paths = []
-    steps = tqdm(("g_a", "g_s"), desc=f"ONNX export ({exporter})", unit="transform",
+    steps = tqdm(transforms, desc=f"ONNX export ({exporter})", unit="transform",
                  disable=None if progress else True)
     for name in steps:
         module = export_copy(getattr(net, name))
         paths.append(export_transform(module, out_dir / f"{name}.onnx", SAMPLE_HW[name],
                                       exporter))
-    return paths[0], paths[1]
+    return tuple(paths)
 
 
 # ------------------------------------------------------------------------------ CLI
@@ -154,8 +164,9 @@ def add_model_args(parser: argparse.ArgumentParser, required: bool = True) -> No
                         help="CompressAI checkpoint: torch.save({'model': net}), a pickled "
                              "model, or a state_dict / training checkpoint (needs --arch)")
     parser.add_argument("--arch", default=None, metavar="A",
-                        help="architecture of a state_dict checkpoint, e.g. "
-                             "bmshj2018-factorized or bmshj2018-factorized-relu")
+                        help="architecture of a state_dict checkpoint: "
+                             "bmshj2018-factorized, bmshj2018-factorized-relu, "
+                             "bmshj2018-hyperprior or mbt2018-mean")
     parser.add_argument("--exporter", choices=EXPORTERS, default="dynamo",
                         help="torch.onnx exporter (default: dynamo, the torch.export-based "
                              "one; torchscript is the legacy one)")
@@ -164,16 +175,18 @@ def add_model_args(parser: argparse.ArgumentParser, required: bool = True) -> No
 
 def run(args: argparse.Namespace) -> int:
     net = load_model(args.model, args.arch, weights_only=args.weights_only)
-    ga, gs = export_onnx(net, Path(args.output), exporter=args.exporter, progress=True)
-    print(f"wrote {ga} and {gs}")
+    paths = export_onnx(net, Path(args.output), exporter=args.exporter, progress=True,
+                        transforms=model_transforms(net))
+    print("wrote " + ", ".join(map(str, paths)))
     return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "export", help="export a CompressAI model's g_a and g_s to ONNX",
+        "export", help="export a CompressAI model's g_a and g_s (h_a, h_s) to ONNX",
         description="Load a CompressAI checkpoint, check that lic2cpp can run its layers, "
-                    "and write OUT/g_a.onnx and OUT/g_s.onnx (dynamic height and width, "
+                    "and write OUT/g_a.onnx and OUT/g_s.onnx (and OUT/h_a.onnx, "
+                    "OUT/h_s.onnx for a hyperprior model; dynamic height and width, "
                     "GDN as plain ONNX ops with its effective parameters).")
     add_model_args(p)
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")

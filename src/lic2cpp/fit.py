@@ -50,8 +50,18 @@ def summarise_model(net: Any) -> dict[str, Any]:
         "params": int(sum(p.numel() for p in net.parameters())),
         "params_g_a": int(sum(p.numel() for p in net.g_a.parameters())),
         "params_g_s": int(sum(p.numel() for p in net.g_s.parameters())),
-        "downsampling": int(getattr(net, "downsampling_factor", 16)),
+        "downsampling": analysis_downsampling(net),
     }
+
+
+def analysis_downsampling(net: Any) -> int:
+    """g_a's downsampling factor: the product of its convolutions' strides (a hyperprior
+    model's ``downsampling_factor`` also counts h_a's)."""
+    factor = 1
+    for m in net.g_a.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            factor *= int(m.stride[0])
+    return factor
 
 
 def compute_latents(net: Any, patches: np.ndarray, batch_size: int = DEFAULT_BATCH,

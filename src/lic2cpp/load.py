@@ -78,6 +78,18 @@ ARCH_SIZES: dict[str, Callable[[Mapping[str, torch.Tensor]], dict[str, int]]] = 
 }
 
 
+TRANSFORMS = ("g_a", "g_s")
+HYPER_TRANSFORMS = ("h_a", "h_s")  # a hyperprior model's second autoencoder
+
+
+def model_transforms(net: nn.Module) -> tuple[str, ...]:
+    """The transforms lic2cpp converts for ``net``: g_a, g_s, and h_a, h_s of a
+    hyperprior model."""
+    if all(isinstance(getattr(net, t, None), nn.Module) for t in HYPER_TRANSFORMS):
+        return TRANSFORMS + HYPER_TRANSFORMS
+    return TRANSFORMS
+
+
 def known_archs() -> list[str]:
     return sorted(ARCH_SIZES)
 
@@ -290,7 +302,7 @@ def load_model(path: str | Path, arch: str | None = None, *,
     if _needs_update(net):
         net.update(force=True)
     if check_layers:
-        check_supported(net)
+        check_supported(net, model_transforms(net))
     return net
 
 
@@ -362,9 +374,10 @@ def unsupported_layers(module: nn.Module, prefix: str) -> Iterator[str]:
     yield f"{prefix} ({kind}) is not supported by the lic2cpp runtime"
 
 
-def check_supported(net: nn.Module) -> None:
-    """Raise LicError naming the first module of g_a/g_s that the runtime cannot run."""
-    for transform in ("g_a", "g_s"):
+def check_supported(net: nn.Module, transforms: tuple[str, ...] = ("g_a", "g_s")) -> None:
+    """Raise LicError naming the first module of ``transforms`` (g_a, g_s; h_a, h_s of a
+    hyperprior model) that the runtime cannot run."""
+    for transform in transforms:
         module = getattr(net, transform, None)
         if not isinstance(module, nn.Module):
             raise LicError(f"model {type(net).__name__} has no {transform} transform")

@@ -1,10 +1,12 @@
-"""Train a factorized-prior image compression model that converts to the C++ runtime.
+"""Train an image compression model that converts to the C++ runtime.
 
 The model is CompressAI's factorized prior (Ballé et al. 2017) with runtime-friendly
-activations. Training samples random crops of a folder of images, minimises CompressAI's
-rate-distortion loss ``lambda * 255^2 * MSE + bpp`` plus the entropy bottleneck's auxiliary
-loss (its own optimizer), and checkpoints everything needed to resume bit for bit: weights,
-both optimizers, the step, the RNG states of torch, numpy, python and the crop sampler.
+activations, or one of its two hyperprior models (``--arch bmshj2018-hyperprior``,
+``mbt2018-mean``) as CompressAI defines them. Training samples random crops of a folder of
+images, minimises CompressAI's rate-distortion loss ``lambda * 255^2 * MSE + bpp`` plus the
+entropy bottleneck's auxiliary loss (its own optimizer), and checkpoints everything needed
+to resume bit for bit: weights, both optimizers, the step, the RNG states of torch, numpy,
+python and the crop sampler.
 
 Checkpoints are ``{"model": net, ...}`` (the upstream convention), so ``lic2cpp.load``
 and ``torch.load(p, weights_only=False)["model"]`` read them directly.
@@ -33,6 +35,10 @@ from lic2cpp.load import compressai_package, load_model
 from lic2cpp.qat import QatController
 
 ACTIVATIONS = ("relu", "leaky_relu", "gdn")
+# --arch: the factorized prior (with --activation), or a hyperprior model (CompressAI's
+# classes as they are: GDN transforms, h_a/h_s, a Gaussian conditional).
+ARCHS = ("factorized", "bmshj2018-hyperprior", "mbt2018-mean")
+HYPER_MULTIPLE = 64  # a hyperprior's z is 1/64 of the image
 SCHEDULES = ("cosine", "step", "constant")
 CSV_FIELDS = ["step", "split", "elapsed_s", "lr", "loss", "mse", "bpp", "psnr", "aux_loss"]
 # The network divides the image by 16 (four stride-2 layers).
@@ -48,6 +54,7 @@ class TrainConfig:
     n: int = 128
     m: int = 192
     activation: str = "relu"
+    arch: str = "factorized"
     lmbda: float = 0.0067
     patch_size: int = 128
     batch_size: int = 8
@@ -75,8 +82,10 @@ class TrainConfig:
 # ----------------------------------------------------------------------------- model
 
 
-def build_model(n: int, m: int, activation: str = "relu") -> nn.Module:
-    """A factorized-prior model with the given channel counts and activation.
+def build_model(n: int, m: int, activation: str = "relu", arch: str = "factorized"
+                ) -> nn.Module:
+    """A model with the given channel counts: a factorized prior with ``activation``, or
+    CompressAI's ``ScaleHyperprior`` / ``MeanScaleHyperprior`` (``arch``).
 
     ``relu`` is CompressAI's own ``FactorizedPriorReLU``. The others keep CompressAI's
     ``FactorizedPrior`` class (so checkpoints unpickle without lic2cpp) and swap its
@@ -84,6 +93,12 @@ def build_model(n: int, m: int, activation: str = "relu") -> nn.Module:
     (GDN in the encoder only; the decoder, which the int16 runtime runs, stays ReLU).
     """
     cai = compressai_package()
+    if arch == "bmshj2018-hyperprior":
+        return cai.models.ScaleHyperprior(n, m)
+    if arch == "mbt2018-mean":
+        return cai.models.MeanScaleHyperprior(n, m)
+    if arch != "factorized":
+        raise LicError(f"unknown architecture {arch!r} (choose from {', '.join(ARCHS)})")
     if activation == "relu":
         return cai.models.FactorizedPriorReLU(n, m)
     if activation not in ACTIVATIONS:
@@ -108,7 +123,7 @@ def initial_model(path: Path) -> nn.Module:
     """A trained model to fine-tune from (``--init``), e.g. before ``--int16`` training."""
     net = load_model(path)
     if not hasattr(net, "entropy_bottleneck") or not hasattr(net, "aux_loss"):
-        raise LicError(f"--init {path}: not a factorized-prior model")
+        raise LicError(f"--init {path}: not a CompressAI compression model")
     return net
 
 
@@ -170,10 +185,15 @@ class CropSampler:
         self.rng.bit_generator.state = state
 
 
-def center_crop(im: np.ndarray, size: int) -> np.ndarray:
-    """Center crop to at most ``size`` square, rounded down to the network's multiple."""
-    h = min(size, im.shape[0]) // NET_MULTIPLE * NET_MULTIPLE
-    w = min(size, im.shape[1]) // NET_MULTIPLE * NET_MULTIPLE
+def net_multiple(arch: str) -> int:
+    """What image sides must be a multiple of for a training forward pass."""
+    return NET_MULTIPLE if arch == "factorized" else HYPER_MULTIPLE
+
+
+def center_crop(im: np.ndarray, size: int, multiple: int = NET_MULTIPLE) -> np.ndarray:
+    """Center crop to at most ``size`` square, rounded down to ``multiple``."""
+    h = min(size, im.shape[0]) // multiple * multiple
+    w = min(size, im.shape[1]) // multiple * multiple
     y, x = (im.shape[0] - h) // 2, (im.shape[1] - w) // 2
     return im[y : y + h, x : x + w]
 
@@ -364,8 +384,9 @@ class Run:
 def read_images(cfg: TrainConfig) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """The training images, and the validation images center-cropped."""
     train_paths, val_paths = split_images(Path(cfg.images), cfg.val_count)
+    multiple = net_multiple(cfg.arch)
     return ([read_rgb(p) for p in train_paths],
-            [center_crop(read_rgb(p), cfg.val_size) for p in val_paths])
+            [center_crop(read_rgb(p), cfg.val_size, multiple) for p in val_paths])
 
 
 def start_run(cfg: TrainConfig, train_images: list[np.ndarray], resume: Path | None,
@@ -383,7 +404,7 @@ def start_run(cfg: TrainConfig, train_images: list[np.ndarray], resume: Path | N
     elif cfg.init:
         net = initial_model(Path(cfg.init))
     else:
-        net = build_model(cfg.n, cfg.m, cfg.activation)
+        net = build_model(cfg.n, cfg.m, cfg.activation, cfg.arch)
     net = net.to(device).train()
     quant = None
     if cfg.int16:
@@ -535,7 +556,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         images=str(args.images), out_dir=str(args.output), n=args.N, m=args.M,
-        activation=args.activation, lmbda=args.lmbda, patch_size=args.patch_size,
+        activation=args.activation, arch=args.arch, lmbda=args.lmbda, patch_size=args.patch_size,
         batch_size=args.batch_size, steps=args.steps, lr=args.lr, lr_min=args.lr_min,
         lr_schedule=args.lr_schedule, warmup=args.warmup, aux_lr=args.aux_lr,
         clip_grad=args.clip_grad, val_count=args.val_count, val_every=args.val_every,
@@ -547,8 +568,14 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def check_config(cfg: TrainConfig) -> None:
-    if cfg.patch_size % NET_MULTIPLE or cfg.patch_size <= 0:
-        raise LicError(f"--patch-size must be a positive multiple of {NET_MULTIPLE}")
+    if cfg.arch not in ARCHS:
+        raise LicError(f"unknown --arch {cfg.arch!r} (choose from {', '.join(ARCHS)})")
+    multiple = net_multiple(cfg.arch)
+    if cfg.patch_size % multiple or cfg.patch_size <= 0:
+        raise LicError(f"--patch-size must be a positive multiple of {multiple}")
+    if cfg.arch != "factorized" and cfg.int16:
+        raise LicError("--int16 training is for factorized-prior models (a hyperprior "
+                       "model's h_s is made int16 by calibration at build time)")
     for name in ("n", "m", "batch_size", "steps", "log_every", "save_every", "val_every"):
         if getattr(cfg, name) <= 0:
             raise LicError(f"--{name.replace('_', '-')} must be positive")
@@ -602,7 +629,7 @@ def register(subparsers: Any) -> None:
     d = TrainConfig(images="", out_dir="")
     p = subparsers.add_parser(
         "train",
-        help="train a factorized-prior model convertible to the C++ runtime",
+        help="train a model (factorized prior or hyperprior) convertible to the C++ runtime",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -611,6 +638,10 @@ def register(subparsers: Any) -> None:
                    help="output folder: last.pth (resumable), model.pth (final), log.csv")
     p.add_argument("--N", type=int, default=d.n, help="channels of the hidden layers")
     p.add_argument("--M", type=int, default=d.m, help="channels of the latent")
+    p.add_argument("--arch", choices=ARCHS, default=d.arch,
+                   help="factorized: FactorizedPrior(ReLU) with --activation; "
+                        "bmshj2018-hyperprior: ScaleHyperprior; mbt2018-mean: "
+                        "MeanScaleHyperprior (CompressAI's classes)")
     p.add_argument("--activation", choices=ACTIVATIONS, default=d.activation,
                    help="relu: FactorizedPriorReLU; leaky_relu; gdn: GDN encoder, ReLU decoder")
     p.add_argument("--lambda", dest="lmbda", type=float, default=d.lmbda,

@@ -10,8 +10,10 @@ namespace lic::codec {
 struct Embedded {
   const uint8_t* network;  // the half's network: g_a.licm for the encoder, g_s.licm for the decoder
   size_t network_size;
-  const uint8_t* tables;  // entropy.lice
+  const uint8_t* tables;  // entropy.lice, or hyper.lich for a hyperprior model
   size_t tables_size;
+  const uint8_t* aux_network;  // h_a.licm in a hyperprior encoder, else null
+  size_t aux_network_size;
   uint32_t multiple;  // downsampling factor of g_a
   // the model's float g_a and g_s (the network above may be an int16 version of one of
   // them, docs/int16.md: the bitstream fingerprint names the model, not the arithmetic)

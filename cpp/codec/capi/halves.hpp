@@ -1,6 +1,7 @@
 // The codec halves built from the embedded networks and tables (codec/capi/embedded.hpp).
 #pragma once
 
+#include <cstring>
 #include <memory>
 #include <utility>
 
@@ -8,13 +9,18 @@
 #include "codec/decoder.hpp"
 #include "codec/encoder.hpp"
 #include "codec/entropy/context_coder.hpp"
+#include "codec/entropy/hyper_coder.hpp"
 #include "codec/tiled.hpp"
 #include "lic/runtime.hpp"
 
 namespace lic::codec {
 
-// The coder named by the embedded tables (today always the context-table model).
+// The coder named by the embedded tables: a hyperprior coder for `.lich` tables (with the
+// encoder's h_a), else the context-table model of a `.lice` file.
 inline std::unique_ptr<const LatentCoder> make_latent_coder(const Embedded& e) {
+  if (e.tables_size >= 4 && std::memcmp(e.tables, "LICH", 4) == 0)
+    return std::make_unique<HyperpriorCoder>(e.tables, e.tables_size, e.aux_network,
+                                             e.aux_network_size);
   return ContextTableCoder::from_bytes(e.tables, e.tables_size);
 }
 

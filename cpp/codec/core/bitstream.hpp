@@ -1,4 +1,4 @@
-// The bitstream container (docs/bitstream.md, version 1.0): a 40-byte header and the
+// The bitstream container (docs/bitstream.md, version 1.1): a 40-byte header and the
 // range-coded payload. Every header field is checked before anything is allocated.
 #pragma once
 
@@ -15,11 +15,18 @@
 namespace lic::codec {
 
 constexpr uint8_t kBitstreamMajor = 1;
-// 1.1 only raised the image size limits: a stream of an image within 1.0's limits is
-// written as 1.0, byte for byte what a 1.0 encoder wrote.
+// 1.1 added coding modes 2 and 3 and raised the image size limits: a stream that
+// uses neither is written as 1.0, byte for byte what a 1.0 encoder wrote.
 constexpr uint8_t kBitstreamMinor = 1;
 // Coding modes (the latent coder that wrote the payload, LatentCoder::mode()).
-constexpr uint8_t kModeContextTables = 1;  // the only coding mode of version 1
+constexpr uint8_t kModeContextTables = 1;  // version 1.0
+constexpr uint8_t kModeHyperprior = 2;     // since 1.1 (docs/hyperprior.md)
+constexpr uint8_t kModeHybrid = 3;         // since 1.1: hyperprior with fitted y tables
+
+// The minor version a stream is written with: the oldest that has its mode and its size.
+inline uint8_t minor_version_of(uint8_t mode, uint32_t width, uint32_t height) {
+  return mode == kModeContextTables && within_whole_limits(width, height) ? 0 : 1;
+}
 constexpr size_t kStreamHeaderSize = 40;
 // Largest downsampling factor of an analysis network the codec accepts.
 constexpr uint32_t kMaxMultiple = 1024;
@@ -44,7 +51,7 @@ inline std::vector<uint8_t> write_bitstream(const StreamHeader& h, const std::ve
   ByteWriter w;
   w.bytes(reinterpret_cast<const uint8_t*>("LICB"), 4);
   w.u8(kBitstreamMajor);
-  w.u8(within_whole_limits(h.width, h.height) ? 0 : kBitstreamMinor);
+  w.u8(minor_version_of(h.mode, h.width, h.height));
   w.u8(h.mode);
   w.u8(0);
   w.u32(h.width);

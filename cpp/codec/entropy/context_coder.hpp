@@ -4,7 +4,8 @@
 // LatentCoder implementation; the free functions are what it and the tests use.
 //
 // Channels are coded in the model's order. Per channel: the activation flag (binary,
-// symbol 1 = "every value is mpv", probability flag_freq / 2^16); unless set, every value in
+// symbol 1 = "every value is mpv", probability flag_freq / 2^16; absent when flag_freq is
+// 0, .lice 1.1); unless set, every value in
 // raster order with the table of its context
 //   ctx = [|left - mpv| > t_nbr] + 2 [|up - mpv| > t_nbr] + 4 [|prev - mpv_prev| > t_prev]
 // (a missing neighbour or predecessor counts as not active). A value outside the channel's
@@ -88,10 +89,12 @@ inline CodeLength encode_latent(const Latent& lat, const ContextTables& m, Range
   const int h = lat.height, w = lat.width;
   for (uint32_t c : m.order) {
     const ChannelTables& ch = m.channels[c];
-    bool all_mpv = true;
+    bool all_mpv = ch.flag_freq != 0;  // a channel without a flag codes every value
     for (int i = 0; i < h * w && all_mpv; ++i) all_mpv = lat.q[static_cast<size_t>(c) * h * w + i] == ch.mpv;
     const uint32_t f_off = kProbOne - ch.flag_freq;
-    if (all_mpv) {
+    if (ch.flag_freq == 0) {
+      // no flag to code
+    } else if (all_mpv) {
       enc.encode(f_off, ch.flag_freq);
       len.bits_ctx -= std::log2(static_cast<double>(ch.flag_freq) / kProbOne);
     } else {
@@ -140,7 +143,7 @@ inline Latent decode_latent(RangeDecoder& dec, const ContextTables& m, int heigh
   for (uint32_t c : m.order) {
     const ChannelTables& ch = m.channels[c];
     int32_t* plane = lat.q.data() + static_cast<size_t>(c) * height * width;
-    if (dec.decode_binary(kProbOne - ch.flag_freq) == 1) {
+    if (ch.flag_freq != 0 && dec.decode_binary(kProbOne - ch.flag_freq) == 1) {
       for (int i = 0; i < height * width; ++i) plane[i] = ch.mpv;
       continue;
     }

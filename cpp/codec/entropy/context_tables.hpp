@@ -31,7 +31,8 @@ struct ChannelTables {
   uint32_t nsym = 0;  // in-range symbols lo .. lo + nsym - 1; index nsym is the escape
   uint32_t t_nbr = 0;
   uint32_t t_prev = 0;
-  uint32_t flag_freq = 0;  // probability (of 2^16) of "every value is mpv"
+  // probability (of 2^16) of "every value is mpv"; 0: no activation flag (.lice 1.1)
+  uint32_t flag_freq = 0;
   // cdf[k] has nsym + 2 entries for context k (0..7); cdf[kContexts] is the plain table.
   std::vector<uint32_t> cdf[kContexts + 1];
 };
@@ -87,7 +88,7 @@ struct ContextTables {
       const int64_t lo = ch.lo;
       if (!std::isfinite(ch.offset) || ch.nsym < 1 || ch.nsym > kMaxAlphabet || ch.mpv < lo ||
           ch.mpv >= lo + ch.nsym || ch.t_nbr > kMaxThreshold || ch.t_prev > kMaxThreshold ||
-          ch.flag_freq < 1 || ch.flag_freq >= kProbOne || std::abs(lo) >= kMaxAbsSymbol)
+          ch.flag_freq >= kProbOne || std::abs(lo) >= kMaxAbsSymbol)
         throw Error("entropy model has an invalid channel record");
       const uint32_t alphabet = ch.nsym + 1;
       for (auto& cdf : ch.cdf) {
