@@ -24,14 +24,16 @@ from pathlib import Path
 
 import numpy as np
 
-from lic2cpp.codegen import png_link_args, program_main
+from lic2cpp.codegen import CAPI_SOURCES, png_link_args, program_main
 from lic2cpp.images import encoder_input, list_images, read_rgb
-from lic2cpp.toolchain import compile_program
+from lic2cpp.toolchain import compile_program, cpp_dir
 
 
 def o0_decoder(out: Path) -> Path:
     """The codec's decoder compiled without optimisation (same sources and embedded files)."""
-    return compile_program([program_main("decoder"), out / "src" / "decoder_embedded.cpp"],
+    capi = [cpp_dir() / "codec" / "capi" / name for name in CAPI_SOURCES]
+    embedded = [out / "src" / f"lic2cpp_{role}.cpp" for role in ("encoder", "decoder")]
+    return compile_program([program_main("decoder"), *capi, *embedded],
                            "decoder-O0", extra_flags=["-O0"], libs=png_link_args())
 
 

@@ -231,6 +231,19 @@ def test_decoder_fuzzing(codec: Codec, tmp_path: Path) -> None:
     assert refused > 0
 
 
+def test_reserved_fields_and_minor_version_are_ignored(codec: Codec, tmp_path: Path) -> None:
+    # docs/bitstream.md: reserved bytes (offsets 7, 22-23) and a higher minor version are
+    # for compatible additions: a decoder of this version decodes such a stream as before.
+    src = random_image(tmp_path / "in.png", 20, 18, seed=11)
+    assert run([codec.encoder, src, tmp_path / "a.bin"]).returncode == 0
+    assert run([codec.decoder, tmp_path / "a.bin", tmp_path / "a.ppm"]).returncode == 0
+    data = bytearray((tmp_path / "a.bin").read_bytes())
+    data[5], data[7], data[22], data[23] = 9, 0xA5, 0x5A, 0xFF
+    (tmp_path / "b.bin").write_bytes(fix_checksum(data))
+    assert run([codec.decoder, tmp_path / "b.bin", tmp_path / "b.ppm"]).returncode == 0
+    assert (tmp_path / "b.ppm").read_bytes() == (tmp_path / "a.ppm").read_bytes()
+
+
 def test_other_models_bitstream_is_refused(codec: Codec, tmp_path: Path) -> None:
     src = random_image(tmp_path / "in.png", 16, 16, seed=9)
     assert run([codec.encoder, src, tmp_path / "a.bin"]).returncode == 0

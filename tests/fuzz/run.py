@@ -76,7 +76,11 @@ def generate(force: bool = False) -> None:
     shutil.rmtree(OUT / "seeds", ignore_errors=True)
     corpus.write_all(OUT)
     (OUT / "seeds" / "kernels").mkdir(parents=True, exist_ok=True)
-    for i, seed in enumerate([b"\x01" + bytes(range(64)), b"\x00" + bytes(range(255, 0, -1))]):
+    # the first byte picks the kernel family (fuzz_kernels.cpp): float GEMM, float
+    # element-wise, int16 element-wise, int16 GEMM
+    seeds = [b"\x01" + bytes(range(64)), b"\x00" + bytes(range(255, 0, -1)),
+             b"\x02" + bytes(range(3, 255, 2)), b"\x03" + bytes(range(255, 0, -3)) * 4]
+    for i, seed in enumerate(seeds):
         (OUT / "seeds" / "kernels" / f"seed{i}").write_bytes(seed)
     stamp.write_text("")
 
