@@ -260,3 +260,16 @@ def test_cli_convert_int16(trained, tmp_path: Path, capsys) -> None:
     assert cli_main(["convert", str(tmp_path / "g_s.onnx"), "-o", str(tmp_path / "x.licm"),
                      "--int16"]) == 1
     assert "--int16 needs --model" in capsys.readouterr().err
+
+
+def test_calibration_rounds_around_the_given_offsets(trained) -> None:
+    # build passes the entropy tables' offsets: g_s is calibrated on the latents the codec
+    # decodes, y_hat = round(y - offset) + offset, not on the patches' own means.
+    _, net, _ = trained
+    offsets = np.linspace(-0.4, 0.4, net.g_a[-1].out_channels).astype(np.float32)
+    calib = int16.calibration_set(net, PHOTOS, patches=2, patch_size=64, offsets=offsets)
+    assert np.array_equal(calib.latent_mean, offsets)
+    frac = calib.inputs - offsets[None, None, None, :]
+    assert np.abs(frac - np.rint(frac)).max() < 1e-5
+    own = int16.calibration_set(net, PHOTOS, patches=2, patch_size=64)
+    assert not np.array_equal(own.latent_mean, offsets)

@@ -415,7 +415,16 @@ class BuildRun:
                 "calib_patches": opts.calib_patches, "headroom_bits": opts.headroom_bits,
                 "patch_size": opts.patch_size,
                 "seed": opts.seed, "networks": self.manifest["steps"]["convert"]["outputs"],
+                "tables": self.manifest["steps"]["fit"]["outputs"],
                 "lic2cpp": __version__, "code": modules_hash(INT16_MODULES)}
+
+    def latent_offsets(self) -> np.ndarray | None:
+        """The offsets the codec rounds the latent around (the fitted context tables'), so
+        that g_s is calibrated on the latents it will decode; None for a hyperprior's
+        tables (their means come from h_s)."""
+        if self.tables_file() != ENTROPY_FILE:
+            return None
+        return EntropyModel.load(self.out / ENTROPY_FILE).offsets
 
     def int16(self) -> list[str]:
         from lic2cpp.int16 import int16_analysis, int16_synthesis
@@ -427,7 +436,8 @@ class BuildRun:
             self.net(), read_licm(self.out / gs_name), checkpoint=opts.model,
             quantizers_file=opts.quantizers, training_set=opts.training_set,
             patches=opts.calib_patches, seed=opts.seed, headroom_bits=opts.headroom_bits,
-            progress=bool(opts.progress), patch_size=opts.patch_size)
+            progress=bool(opts.progress), patch_size=opts.patch_size,
+            offsets=self.latent_offsets())
         write_licm(self.out / INT16_GS, gs16)
         for line in report.summary().splitlines():
             opts.log(f"  g_s {line.strip()}")

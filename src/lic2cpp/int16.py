@@ -208,15 +208,16 @@ def codec_latents(net: Any, images: np.ndarray, mean: np.ndarray) -> np.ndarray:
 
 def calibration_set(net: Any, training_set: str | Path, patches: int = 16, seed: int = 0,
                     headroom_bits: int = DEFAULT_HEADROOM_BITS,
-                    patch_size: int = 256) -> Calibration:
-    """``patches`` random training patches and their codec latents."""
+                    patch_size: int = 256, offsets: np.ndarray | None = None) -> Calibration:
+    """``patches`` random training patches and their codec latents, rounded around
+    ``offsets`` (the entropy tables' offsets; without them, the patches' latent means)."""
     from lic2cpp.datasets import load_training_set
     from lic2cpp.fit import check_training_path
 
     check_training_path(Path(training_set))
     images = np.asarray(load_training_set(training_set, patch_size, max_patches=patches,
                                           seed=seed))
-    mean = latent_means(net, images)
+    mean = latent_means(net, images) if offsets is None else np.asarray(offsets, np.float32)
     return Calibration(codec_latents(net, images, mean), images, headroom_bits, mean)
 
 
@@ -556,11 +557,12 @@ def int16_synthesis(net: Any, float_gs: ModelFile, *, checkpoint: str | Path | N
                     quantizers_file: str | Path | None = None,
                     training_set: str | Path | None = None, patches: int = 16, seed: int = 0,
                     headroom_bits: int = DEFAULT_HEADROOM_BITS, progress: bool = False,
-                    calib: Calibration | None = None, patch_size: int = 256
-                    ) -> tuple[ModelFile, Int16Report]:
+                    calib: Calibration | None = None, patch_size: int = 256,
+                    offsets: np.ndarray | None = None) -> tuple[ModelFile, Int16Report]:
     """The int16 ``g_s`` of ``net`` (whose float graph is ``float_gs``), its shifts taken
     from ``quantizers_file``, else the checkpoint, else calibration on ``training_set``
-    (or on ``calib``, already made by :func:`calibration_set`)."""
+    with latents rounded around ``offsets`` (or on ``calib``, already made by
+    :func:`calibration_set`)."""
     param_names = [name for name, _ in net.g_s.named_parameters()]
     given: Quantizers | None = None
     if quantizers_file is not None:
@@ -585,7 +587,8 @@ def int16_synthesis(net: Any, float_gs: ModelFile, *, checkpoint: str | Path | N
     if calib is not None:
         patches = len(calib.inputs)
     elif training_set is not None:
-        calib = calibration_set(net, training_set, patches, seed, headroom_bits, patch_size)
+        calib = calibration_set(net, training_set, patches, seed, headroom_bits, patch_size,
+                                offsets)
     elif needs_calibration:
         raise LicError("the model carries no (complete) int16 quantizers: give a training "
                        "set (--training-set) to calibrate them")
