@@ -62,6 +62,8 @@ def main() -> int:
     ap.add_argument("--images", type=Path, required=True)
     ap.add_argument("--count", type=int, default=4)
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--output", choices=("ppm", "png"), default="ppm",
+                    help="what the decoder writes (PNG adds its compression)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     net = load_model(args.model, args.arch)
@@ -73,7 +75,7 @@ def main() -> int:
         for image in list_images(args.images)[: args.count]:
             img = read_rgb(image)
             src = encoder_input(image, img, work)
-            binf, out = work / "x.bin", work / "x.ppm"
+            binf, out = work / "x.bin", work / f"x.{args.output}"
             enc = min(timed_process([args.codec / "encoder", src, binf])
                       for _ in range(args.repeat))
             dec = min(timed_process([args.codec / "decoder", binf, out])

@@ -1,7 +1,8 @@
 """PSNR of the int16 fixed-point g_s (numpy reference, docs/int16.md) against the float g_s.
 
-Both decoders get the same latents (the codec's ``y_hat = round(y - mean) + mean``, with
-``mean`` from the calibration patches); the float output is PyTorch's g_s, the int16 one
+Both decoders get the same latents (the codec's ``y_hat = round(y - offset) + offset``, with
+the entropy bottleneck's medians as offsets, the codec's default, or with ``--offsets mean``
+the calibration patches' means); the float output is PyTorch's g_s, the int16 one
 the exact reference arithmetic of ``lic2cpp.fixedpoint``. Pixels follow the decoder's rule.
 Evaluation only: the quantizers never see the evaluation images.
 
@@ -21,10 +22,11 @@ import torch
 
 from lic2cpp import fixedpoint as fx
 from lic2cpp.convert import convert_model
-from lic2cpp.datasets import list_images, load_image
+from lic2cpp.images import list_images, read_rgb
 from lic2cpp.int16 import calibration_set, codec_latents, int16_synthesis
 from lic2cpp.load import load_model
 from lic2cpp.modelformat import read_licm
+from lic2cpp.offsets import model_medians
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -42,6 +44,10 @@ def main() -> None:
     p.add_argument("--calib-patches", type=int, default=16)
     p.add_argument("--images", required=True)
     p.add_argument("--count", type=int, default=4, help="first N images of --images")
+    p.add_argument("--offsets", choices=("median", "mean"), default="median",
+                   help="what the latents are rounded around: the entropy bottleneck's "
+                        "medians (the codec's default, docs/entropy-model.md) or the "
+                        "calibration patches' means")
     args = p.parse_args()
     torch.set_num_threads(1)
 
@@ -50,7 +56,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         _, gs_path = convert_model(net, Path(tmp))
         float_gs = read_licm(gs_path)
-    calib = calibration_set(net, args.training_set, args.calib_patches)
+    offsets = (model_medians(net, float_gs.in_channels)
+               if args.offsets == "median" else None)
+    calib = calibration_set(net, args.training_set, args.calib_patches, offsets=offsets)
     model, report = int16_synthesis(
         net, float_gs, checkpoint=None if args.calibrate else args.model,
         quantizers_file=args.quantizers, calib=calib)
@@ -67,7 +75,7 @@ def main() -> None:
     print(f"{'image':<14}{'float dB':>10}{'int16 dB':>10}{'loss dB':>10}{'max |dpx|':>10}"
           f"{'int16 vs float dB':>19}")
     for path in list_images(args.images)[:args.count]:
-        rgb = load_image(path)
+        rgb = read_rgb(path)
         h, w = rgb.shape[:2]
         m = 16  # the codec pads to a multiple of the downsampling factor by edge replication
         padded = np.pad(rgb, ((0, -h % m), (0, -w % m), (0, 0)), mode="edge")
