@@ -52,7 +52,7 @@ TARGETS = {t.name: t for t in [
     Target("decoder"),
     Target("licm", max_len=8192),
     Target("lice", max_len=24576),  # the shipped default tables are 19.7 kB
-    Target("image", libs=("-lpng16", "-lz")),
+    Target("image", libs=("-lpng16", "-lz", *(("-ldeflate",) if Path("/usr/include/libdeflate.h").is_file() else ()))),
     Target("kernels", max_len=8192),
 ]}
 
