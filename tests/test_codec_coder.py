@@ -83,7 +83,7 @@ def test_cpp_band_coding_matches_python(tmp_path: Path, band_rows: int) -> None:
     model.save(tmp_path / "e.lice")
     test = smooth_latents(3, 6, 23, 17, 2)
     test[0, 2, 7, 3] = 900.0  # an escape
-    test[1, :, 8:16] = model.means[:, None, None] + np.array(
+    test[1, :, 8:16] = model.offsets[:, None, None] + np.array(
         [ch.mpv for ch in model.channels])[:, None, None]  # a band of only mpv: flags set
     np.save(tmp_path / "y.npy", test)
     out = run_json([str(tool("latent_tool")), str(tmp_path / "e.lice"), str(tmp_path / "y.npy"),

@@ -926,15 +926,14 @@ double bench_f32_igemm_phase(const KernelTable& t, int mr) {
   const IgemmCase k{mr, kNR, 128, 9, 0, 1, 0.0f, false};
   IgemmInputs in(k, rng);
   std::vector<float> c(std::size_t(mr) * std::size_t(in.c_stride));
-  IgemmArgs p{in.a(), in.a_stride, in.taps.data(), k.ntaps, k.kc, in.w.data(), in.bias,
-              c.data(), in.c_stride, k.nc, 0, k.act, k.alpha};
+  const IgemmArgs p = igemm_args(k, in, c.data());
   return ns_per_call([&] { t.igemm[mr - 1](p); });
 }
 
 template <int MR>
 KernelCase s16_igemm_row() {
   static const std::string name = "s16-igemm-" + std::to_string(MR) + "x16";
-  return {name.c_str(), [](const KernelTable& t) { return fn_id(t.s16_igemm[MR - 1]); },
+  return {name.c_str(), always, [](const KernelTable& t) { return fn_id(t.s16_igemm[MR - 1]); },
           check_s16_igemm<MR>, [](const KernelTable& t) { return bench_s16_igemm(t, MR); }};
 }
 
@@ -951,37 +950,37 @@ std::vector<KernelCase> s16_kernel_cases() {
   return {
       s16_igemm_row<1>(), s16_igemm_row<2>(), s16_igemm_row<3>(), s16_igemm_row<4>(),
       s16_igemm_row<5>(), s16_igemm_row<6>(),
-      {"f32-igemm-6x16 (9 taps)", [](const KernelTable& t) { return fn_id(t.igemm[5]); },
+      {"f32-igemm-6x16 (9 taps)", always, [](const KernelTable& t) { return fn_id(t.igemm[5]); },
        [](const KernelTable&, const KernelTable&, Rng&) { return 0; },
        [](const KernelTable& t) { return bench_f32_igemm_phase(t, 6); }},
-      {"s16-vleaky", [](const KernelTable& t) { return fn_id(t.s16_leaky); }, check_s16_vleaky,
+      {"s16-vleaky", always, [](const KernelTable& t) { return fn_id(t.s16_leaky); }, check_s16_vleaky,
        [](const KernelTable& t) {
          return bench_s16_vector(t, [](const KernelTable& k, const std::int16_t* x, std::int16_t* y,
                                        std::size_t n) { k.s16_leaky(x, y, n, 20972, 21); });
        }},
-      {"s16-vadd", [](const KernelTable& t) { return fn_id(t.s16_add); }, check_s16_vadd,
+      {"s16-vadd", always, [](const KernelTable& t) { return fn_id(t.s16_add); }, check_s16_vadd,
        [](const KernelTable& t) {
          return bench_s16_vector(t, [](const KernelTable& k, const std::int16_t* x, std::int16_t* y,
                                        std::size_t n) { k.s16_add(x, x, y, n, 3, 0, 2); });
        }},
-      {"s16-vsquare", [](const KernelTable& t) { return fn_id(t.s16_square); }, check_s16_vsquare,
+      {"s16-vsquare", always, [](const KernelTable& t) { return fn_id(t.s16_square); }, check_s16_vsquare,
        [](const KernelTable& t) {
          return bench_s16_vector(t, [](const KernelTable& k, const std::int16_t* x, std::int16_t* y,
                                        std::size_t n) { k.s16_square(x, y, n, 15); });
        }},
-      {"s16-gdn-finish", [](const KernelTable& t) { return fn_id(t.s16_gdn_finish); },
+      {"s16-gdn-finish", always, [](const KernelTable& t) { return fn_id(t.s16_gdn_finish); },
        check_s16_gdn_finish,
        [](const KernelTable& t) {
          return bench_s16_vector(t, [](const KernelTable& k, const std::int16_t* x, std::int16_t* y,
                                        std::size_t n) { k.s16_gdn_finish(x, norms.data(), y, n, 30, 1, 30); });
        }},
-      {"f32-s16-vcvt", [](const KernelTable& t) { return fn_id(t.quantize); }, check_quantize,
+      {"f32-s16-vcvt", always, [](const KernelTable& t) { return fn_id(t.quantize); }, check_quantize,
        [](const KernelTable& t) {
          std::vector<float> x(4096, 0.3f);
          std::vector<std::int16_t> y(4096);
          return ns_per_call([&] { t.quantize(x.data(), y.data(), x.size(), 12); });
        }},
-      {"s16-f32-vcvt", [](const KernelTable& t) { return fn_id(t.dequantize); }, check_dequantize,
+      {"s16-f32-vcvt", always, [](const KernelTable& t) { return fn_id(t.dequantize); }, check_dequantize,
        [](const KernelTable& t) {
          std::vector<std::int16_t> x(4096, 77);
          std::vector<float> y(4096);
