@@ -26,12 +26,15 @@ import numpy as np
 
 from lic2cpp.codegen import png_link_args, program_main
 from lic2cpp.images import encoder_input, list_images, read_rgb
-from lic2cpp.toolchain import compile_program
+from lic2cpp.toolchain import compile_program, cpp_dir
 
 
 def o0_decoder(out: Path) -> Path:
-    """The codec's decoder compiled without optimisation (same sources and embedded files)."""
-    return compile_program([program_main("decoder"), out / "src" / "decoder_embedded.cpp"],
+    """The codec's decoder compiled without optimisation (same sources and embedded files:
+    the program, its generated half and the C interface's decoding side)."""
+    capi = cpp_dir() / "codec" / "capi"
+    return compile_program([program_main("decoder"), out / "src" / "lic2cpp_decoder.cpp",
+                            capi / "codec.cpp", capi / "decode.cpp"],
                            "decoder-O0", extra_flags=["-O0"], libs=png_link_args())
 
 
