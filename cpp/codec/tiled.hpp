@@ -212,6 +212,7 @@ class TiledDecoder {
     const std::unique_ptr<const LatentSource> y = decode_latent(p, threads);
     const lic::Model& g_s = dec_.synthesis();
     const size_t run_bytes = geo_.run_bytes(plan.rows.window, plan.cols.window, threads);
+    lic::ProfileScope synthesis("decoder: g_s and pixels");
     for (const AxisTile& r : plan.rows.tiles) {
       const uint32_t y0 = uint32_t(r.a * m), y1 = uint32_t(std::min<long long>(r.b * m, h.height));
       out.begin_band(y0, y1);
