@@ -99,14 +99,22 @@ class Decoder {
       }
       return;
     }
-    int oh = 0, ow = 0;
-    g_s_.output_size(y.height, y.width, oh, ow);
-    check_cover(g_s_.out_channels(), oh, ow, x0 + width, y0 + height);
     const size_t in_row = static_cast<size_t>(y.width) * y.channels;
     const lic::RowSource source = [&](int r0, int r1, const lic::RowOut& dst) {
       for (int r = r0; r < r1; ++r)
         std::memcpy(dst.row(r), y.data.data() + static_cast<size_t>(r) * in_row, in_row * sizeof(float));
     };
+    synthesize_rows(y.height, y.width, source, x0, y0, width, height, threads, row_at);
+  }
+
+  // As synthesize() for a float g_s whose lh x lw input rows `source` makes on demand.
+  template <class RowAt>
+  void synthesize_rows(int lh, int lw, const lic::RowSource& source, uint32_t x0, uint32_t y0,
+                       uint32_t width, uint32_t height, int threads, RowAt row_at) const {
+    const size_t n = static_cast<size_t>(width) * 3;
+    int oh = 0, ow = 0;
+    g_s_.output_size(lh, lw, oh, ow);
+    check_cover(g_s_.out_channels(), oh, ow, x0 + width, y0 + height);
     // Only the rows and columns inside the region are kept.
     const lic::RowSink sink = [&](int r0, int r1, const lic::RowOut& rows) {
       const int a = std::max(r0, static_cast<int>(y0));
@@ -117,7 +125,7 @@ class Decoder {
         for (size_t i = 0; i < n; ++i) out[i] = to_byte(in[i]);
       }
     };
-    g_s_.run_rows(y.height, y.width, source, sink, threads);
+    g_s_.run_rows(lh, lw, source, sink, threads);
   }
 
   static uint8_t to_byte(float v) {

@@ -118,6 +118,10 @@ class LatentSource {
   virtual ~LatentSource() = default;
   // y_hat of latent rows [y0, y0 + h) and columns [x0, x0 + w), HWC.
   virtual lic::Tensor window(long long y0, long long x0, long long h, long long w) const = 0;
+  // Rows [r0, r1) of that window (row r at dst.row(r), w * C floats): what a streamed g_s
+  // pulls, without the whole window as floats. Called from several threads at once.
+  virtual void window_rows(long long y0, long long x0, long long w, int r0, int r1,
+                           const lic::RowOut& dst) const = 0;
 };
 
 // The context-table coder's integer latent (4 bytes a value, like the float y_hat would be,
@@ -141,6 +145,19 @@ class QuantizedLatent : public LatentSource {
     return t;
   }
 
+  void window_rows(long long y0, long long x0, long long w, int r0, int r1,
+                   const lic::RowOut& dst) const override {
+    const size_t c_n = size_t(q_.channels);
+    for (int r = r0; r < r1; ++r) {
+      float* row = dst.row(r);
+      for (int c = 0; c < q_.channels; ++c) {
+        const float offset = offset_[size_t(c)];
+        const int32_t* src = q_.q.data() + (size_t(c) * q_.height + size_t(y0 + r)) * q_.width + size_t(x0);
+        for (long long x = 0; x < w; ++x) row[size_t(x) * c_n + size_t(c)] = static_cast<float>(src[x]) + offset;
+      }
+    }
+  }
+
  private:
   Latent q_;
   std::vector<float> offset_;
@@ -157,6 +174,12 @@ class WholeLatent : public LatentSource {
     for (long long y = 0; y < h; ++y)
       std::memcpy(t.data.data() + size_t(y) * row, pixel(y_, y0 + y, x0), row * sizeof(float));
     return t;
+  }
+
+  void window_rows(long long y0, long long x0, long long w, int r0, int r1,
+                   const lic::RowOut& dst) const override {
+    const size_t row = size_t(w) * size_t(y_.channels);
+    for (int r = r0; r < r1; ++r) std::memcpy(dst.row(r), pixel(y_, y0 + r, x0), row * sizeof(float));
   }
 
  private:
@@ -217,11 +240,21 @@ class TiledDecoder {
       const uint32_t y0 = uint32_t(r.a * m), y1 = uint32_t(std::min<long long>(r.b * m, h.height));
       out.begin_band(y0, y1);
       for (const AxisTile& col : plan.cols.tiles) {
-        const lic::Tensor win = y->window(r.w0, col.w0, plan.rows.window, plan.cols.window);
         const uint32_t x0 = uint32_t(col.a * m), x1 = uint32_t(std::min<long long>(col.b * m, h.width));
-        // The tile's pixels relative to its window's output (g_s streams in bands inside).
-        dec_.synthesize(win, uint32_t(x0 - col.w0 * m), uint32_t(y0 - r.w0 * m), x1 - x0, y1 - y0, threads,
-                        [&](uint32_t yy) { return out.row(y0 + yy) + size_t(x0) * 3; });
+        // The tile's pixels relative to its window's output. A streamed g_s pulls the
+        // window's latent rows as it needs them; any other takes the window whole.
+        const auto row_at = [&](uint32_t yy) { return out.row(y0 + yy) + size_t(x0) * 3; };
+        const uint32_t px = uint32_t(x0 - col.w0 * m), py = uint32_t(y0 - r.w0 * m);
+        if (g_s.streamed()) {
+          const lic::RowSource source = [&](int r0, int r1, const lic::RowOut& dst) {
+            y->window_rows(r.w0, col.w0, plan.cols.window, r0, r1, dst);
+          };
+          dec_.synthesize_rows(int(plan.rows.window), int(plan.cols.window), source, px, py, x1 - x0,
+                               y1 - y0, threads, row_at);
+        } else {
+          const lic::Tensor win = y->window(r.w0, col.w0, plan.rows.window, plan.cols.window);
+          dec_.synthesize(win, px, py, x1 - x0, y1 - y0, threads, row_at);
+        }
         // Equal windows reuse the pool's buffers; never let it hold more than one run's.
         if (g_s.kept_bytes() > run_bytes) g_s.release_memory();
       }
