@@ -24,16 +24,17 @@ from pathlib import Path
 
 import numpy as np
 
-from lic2cpp.codegen import CAPI_SOURCES, png_link_args, program_main
+from lic2cpp.codegen import png_link_args, program_main
 from lic2cpp.images import encoder_input, list_images, read_rgb
 from lic2cpp.toolchain import compile_program, cpp_dir
 
 
 def o0_decoder(out: Path) -> Path:
-    """The codec's decoder compiled without optimisation (same sources and embedded files)."""
-    capi = [cpp_dir() / "codec" / "capi" / name for name in CAPI_SOURCES]
-    embedded = [out / "src" / f"lic2cpp_{role}.cpp" for role in ("encoder", "decoder")]
-    return compile_program([program_main("decoder"), *capi, *embedded],
+    """The codec's decoder compiled without optimisation (same sources and embedded files:
+    the program, its generated half and the C interface's decoding side)."""
+    capi = cpp_dir() / "codec" / "capi"
+    return compile_program([program_main("decoder"), out / "src" / "lic2cpp_decoder.cpp",
+                            capi / "codec.cpp", capi / "decode.cpp"],
                            "decoder-O0", extra_flags=["-O0"], libs=png_link_args())
 
 

@@ -62,8 +62,16 @@ CASES = [
          "decoder: error: truncated bitstream (payload shorter than its header says)"),
     case("bitstream", "one byte appended", "decoder long.bin out.png",
          "decoder: error: bitstream has trailing bytes"),
-    case("bitstream", "major version 2 (checksum valid)", "decoder v2.bin out.png",
-         "decoder: error: unsupported bitstream version 2"),
+    case("bitstream", "major version 3 (checksum valid)", "decoder v3.bin out.png",
+         "decoder: error: unsupported bitstream version 3 (this decoder reads 1.x to 2.x)"),
+    case("bitstream", "2.0 stream with band height 0 (checksum valid)",
+         "decoder rows0.bin out.png", "decoder: error: corrupt bitstream (band height 0)"),
+    case("bitstream", "2.0 sub-stream size beyond the payload (checksum valid)",
+         "decoder table.bin out.png",
+         "decoder: error: corrupt bitstream (sub-stream sizes exceed the payload)"),
+    case("bitstream", "2.0 sub-stream table cut (payload of 2 bytes, checksum valid)",
+         "decoder notable.bin out.png",
+         "decoder: error: truncated bitstream (sub-stream table)"),
     case("bitstream", "one bit flipped in the payload", "decoder flip.bin out.png",
          "decoder: error: corrupt bitstream (checksum mismatch)"),
     case("bitstream", "another model's bitstream (fingerprint changed, checksum valid)",
@@ -277,7 +285,17 @@ def make_inputs(work: Path, encoder: Path) -> None:
     put("short.bin", good[:20])
     put("cut.bin", good[:-1])
     put("long.bin", good + b"\0")
-    put("v2.bin", header_edit(4, "<B", 2))
+    put("v3.bin", header_edit(4, "<B", 3))
+    # a 2.0 stream: the latent's rows in bands of one (docs/bitstream.md#payload)
+    subprocess.run([str(encoder), "image.png", "b.bin", "--band-rows", "1"], cwd=work,
+                   check=True)
+    banded = bytearray((work / "b.bin").read_bytes())
+    assert banded[4] == 2 and struct.unpack_from("<H", banded, 18)[0] >= 2
+    put("rows0.bin", fix_checksum(banded[:22] + b"\0\0" + banded[24:]))
+    put("table.bin", fix_checksum(banded[:40] + b"\xff\xff\xff\xff" + banded[44:]))
+    cut = banded[:42]
+    struct.pack_into("<I", cut, 32, 2)
+    put("notable.bin", fix_checksum(cut))
     flipped = bytearray(good)
     flipped[50] ^= 4
     put("flip.bin", bytes(flipped))

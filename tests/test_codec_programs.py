@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from lic2cpp.bitstream import as_version1, read_stream
 from lic2cpp.codegen import build_codec
 from lic2cpp.entropy import EntropyModel, fit_entropy_model
 from lic2cpp.modelformat import ModelFile, Node, downsampling_factor, read_licm, write_licm
@@ -126,7 +127,7 @@ def test_latent_round_trip(codec: Codec, tmp_path: Path, size: tuple[int, int]) 
     out = np.asarray(Image.open(tmp_path / "out.png"))
     assert out.shape == (h, w, 3) and out.dtype == np.uint8
     # the encoder's ideal length is the Python model's estimate on the same latent
-    est = codec.tables.estimate_bits(y_enc.transpose(2, 0, 1)[None])
+    est = codec.tables.estimate_bits(y_enc.transpose(2, 0, 1)[None], band_rows=16)
     assert stats["ideal_bits"] == pytest.approx(est["bits_ctx"], rel=1e-9, abs=1e-5)
     size_bytes = (tmp_path / "a.bin").stat().st_size
     assert stats["bytes"] == size_bytes == 40 + stats["payload_bytes"]
@@ -135,6 +136,73 @@ def test_latent_round_trip(codec: Codec, tmp_path: Path, size: tuple[int, int]) 
     dec2 = run([codec.decoder, tmp_path / "a.bin", tmp_path / "out2.ppm"])
     assert dec2.returncode == 0, dec2.stderr
     assert np.array_equal(np.asarray(Image.open(tmp_path / "out2.ppm")), out)
+
+
+def test_bands_threads_and_old_streams(codec: Codec, tmp_path: Path) -> None:
+    # Bitstream 2.0: the latent is coded in bands of --band-rows latent rows, one
+    # independent sub-stream each, coded and decoded in parallel. The bitstream must not
+    # depend on the thread count, the pixels on neither, and the container must be what
+    # docs/bitstream.md says (read by the independent Python reader).
+    w, h = 40, 100  # latent 7 x 3
+    src = random_image(tmp_path / "in.png", w, h, seed=21)
+    pixels = None
+    for rows in (1, 2, 3, 16):
+        streams = set()
+        for threads in (1, 2, 3):
+            enc = run([codec.encoder, src, tmp_path / "a.bin", "--band-rows", rows, "--threads",
+                       threads, "--stats", "--dump-latent", tmp_path / "y.npy"])
+            assert enc.returncode == 0, enc.stderr
+            streams.add((tmp_path / "a.bin").read_bytes())
+        assert len(streams) == 1, f"bitstream depends on the thread count (band rows {rows})"
+        data = streams.pop()
+        info = read_stream(data)
+        stats = json.loads(enc.stdout)
+        # the oldest version that can express it: one band is a 1.0 stream
+        assert info.version == ((2, 0) if rows < 7 else (1, 0))
+        assert (info.width, info.height) == (w, h)
+        assert (info.latent_h, info.latent_w, info.channels) == (7, 3, CHANNELS)
+        assert info.band_rows == min(rows, 7) and len(info.substreams) == -(-7 // rows)
+        assert stats["bands"] == len(info.substreams)
+        assert sum(n for _, n in info.substreams) + 4 * (len(info.substreams) - 1) == \
+            stats["payload_bytes"]
+        y = np.load(tmp_path / "y.npy").transpose(2, 0, 1)[None]
+        est = codec.tables.estimate_bits(y, band_rows=rows)
+        assert stats["ideal_bits"] == pytest.approx(est["bits_ctx"], rel=1e-9, abs=1e-5)
+        for threads in (1, 3):
+            dec = run([codec.decoder, tmp_path / "a.bin", tmp_path / "o.ppm", "--threads",
+                       threads])
+            assert dec.returncode == 0, dec.stderr
+            out = (tmp_path / "o.ppm").read_bytes()
+            pixels = pixels or out
+            assert out == pixels, f"pixels depend on band rows {rows} / threads {threads}"
+    # Bands at least as tall as the latent: a 1.0 stream, which still decodes; the same
+    # latent as a (legal, never written) one-band 2.0 stream decodes alike, and the Python
+    # reader turns it back into the 1.0 stream byte for byte.
+    assert run([codec.encoder, src, tmp_path / "one.bin", "--band-rows", 100]).returncode == 0
+    v1 = (tmp_path / "one.bin").read_bytes()
+    assert read_stream(v1).version == (1, 0)
+    v2 = bytearray(v1)
+    v2[4:6] = b"\x02\x00"
+    v2[22:24] = (7).to_bytes(2, "little")
+    (tmp_path / "v2.bin").write_bytes(fix_checksum(v2))
+    assert as_version1((tmp_path / "v2.bin").read_bytes()) == v1
+    for name in ("one", "v2"):
+        dec = run([codec.decoder, tmp_path / f"{name}.bin", tmp_path / f"{name}.ppm"])
+        assert dec.returncode == 0, dec.stderr
+        assert (tmp_path / f"{name}.ppm").read_bytes() == pixels
+    # Corrupt sub-stream tables (checksum repaired): one-line refusals.
+    assert run([codec.encoder, src, tmp_path / "b.bin", "--band-rows", 2]).returncode == 0
+    good = bytearray((tmp_path / "b.bin").read_bytes())
+    for offset, value, message in ((22, b"\0\0", "band height"),
+                                   (40, b"\xff\xff\xff\xff", "exceed the payload")):
+        bad = bytearray(good)
+        bad[offset:offset + len(value)] = value
+        (tmp_path / "bad.bin").write_bytes(fix_checksum(bad))
+        proc = run([codec.decoder, tmp_path / "bad.bin", tmp_path / "bad.ppm"])
+        assert_clean_failure(proc, tmp_path / "bad.ppm")
+        assert message in proc.stderr
+    proc = run([codec.encoder, src, tmp_path / "c.bin", "--band-rows", 0])
+    assert_clean_failure(proc, tmp_path / "c.bin")
 
 
 def test_ppm_and_grayscale_inputs(codec: Codec, tmp_path: Path) -> None:
@@ -205,7 +273,7 @@ def test_decoder_fuzzing(codec: Codec, tmp_path: Path) -> None:
     bad = tmp_path / "bad.bin"
     streams: list[bytes] = [data[:n] for n in range(len(data))]  # every truncation, incl. empty
     streams += [data + b"\0", b"LICX" + data[4:], b"\x89PNG\r\n\x1a\n" + bytes(40)]
-    streams.append(fix_checksum(bytearray(data[:4] + b"\x02" + data[5:])))  # future version
+    streams.append(fix_checksum(bytearray(data[:4] + b"\x03" + data[5:])))  # future version
     rng = np.random.default_rng(5)
     flipped = []
     for _ in range(40):
@@ -275,7 +343,7 @@ def test_programs_stand_alone(codec: Codec, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     if Path("/usr/lib/x86_64-linux-gnu/libpng16.a").is_file():
         libs = run(["ldd", tmp_path / "decoder"]).stdout
-        assert "libpng" not in libs and "libz" not in libs
+        assert "libpng" not in libs and "libz" not in libs and "libdeflate" not in libs
 
 
 def test_codec_halves_compile_without_libpng(codec: Codec, tmp_path: Path) -> None:

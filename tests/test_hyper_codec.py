@@ -149,10 +149,20 @@ def test_bitstream_of_the_other_codec_is_refused(codecs: dict[str, Path],
     assert proc.returncode == 1
     assert proc.stderr.strip() == ("decoder: error: bitstream was made by another model "
                                    "(fingerprint mismatch)")
+    good = binf.read_bytes()
+    # the hyperprior modes have no bands: a 2.0 header on their payload is refused
+    v2 = bytearray(good)
+    v2[4:6], v2[22:24] = b"\x02\x00", b"\x01\x00"
+    v2[36:40] = fnv1a32(bytes(v2[:36]) + bytes(v2[40:])).to_bytes(4, "little")
+    (tmp_path / "v2.bin").write_bytes(bytes(v2))
+    proc = subprocess.run([str(codecs["hyper"] / "decoder"), str(tmp_path / "v2.bin"),
+                           str(tmp_path / "v2.png")], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == ("decoder: error: corrupt bitstream (coding mode 2 in a "
+                                   "2.0 stream)")
     # corrupt payloads (checksum repaired, so the coder sees them): a one-line error or
     # some image, never a crash or a sanitizer report
     rng = np.random.default_rng(0)
-    good = binf.read_bytes()
     for trial in range(20):
         data = bytearray(good)
         for _ in range(1 + trial % 3):

@@ -112,7 +112,7 @@ def test_every_isa_level_and_an_O0_build_agree(models) -> None:
                                           if k != "LIC_FORCE_SCALAR"}, **env})
             assert proc.returncode == 0, proc.stderr
             assert np.array_equal(np.load(out), want), (name, exe.name, env)
-            info = run_tool(["--info", str(path)], extra_env=env) if env else None
+            info = run_tool(["--info", str(path)], env=env) if env else None
             if info is not None:
                 seen.add(info.stdout.split("kernels ")[1].split()[0])
     assert {"scalar", "avx2+fma"} <= seen  # avx512-vnni too where the CPU has it

@@ -284,7 +284,7 @@ def test_python_errors_are_the_programs(default: Path, graph: Path, tmp_path: Pa
     bad = {"empty": b"", "magic": b"LICX" + good[4:], "short": good[:30],
            "truncated": good[:-1], "trailing": good + b"\0", "flipped": good[:50] + bytes(
                [good[50] ^ 1]) + good[51:],
-           "version": fix_checksum(bytearray(good[:4] + b"\x02" + good[5:])),
+           "version": fix_checksum(bytearray(good[:4] + b"\x03" + good[5:])),
            "other model": other,
            "huge": fix_checksum(bytearray(good[:8] + (70000).to_bytes(4, "little") + good[12:]))}
     for name, data in bad.items():
@@ -364,6 +364,13 @@ def test_tiled_decoding_is_exact(name: str, size: tuple[int, int], least_tilings
     w, h = size
     data = Codec(folder).encode(smooth(h, w, seed=h))
     whole = Codec(folder).decode(data)
+    # bands of 16 latent rows (bitstream 2.0) unless the latent is shorter (then 1.0); the
+    # same latent in one band (1.x) decodes to the same pixels
+    latent_h = int.from_bytes(data[18:20], "little")
+    assert data[4:6] == (b"\x02\x00" if latent_h > 16 else b"\x01\x00")
+    one_band = Codec(folder, band_rows=65535).encode(smooth(h, w, seed=h))
+    assert one_band[4:6] == b"\x01\x00" and (one_band == data) == (latent_h <= 16)
+    assert np.array_equal(Codec(folder).decode(one_band), whole)
     if name == "graph16":  # the int16 g_s is the one that runs (same bitstreams as float)
         assert not np.array_equal(whole, Codec(graph).decode(data))
     plan = Codec(folder).plan(data)
@@ -449,12 +456,12 @@ def test_decoder_program_in_tiles(graph: Path, tmp_path: Path) -> None:
 
 
 def test_huge_image_within_256_mib(default: Path, tmp_path: Path) -> None:
-    """8192 x 8192 (beyond bitstream 1.0's 2^24 pixels: written as 1.1): encoded in tiles,
-    decoded by `decoder --max-memory 256M` with a peak RSS under 256 MiB, and equal to a
-    decode in other tiles."""
+    """8192 x 8192 (beyond bitstream 1.0's 2^24 pixels; in one band: written as 1.1): encoded
+    in tiles, decoded by `decoder --max-memory 256M` with a peak RSS under 256 MiB, and equal
+    to a decode in other tiles."""
     n = 8192
     img = smooth(n, n, seed=8)
-    data = Codec(default, threads=2).encode(img)
+    data = Codec(default, threads=2, band_rows=65535).encode(img)
     assert data[4:6] == b"\x01\x01"  # version 1.1
     (tmp_path / "big.bin").write_bytes(data)
     budget = 256 * MIB

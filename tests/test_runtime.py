@@ -7,6 +7,7 @@ against the C++ reader.
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -229,6 +230,72 @@ def test_thread_count_does_not_change_results(tmp_path) -> None:
         np.testing.assert_array_equal(run_licm(path, x, threads), one)
 
 
+# --------------------------------------------------------------------------- streaming
+
+def streamed_cases(rng) -> list[tuple[str, list[Node], int]]:
+    """Chains the runtime streams: (name, nodes, input channels)."""
+    return [
+        ("relu synthesis", relu_synthesis(rng), 12),
+        ("gdn synthesis", gdn_synthesis(rng), 12),
+        ("gdn analysis", gdn_analysis(rng), 3),
+        # odd kernels, strides and paddings; a transposed conv whose kernel is smaller than
+        # its stride (phases without taps); an unfused activation after GDN
+        ("mixed", [conv_node(rng, 5, 17, (3, 5), 1, (0, 2, 2, 1)),
+                   deconv_node(rng, 17, 9, 2, 3, 0, 1, 1), Node("relu", [2]),
+                   conv_node(rng, 9, 20, 4, 3, (1, 0, 2, 3), 3), gdn_node(rng, 20, 1, 4),
+                   Node("leaky_relu", [5], {"alpha": 0.2}),
+                   deconv_node(rng, 20, 4, 5, 2, 2, 1, 6)], 5),
+    ]
+
+
+@pytest.mark.parametrize("h,w", [(4, 6), (7, 5), (17, 11)])
+def test_streamed_runs_equal_whole_tensor_runs(tmp_path, h, w) -> None:
+    # A chain runs in bands of output rows, each operator keeping only the input rows it
+    # still needs (lic/stream.hpp). Every output value must be bit for bit what the
+    # whole-tensor execution (LIC_STREAM=0) gives, for any band height and thread count.
+    rng = np.random.default_rng(12)
+    for name, nodes, cin in streamed_cases(rng):
+        path = save(tmp_path, nodes, name.replace(" ", "_"))
+        x = rng.standard_normal((h, w, cin)).astype(np.float32)
+        whole = run_licm(path, x, 1, env={"LIC_STREAM": "0"})
+        want = torch_model(nodes, x)
+        assert np.abs(whole - want).max() <= 2e-5 * max(1.0, np.abs(want).max()), name
+        for band in ("1", "2", "3", "7", ""):
+            for threads in (1, 2, 3):
+                got = run_licm(path, x, threads, env={"LIC_BAND_ROWS": band} if band else None)
+                assert got.shape == whole.shape
+                assert np.array_equal(got.view(np.uint32), whole.view(np.uint32)), \
+                    (name, band, threads)
+
+
+def supported_levels() -> list[str]:
+    flags = set()
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+    levels = []
+    if {"avx2", "fma"} <= flags:
+        levels.append("avx2+fma")
+        if {"avx512f", "avx512bw", "avx512dq", "avx512vl"} <= flags:
+            levels.append("avx512")
+    return levels
+
+
+def test_simd_levels_give_identical_results(tmp_path) -> None:
+    # The AVX2 and AVX-512 GEMM kernels compute every output as the same chain of FMAs, so
+    # a model's output must not depend on which of them the CPU picks.
+    levels = supported_levels()
+    if len(levels) < 2:
+        pytest.skip(f"this CPU offers only {levels or ['scalar']} of the FMA levels")
+    rng = np.random.default_rng(13)
+    for name, nodes, cin in streamed_cases(rng):
+        path = save(tmp_path, nodes, name.replace(" ", "_"))
+        x = rng.standard_normal((13, 10, cin)).astype(np.float32)
+        outs = [run_licm(path, x, 2, env={"LIC_ISA": lv}) for lv in levels]
+        for lv, out in zip(levels[1:], outs[1:], strict=True):
+            assert np.array_equal(out.view(np.uint32), outs[0].view(np.uint32)), (name, lv)
+
+
 # --------------------------------------------------------------------------- sanitizers
 
 def test_ops_under_sanitizers(tmp_path) -> None:
@@ -236,6 +303,14 @@ def test_ops_under_sanitizers(tmp_path) -> None:
     check(tmp_path, relu_synthesis(rng, 5, 6), 3, 2, sanitize=True)
     check(tmp_path, gdn_analysis(rng, 6, 5), 9, 7, sanitize=True, threads=2)
     check(tmp_path, gdn_synthesis(rng, 5, 6), 2, 3, sanitize=True, force_scalar=True)
+    # streamed in bands of one and two rows, on two threads
+    nodes = relu_synthesis(rng, 5, 6)
+    path = save(tmp_path, nodes, "bands")
+    x = rng.standard_normal((4, 3, 5)).astype(np.float32)
+    whole = run_licm(path, x, 1, env={"LIC_STREAM": "0"})
+    for band in ("1", "2"):
+        got = run_licm(path, x, 2, sanitize=True, env={"LIC_BAND_ROWS": band})
+        np.testing.assert_array_equal(got, whole)
     nodes = [conv_node(rng, 3, 17, (3, 5), 1, (0, 2, 2, 1)), Node("relu", [1]),
              Node("add", [2, 1]), deconv_node(rng, 17, 2, 4, 3, 0, 2, 3)]
     check(tmp_path, nodes, 2, 5, sanitize=True)

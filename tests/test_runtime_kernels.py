@@ -19,6 +19,9 @@ KERNELS = [f"f32-igemm-{m}x16" for m in range(1, 7)] + [
     f"s16-igemm-{m}x16" for m in range(1, 7)] + [
     "s16-vleaky", "s16-vadd", "s16-vsquare", "s16-gdn-finish", "f32-s16-vcvt", "s16-f32-vcvt"]
 AVX512 = {"avx512f", "avx512bw", "avx512dq", "avx512vl"}
+# The AVX-512 levels' taller GEMM tiles, and their 32-column (two-panel) tiles.
+AVX512_ONLY = [f"f32-igemm-{m}x16" for m in range(7, 15)] + [
+    f"f32-igemm-{m}x32" for m in range(1, 13)]
 
 
 def cpu_flags() -> set[str]:
@@ -33,11 +36,16 @@ def expected_levels() -> tuple[list[str], list[str]]:
     flags = cpu_flags()
     tested, skipped = ["scalar"], []
     (tested if {"avx2", "fma"} <= flags else skipped).append("avx2+fma")
-    skipped.append("avx512")  # no kernels of its own: skipped whether or not the CPU has it
+    avx512 = AVX512 | {"avx2", "fma"} <= flags
+    # the float GEMM's taller and two-panel tiles
+    (tested if avx512 else skipped).append("avx512")
     # the int16 GEMM with vpdpwssd (docs/int16.md)
-    (tested if AVX512 | {"avx2", "fma", "avx512_vnni"} <= flags else skipped).append(
-        "avx512-vnni")
+    (tested if avx512 and "avx512_vnni" in flags else skipped).append("avx512-vnni")
     return tested, skipped
+
+
+def kernels_of(level: str) -> list[str]:
+    return KERNELS + (AVX512_ONLY if level.startswith("avx512") else [])
 
 
 def harness(sanitize: bool) -> Path:
@@ -57,7 +65,7 @@ def test_every_kernel_at_every_level(sanitize: bool) -> None:
         proc = run(exe, "--seed", seed)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         for level in tested:
-            for kernel in KERNELS:
+            for kernel in kernels_of(level):
                 line = re.search(rf"^{re.escape(level)}\s+{re.escape(kernel)}\s+(.*)$",
                                  proc.stdout, re.MULTILINE)
                 assert line, f"{level} {kernel} not checked:\n{proc.stdout}"
@@ -83,7 +91,8 @@ def test_bench_mode_prints_every_kernel_per_level() -> None:
     tested, _ = expected_levels()
     proc = run(harness(False), "--bench")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for kernel in KERNELS:
+    for kernel in KERNELS + (AVX512_ONLY if "avx512" in tested else []):
         line = re.search(rf"^{re.escape(kernel)}\s+(.*)$", proc.stdout, re.MULTILINE)
-        assert line and all(f"{level} " in line.group(1) for level in tested), proc.stdout
+        levels = [lv for lv in tested if kernel in kernels_of(lv)]
+        assert line and all(f"{level} " in line.group(1) for level in levels), proc.stdout
         assert re.search(r"\d+\.\d ns", line.group(1))

@@ -34,12 +34,20 @@ inline std::vector<std::uint8_t> read_file(const std::string& path) {
   return data;
 }
 
-// Writes to "<path>.tmp-lic2cpp" then renames over `path`.
-inline void write_file_atomic(const std::string& path, const std::vector<std::uint8_t>& data) {
+// A run of bytes of a file being written (write_file_atomic of pieces).
+struct FilePiece {
+  const std::uint8_t* data;
+  std::size_t size;
+};
+
+// Writes the pieces, in order, to "<path>.tmp-lic2cpp", then renames it over `path`.
+inline void write_file_atomic(const std::string& path, const std::vector<FilePiece>& pieces) {
   const std::string tmp = path + ".tmp-lic2cpp";
   FILE* f = std::fopen(tmp.c_str(), "wb");
   if (!f) throw Error("cannot write " + path + ": " + std::strerror(errno));
-  const bool ok = std::fwrite(data.data(), 1, data.size(), f) == data.size();
+  bool ok = true;
+  for (const FilePiece& p : pieces)
+    ok = ok && (p.size == 0 || std::fwrite(p.data, 1, p.size, f) == p.size);
   const bool closed = std::fclose(f) == 0;
   if (!ok || !closed) {
     std::remove(tmp.c_str());
@@ -50,6 +58,11 @@ inline void write_file_atomic(const std::string& path, const std::vector<std::ui
     std::remove(tmp.c_str());
     throw Error("cannot write " + path + ": " + why);
   }
+}
+
+// Writes `data` to "<path>.tmp-lic2cpp" then renames it over `path`.
+inline void write_file_atomic(const std::string& path, const std::vector<std::uint8_t>& data) {
+  write_file_atomic(path, std::vector<FilePiece>{{data.data(), data.size()}});
 }
 
 // Case-insensitive suffix test for file names (`suffix` in lower case).

@@ -3,10 +3,14 @@
 // pixel = floor(clamp(x_hat, 0, 1) * 255 + 0.5); with an int16 g_s (docs/int16.md) the
 // same rule in exact integers on its last int16 tensor q at shift s:
 // pixel = clamp(rs(q * 255, s), 0, 255). Holds no encoder network and does no file I/O
-// (the programs in codec/programs/ read and write files).
+// (the programs in codec/programs/ read and write files). A chain g_s (every CompressAI
+// transform) streams: its output is made band by band of rows and turned into pixels as it
+// comes (lic/stream.hpp), with no whole-image float tensor.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -14,6 +18,7 @@
 #include <vector>
 
 #include "base/error.hpp"
+#include "base/profile.hpp"
 #include "codec/core/bitstream.hpp"
 #include "codec/core/image.hpp"
 #include "codec/entropy/latent_coder.hpp"
@@ -51,6 +56,14 @@ class Decoder {
                            fingerprint_, coder_->mode());
   }
 
+  // The de-quantised latent y_hat of a parsed stream (its bands decoded in parallel).
+  lic::Tensor latent(const ParsedStream& p, int threads) const {
+    lic::ProfileScope entropy("decoder: entropy decoding");
+    return coder_->decode_bands(p.substreams, static_cast<int>(p.header.band_rows),
+                                static_cast<int>(p.header.latent_h),
+                                static_cast<int>(p.header.latent_w), threads);
+  }
+
   // The whole image in one piece (images within the 1.0 limits; codec/tiled.hpp decodes
   // any size in tiles).
   DecodeResult decode(const uint8_t* data, size_t size, int threads) const {
@@ -59,29 +72,60 @@ class Decoder {
     check_image_size(h.width, h.height, kMaxSideWhole, kMaxPixelsWhole);
     DecodeResult r;
     r.payload_size = p.payload_size;
-    r.y_hat = coder_->decode(p.payload, p.payload_size, static_cast<int>(h.latent_h),
-                             static_cast<int>(h.latent_w), threads);
+    r.y_hat = latent(p, threads);
     r.image.width = h.width;
     r.image.height = h.height;
     r.image.rgb.resize(static_cast<size_t>(h.width) * h.height * 3);
-    if (g_s_.int16_output()) {
-      const lic::QTensor q = g_s_.run_int16(r.y_hat, threads);
-      check_cover(q.channels, q.height, q.width, h);
-      for (uint32_t yy = 0; yy < h.height; ++yy)
-        for (uint32_t xx = 0; xx < h.width; ++xx)
-          for (int c = 0; c < 3; ++c)
-            r.image.rgb[(static_cast<size_t>(yy) * h.width + xx) * 3 + c] =
-                int16_to_byte(q.at(static_cast<int>(yy), static_cast<int>(xx), c), q.shift);
-      return r;
-    }
-    const lic::Tensor x = g_s_.run(r.y_hat, threads);
-    check_cover(x.channels, x.height, x.width, h);
-    for (uint32_t yy = 0; yy < h.height; ++yy)
-      for (uint32_t xx = 0; xx < h.width; ++xx)
-        for (int c = 0; c < 3; ++c)
-          r.image.rgb[(static_cast<size_t>(yy) * h.width + xx) * 3 + c] =
-              to_byte(x.at(static_cast<int>(yy), static_cast<int>(xx), c));
+    lic::ProfileScope synthesis("decoder: g_s and pixels");
+    synthesize(r.y_hat, 0, 0, h.width, h.height, threads,
+               [&](uint32_t y) { return r.image.rgb.data() + static_cast<size_t>(y) * h.width * 3; });
     return r;
+  }
+
+  // Pixels [x0, x0 + width) x [y0, y0 + height) of g_s(y) (y: a window of the latent whose
+  // output starts at pixel (0, 0) of that region's frame, i.e. the caller offsets), each row
+  // y (0-based within the region) written at row_at(y). Float g_s: in streamed bands.
+  template <class RowAt>
+  void synthesize(const lic::Tensor& y, uint32_t x0, uint32_t y0, uint32_t width, uint32_t height,
+                  int threads, RowAt row_at) const {
+    const size_t n = static_cast<size_t>(width) * 3;
+    if (g_s_.int16_output()) {
+      const lic::QTensor q = g_s_.run_int16(y, threads);
+      check_cover(q.channels, q.height, q.width, x0 + width, y0 + height);
+      for (uint32_t yy = 0; yy < height; ++yy) {
+        const int16_t* src = q.data.data() + (static_cast<size_t>(y0 + yy) * q.width + x0) * 3;
+        uint8_t* dst = row_at(yy);
+        for (size_t i = 0; i < n; ++i) dst[i] = int16_to_byte(src[i], q.shift);
+      }
+      return;
+    }
+    const size_t in_row = static_cast<size_t>(y.width) * y.channels;
+    const lic::RowSource source = [&](int r0, int r1, const lic::RowOut& dst) {
+      for (int r = r0; r < r1; ++r)
+        std::memcpy(dst.row(r), y.data.data() + static_cast<size_t>(r) * in_row, in_row * sizeof(float));
+    };
+    synthesize_rows(y.height, y.width, source, x0, y0, width, height, threads, row_at);
+  }
+
+  // As synthesize() for a float g_s whose lh x lw input rows `source` makes on demand.
+  template <class RowAt>
+  void synthesize_rows(int lh, int lw, const lic::RowSource& source, uint32_t x0, uint32_t y0,
+                       uint32_t width, uint32_t height, int threads, RowAt row_at) const {
+    const size_t n = static_cast<size_t>(width) * 3;
+    int oh = 0, ow = 0;
+    g_s_.output_size(lh, lw, oh, ow);
+    check_cover(g_s_.out_channels(), oh, ow, x0 + width, y0 + height);
+    // Only the rows and columns inside the region are kept.
+    const lic::RowSink sink = [&](int r0, int r1, const lic::RowOut& rows) {
+      const int a = std::max(r0, static_cast<int>(y0));
+      const int b = std::min(r1, static_cast<int>(y0 + height));
+      for (int r = a; r < b; ++r) {
+        const float* in = rows.row(r) + static_cast<size_t>(x0) * 3;
+        uint8_t* out = row_at(static_cast<uint32_t>(r) - y0);
+        for (size_t i = 0; i < n; ++i) out[i] = to_byte(in[i]);
+      }
+    };
+    g_s_.run_rows(lh, lw, source, sink, threads);
   }
 
   static uint8_t to_byte(float v) {
@@ -98,8 +142,8 @@ class Decoder {
   }
 
  private:
-  static void check_cover(int channels, int height, int width, const StreamHeader& h) {
-    if (channels != 3 || height < static_cast<int>(h.height) || width < static_cast<int>(h.width))
+  static void check_cover(int channels, int height, int width, uint32_t need_w, uint32_t need_h) {
+    if (channels != 3 || height < static_cast<int>(need_h) || width < static_cast<int>(need_w))
       throw Error("the synthesis network output does not cover the image");
   }
 

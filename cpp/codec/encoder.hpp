@@ -1,18 +1,21 @@
 // The encoder half: image -> bitstream. Pads the image to a multiple of the network's
 // downsampling factor by repeating the last row/column (edge replication: no artificial
-// edge to code), x = rgb / 255, y = g_a(x), then the latent coder makes the payload and
-// the container wraps it. No file I/O: the programs (codec/programs/) read and write.
+// edge to code), x = rgb / 255, y = g_a(x), then the latent coder makes the payload (in
+// bands of latent rows, bitstream 2.0, when the coder has them) and the container wraps
+// it. No file I/O: the programs (codec/programs/) read and write.
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "base/error.hpp"
+#include "base/profile.hpp"
 #include "codec/core/bitstream.hpp"
 #include "codec/core/image.hpp"
 #include "codec/core/latent.hpp"
@@ -23,10 +26,24 @@ namespace lic::codec {
 
 struct EncodeResult {
   std::vector<uint8_t> bitstream;
-  lic::Tensor y_hat;  // the de-quantised latent, HWC (for --dump-latent)
+  lic::Tensor y_hat;  // the de-quantised latent, HWC (for --dump-latent; empty unless asked)
   CodeLength ideal;
-  size_t payload_size = 0;
+  size_t payload_size = 0;  // sub-stream table included
+  size_t bands = 0;
+  uint32_t latent_h = 0, latent_w = 0, channels = 0;
 };
+
+// How the latent is coded: latent rows per band (bitstream 2.0; at least the latent height
+// gives one band, a 1.x stream) and whether y_hat is wanted back.
+struct CodingOptions {
+  int band_rows = static_cast<int>(kDefaultBandRows);
+  bool keep_latent = true;
+};
+
+inline void check_band_rows(long long band_rows) {
+  if (band_rows < 1 || band_rows > static_cast<long long>(kMaxBandRows))
+    throw Error("band height must be 1 to " + std::to_string(kMaxBandRows) + " latent rows");
+}
 
 class Encoder {
  public:
@@ -44,26 +61,59 @@ class Encoder {
   uint64_t fingerprint() const { return fingerprint_; }
   uint32_t multiple() const { return multiple_; }
   const lic::Model& analysis() const { return g_a_; }
+  const LatentCoder& coder() const { return *coder_; }
 
   // The whole image in one piece (images within the 1.0 limits; codec/tiled.hpp runs g_a
   // in tiles for any size).
-  EncodeResult encode(const Image& img, int threads) const {
-    check_image_size(img.width, img.height, kMaxSideWhole, kMaxPixelsWhole);
-    return encode_latent(img.width, img.height, g_a_.run(to_tensor(img), threads), threads);
+  EncodeResult encode(const Image& img, int threads, const CodingOptions& opt = {}) const {
+    return encode_rows(img.rgb.data(), img.width, img.height, size_t(img.width) * 3, threads, opt);
+  }
+
+  // As encode(), for width x height pixels with row y at rgb + y * stride. A chain g_a
+  // (every CompressAI transform) reads the image row by row: no whole-image float tensor.
+  EncodeResult encode_rows(const uint8_t* rgb, uint32_t width, uint32_t height, size_t stride,
+                           int threads, const CodingOptions& opt = {}) const {
+    check_band_rows(opt.band_rows);
+    check_image_size(width, height, kMaxSideWhole, kMaxPixelsWhole);
+    const int m = static_cast<int>(multiple_);
+    const int w = static_cast<int>(width), h = static_cast<int>(height);
+    const int pw = round_up(w), ph = round_up(h);
+    int oh = 0, ow = 0;
+    g_a_.output_size(ph, pw, oh, ow);
+    if (oh != ph / m || ow != pw / m)
+      throw Error("the analysis network does not downsample by " + std::to_string(multiple_));
+    // x = rgb / 255, padded to a multiple of the downsampling factor by edge replication.
+    const lic::RowSource source = [&](int r0, int r1, const lic::RowOut& dst) {
+      for (int yy = r0; yy < r1; ++yy) {
+        const uint8_t* row = rgb + static_cast<size_t>(std::min(yy, h - 1)) * stride;
+        float* out = dst.row(yy);
+        for (int xx = 0; xx < pw; ++xx)
+          for (int c = 0; c < 3; ++c) out[xx * 3 + c] = row[std::min(xx, w - 1) * 3 + c] / 255.0f;
+      }
+    };
+    lic::Tensor y(oh, ow, g_a_.out_channels());
+    const lic::RowSink sink = [&](int r0, int r1, const lic::RowOut& rows) {
+      const size_t row = static_cast<size_t>(ow) * y.channels;
+      for (int yy = r0; yy < r1; ++yy)
+        std::memcpy(y.data.data() + static_cast<size_t>(yy) * row, rows.row(yy), row * sizeof(float));
+    };
+    {
+      lic::ProfileScope analysis("encoder: g_a");
+      g_a_.run_rows(ph, pw, source, sink, threads);
+    }
+    return encode_latent(width, height, std::move(y), threads, opt);
   }
 
   // Codes y = g_a(x) of a width x height image into a bitstream.
-  EncodeResult encode_latent(uint32_t width, uint32_t height, const lic::Tensor& y, int threads) const {
+  EncodeResult encode_latent(uint32_t width, uint32_t height, lic::Tensor y, int threads,
+                             const CodingOptions& opt = {}) const {
+    check_band_rows(opt.band_rows);
     check_image_size(width, height);
     const int m = static_cast<int>(multiple_);
     if (y.height != round_up(static_cast<int>(height)) / m ||
         y.width != round_up(static_cast<int>(width)) / m)
       throw Error("the analysis network does not downsample by " + std::to_string(multiple_));
-    EncodedLatent lat = coder_->encode(y, threads);
-    EncodeResult r;
-    r.payload_size = lat.payload.size();
-    r.ideal = lat.ideal;
-    r.y_hat = std::move(lat.y_hat);
+    lic::ProfileScope coding("encoder: entropy coding");
     StreamHeader head;
     head.width = width;
     head.height = height;
@@ -72,7 +122,19 @@ class Encoder {
     head.latent_w = static_cast<uint32_t>(y.width);
     head.mode = coder_->mode();
     head.fingerprint = fingerprint_;
-    r.bitstream = write_bitstream(head, lat.payload);
+    // One band of every row at most (then a 1.x stream); coders without bands code one.
+    const int rows = coder_->codes_bands() ? std::min(opt.band_rows, y.height) : y.height;
+    head.band_rows = static_cast<uint32_t>(rows);
+    EncodedBands lat = coder_->encode_bands(std::move(y), rows, threads, opt.keep_latent);
+    EncodeResult r;
+    r.bands = lat.substreams.size();
+    r.latent_h = head.latent_h;
+    r.latent_w = head.latent_w;
+    r.channels = head.channels;
+    r.ideal = lat.ideal;
+    r.y_hat = std::move(lat.y_hat);
+    r.bitstream = write_bitstream(head, lat.substreams);
+    r.payload_size = r.bitstream.size() - kStreamHeaderSize;
     return r;
   }
 
@@ -80,19 +142,6 @@ class Encoder {
   int round_up(int v) const {
     const int m = static_cast<int>(multiple_);
     return (v + m - 1) / m * m;
-  }
-
-  // x = rgb / 255, padded to a multiple of the downsampling factor by edge replication.
-  lic::Tensor to_tensor(const Image& img) const {
-    const int w = static_cast<int>(img.width), h = static_cast<int>(img.height);
-    const int pw = round_up(w), ph = round_up(h);
-    lic::Tensor x(ph, pw, 3);
-    for (int yy = 0; yy < ph; ++yy) {
-      const uint8_t* row = img.rgb.data() + static_cast<size_t>(std::min(yy, h - 1)) * w * 3;
-      for (int xx = 0; xx < pw; ++xx)
-        for (int c = 0; c < 3; ++c) x.at(yy, xx, c) = row[std::min(xx, w - 1) * 3 + c] / 255.0f;
-    }
-    return x;
   }
 
   lic::Model g_a_;

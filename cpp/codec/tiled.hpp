@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "base/error.hpp"
+#include "base/profile.hpp"
 #include "codec/core/bitstream.hpp"
 #include "codec/core/image.hpp"
 #include "codec/core/latent.hpp"
@@ -117,6 +118,10 @@ class LatentSource {
   virtual ~LatentSource() = default;
   // y_hat of latent rows [y0, y0 + h) and columns [x0, x0 + w), HWC.
   virtual lic::Tensor window(long long y0, long long x0, long long h, long long w) const = 0;
+  // Rows [r0, r1) of that window (row r at dst.row(r), w * C floats): what a streamed g_s
+  // pulls, without the whole window as floats. Called from several threads at once.
+  virtual void window_rows(long long y0, long long x0, long long w, int r0, int r1,
+                           const lic::RowOut& dst) const = 0;
 };
 
 // The context-table coder's integer latent (4 bytes a value, like the float y_hat would be,
@@ -140,6 +145,19 @@ class QuantizedLatent : public LatentSource {
     return t;
   }
 
+  void window_rows(long long y0, long long x0, long long w, int r0, int r1,
+                   const lic::RowOut& dst) const override {
+    const size_t c_n = size_t(q_.channels);
+    for (int r = r0; r < r1; ++r) {
+      float* row = dst.row(r);
+      for (int c = 0; c < q_.channels; ++c) {
+        const float offset = offset_[size_t(c)];
+        const int32_t* src = q_.q.data() + (size_t(c) * q_.height + size_t(y0 + r)) * q_.width + size_t(x0);
+        for (long long x = 0; x < w; ++x) row[size_t(x) * c_n + size_t(c)] = static_cast<float>(src[x]) + offset;
+      }
+    }
+  }
+
  private:
   Latent q_;
   std::vector<float> offset_;
@@ -156,6 +174,12 @@ class WholeLatent : public LatentSource {
     for (long long y = 0; y < h; ++y)
       std::memcpy(t.data.data() + size_t(y) * row, pixel(y_, y0 + y, x0), row * sizeof(float));
     return t;
+  }
+
+  void window_rows(long long y0, long long x0, long long w, int r0, int r1,
+                   const lic::RowOut& dst) const override {
+    const size_t row = size_t(w) * size_t(y_.channels);
+    for (int r = r0; r < r1; ++r) std::memcpy(dst.row(r), pixel(y_, y0 + r, x0), row * sizeof(float));
   }
 
  private:
@@ -188,9 +212,7 @@ class TiledDecoder {
 
   // The de-quantised latent y_hat (h, w, C), what --dump-latent writes.
   lic::Tensor latent(const uint8_t* data, size_t size, int threads) const {
-    const ParsedStream p = dec_.parse(data, size);
-    return dec_.coder().decode(p.payload, p.payload_size, int(p.header.latent_h),
-                               int(p.header.latent_w), threads);
+    return dec_.latent(dec_.parse(data, size), threads);
   }
 
   // The tiling of a decode within `budget` bytes (0: see effective_budget): the latent, the
@@ -213,28 +235,25 @@ class TiledDecoder {
     const std::unique_ptr<const LatentSource> y = decode_latent(p, threads);
     const lic::Model& g_s = dec_.synthesis();
     const size_t run_bytes = geo_.run_bytes(plan.rows.window, plan.cols.window, threads);
+    lic::ProfileScope synthesis("decoder: g_s and pixels");
     for (const AxisTile& r : plan.rows.tiles) {
       const uint32_t y0 = uint32_t(r.a * m), y1 = uint32_t(std::min<long long>(r.b * m, h.height));
       out.begin_band(y0, y1);
       for (const AxisTile& col : plan.cols.tiles) {
-        const lic::Tensor win = y->window(r.w0, col.w0, plan.rows.window, plan.cols.window);
         const uint32_t x0 = uint32_t(col.a * m), x1 = uint32_t(std::min<long long>(col.b * m, h.width));
-        const size_t n = size_t(x1 - x0) * 3;
-        if (g_s.int16_output()) {  // an int16 g_s: its exact integer pixels (Decoder::decode)
-          const lic::QTensor q = g_s.run_int16(win, threads);
-          for (uint32_t yy = y0; yy < y1; ++yy) {
-            const int16_t* src = q.data.data() + (size_t(yy - r.w0 * m) * size_t(q.width) +
-                                                  size_t(x0 - col.w0 * m)) * 3;
-            uint8_t* dst = out.row(yy) + size_t(x0) * 3;
-            for (size_t i = 0; i < n; ++i) dst[i] = Decoder::int16_to_byte(src[i], q.shift);
-          }
+        // The tile's pixels relative to its window's output. A streamed g_s pulls the
+        // window's latent rows as it needs them; any other takes the window whole.
+        const auto row_at = [&](uint32_t yy) { return out.row(y0 + yy) + size_t(x0) * 3; };
+        const uint32_t px = uint32_t(x0 - col.w0 * m), py = uint32_t(y0 - r.w0 * m);
+        if (g_s.streamed()) {
+          const lic::RowSource source = [&](int r0, int r1, const lic::RowOut& dst) {
+            y->window_rows(r.w0, col.w0, plan.cols.window, r0, r1, dst);
+          };
+          dec_.synthesize_rows(int(plan.rows.window), int(plan.cols.window), source, px, py, x1 - x0,
+                               y1 - y0, threads, row_at);
         } else {
-          const lic::Tensor x = g_s.run(win, threads);
-          for (uint32_t yy = y0; yy < y1; ++yy) {
-            const float* src = pixel(x, yy - r.w0 * m, x0 - col.w0 * m);
-            uint8_t* dst = out.row(yy) + size_t(x0) * 3;
-            for (size_t i = 0; i < n; ++i) dst[i] = Decoder::to_byte(src[i]);
-          }
+          const lic::Tensor win = y->window(r.w0, col.w0, plan.rows.window, plan.cols.window);
+          dec_.synthesize(win, px, py, x1 - x0, y1 - y0, threads, row_at);
         }
         // Equal windows reuse the pool's buffers; never let it hold more than one run's.
         if (g_s.kept_bytes() > run_bytes) g_s.release_memory();
@@ -264,10 +283,12 @@ class TiledDecoder {
 
   std::unique_ptr<const LatentSource> decode_latent(const ParsedStream& p, int threads) const {
     const int lh = int(p.header.latent_h), lw = int(p.header.latent_w);
-    if (const auto* ctx = dynamic_cast<const ContextTableCoder*>(&dec_.coder()))
-      return std::make_unique<QuantizedLatent>(ctx->decode_symbols(p.payload, p.payload_size, lh, lw),
-                                               ctx->tables());
-    return std::make_unique<WholeLatent>(dec_.coder().decode(p.payload, p.payload_size, lh, lw, threads));
+    if (const auto* ctx = dynamic_cast<const ContextTableCoder*>(&dec_.coder())) {
+      lic::ProfileScope entropy("decoder: entropy decoding");
+      return std::make_unique<QuantizedLatent>(
+          ctx->decode_symbols(p.substreams, int(p.header.band_rows), lh, lw, threads), ctx->tables());
+    }
+    return std::make_unique<WholeLatent>(dec_.latent(p, threads));
   }
 
   Decoder dec_;
@@ -301,7 +322,8 @@ class TiledEncoder {
   }
 
   // g_a in tiles as plan() says, then the latent coder. Bytes equal Encoder::encode's.
-  EncodeResult encode(const ImageView& img, int threads, size_t budget) const {
+  EncodeResult encode(const ImageView& img, int threads, size_t budget,
+                      const CodingOptions& opt = {}) const {
     const TilePlan plan = this->plan(img.width, img.height, threads, budget);
     require_fit(plan, "encode this " + std::to_string(img.width) + "x" + std::to_string(img.height) +
                           " image (the latent alone takes " +
@@ -312,9 +334,11 @@ class TiledEncoder {
     grid_.check(0, plan.rows, "analysis");
     grid_.check(1, plan.cols, "analysis");
     const lic::Model& g_a = enc_.analysis();
+    if (plan.whole_image() && within_whole_limits(img.width, img.height))  // g_a streamed
+      return enc_.encode_rows(img.rgb, img.width, img.height, img.stride, threads, opt);
     if (plan.whole_image())
       return enc_.encode_latent(img.width, img.height,
-                                g_a.run(window(img, 0, 0, lh * m, lw * m), threads), threads);
+                                g_a.run(window(img, 0, 0, lh * m, lw * m), threads), threads, opt);
 
     lic::Tensor y(int(lh), int(lw), c);
     const size_t run_bytes = geo_.run_bytes(plan.rows.window * m, plan.cols.window * m, threads);
@@ -329,7 +353,7 @@ class TiledEncoder {
                       n * sizeof(float));
         if (g_a.kept_bytes() > run_bytes) g_a.release_memory();
       }
-    return enc_.encode_latent(img.width, img.height, y, threads);
+    return enc_.encode_latent(img.width, img.height, std::move(y), threads, opt);
   }
 
  private:

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <iterator>
@@ -30,6 +31,8 @@
 #include "lic/ops/gdn.hpp"
 #include "lic/ops/s16_conv.hpp"
 #include "lic/ops/s16_eltwise.hpp"
+#include "lic/parallel.hpp"
+#include "lic/stream.hpp"
 #include "lic/tensor.hpp"
 #include "lic/workspace.hpp"
 
@@ -53,6 +56,16 @@ class Model {
     return Model(parse_model(data, size));
   }
 
+  // A model compiled into the program (lic2cpp.codegen): as from_bytes, except that the
+  // body's hash is not recomputed (it was when the program was built) -- the header's
+  // fingerprint must equal `fingerprint`, the one the build recorded.
+  static Model from_embedded(const std::uint8_t* data, std::size_t size,
+                             std::uint64_t fingerprint) {
+    ModelDesc d = parse_model(data, size, /*verify_hash=*/false);
+    if (d.fingerprint != fingerprint) throw Error("embedded model fingerprint mismatch");
+    return Model(std::move(d));
+  }
+
   std::uint64_t fingerprint() const { return fingerprint_; }
   const std::string& name() const { return name_; }
   int in_channels() const { return in_channels_; }
@@ -70,7 +83,25 @@ class Model {
   }
 
   Tensor run(const Tensor& in, int threads = 1) const {
-    Values v = execute(in, threads, false);
+    if (in.channels != in_channels_)
+      throw Error("model " + name_ + " expects " + std::to_string(in_channels_) +
+                  " input channels, got " + std::to_string(in.channels));
+    if (in.data.size() != Tensor::checked_size(in.height, in.width, in.channels))
+      throw Error("input tensor data size does not match its shape");
+    std::vector<int> hs, ws;
+    shapes(in.height, in.width, hs, ws);  // all size errors before any work
+    ThreadPool pool(threads);
+    if (streamed()) {
+      Tensor out = pooled_tensor(*pool_, hs.back(), ws.back(), out_channels_);
+      const std::size_t row = std::size_t(in.width) * std::size_t(in.channels);
+      const RowSource source = [&](int r0, int r1, const RowOut& dst) {
+        for (int r = r0; r < r1; ++r)
+          std::memcpy(dst.row(r), in.data.data() + std::size_t(r) * row, row * sizeof(float));
+      };
+      stream(hs, ws, pool).run(source, &out, nullptr);
+      return out;
+    }
+    Values v = execute(in, pool, false);
     return std::move(v.f.back());
   }
 
@@ -81,9 +112,35 @@ class Model {
   // post-processing such as the decoder's 8-bit pixels); throws for other models.
   QTensor run_int16(const Tensor& in, int threads = 1) const {
     if (!int16_output()) throw Error("model " + name_ + " does not end with an int16 tensor");
-    Values v = execute(in, threads, true);
+    ThreadPool pool(threads);
+    Values v = execute(in, pool, true);
     return std::move(v.q[std::size_t(steps_.back().inputs[0])]);
   }
+
+  // The streamed form for callers that make the input and use the output row by row (the
+  // codec: no whole-image tensor on either side). `source` writes input rows on demand,
+  // `sink` gets the output rows band by band, in order. Models that are not a chain run
+  // whole (the input is gathered from `source` first, the output given in one call).
+  void run_rows(int height, int width, const RowSource& source, const RowSink& sink,
+                int threads = 1) const {
+    std::vector<int> hs, ws;
+    shapes(height, width, hs, ws);
+    ThreadPool pool(threads);
+    if (!chain_.empty() && !whole_tensor_) {
+      stream(hs, ws, pool).run(source, nullptr, &sink);
+      return;
+    }
+    Tensor in = pooled_tensor(*pool_, height, width, in_channels_);
+    source(0, height, rows_of(in));
+    Values v = execute(in, pool, false);
+    pool_->give(std::move(in.data));
+    Tensor& out = v.f.back();
+    sink(0, out.height, rows_of(out));
+    pool_->give(std::move(out.data));
+  }
+
+  // Whether run() streams (the model is a chain of operators; see lic/stream.hpp).
+  bool streamed() const { return !chain_.empty() && !whole_tensor_; }
 
   // Intermediate buffers are kept between runs (see lic/workspace.hpp); this frees them.
   void release_memory() const {
@@ -114,7 +171,9 @@ class Model {
     std::vector<QTensor> q;
   };
 
-  Values execute(const Tensor& in, int threads, bool stop_before_last) const {
+  // The whole-tensor run of any model (float or int16 values, any graph): each step makes
+  // its whole output tensor. `stop_before_last` stops before the final step (run_int16).
+  Values execute(const Tensor& in, ThreadPool& pool, bool stop_before_last) const {
     if (in.channels != in_channels_)
       throw Error("model " + name_ + " expects " + std::to_string(in_channels_) +
                   " input channels, got " + std::to_string(in.channels));
@@ -122,7 +181,7 @@ class Model {
       throw Error("input tensor data size does not match its shape");
     std::vector<int> hs, ws;
     shapes(in.height, in.width, hs, ws);  // all size errors before any work
-    if (threads < 1) threads = 1;
+    const int threads = pool.size();  // the int16 ops start their own threads
 
     // LIC_PROFILE=1 prints each step's time to stderr (for tuning; off by default).
     static const bool profile = std::getenv("LIC_PROFILE") != nullptr;
@@ -142,9 +201,9 @@ class Model {
       Tensor y;
       QTensor qy;
       switch (s.op) {
-        case Op::kConv2d: y = s.conv->run(value(x0), s.act, s.alpha, threads, *pool_); break;
-        case Op::kConvTranspose2d: y = s.convt->run(value(x0), s.act, s.alpha, threads, *pool_); break;
-        case Op::kGdn: y = s.gdn->run(value(x0), threads, *pool_); break;
+        case Op::kConv2d: y = s.conv->run(value(x0), s.act, s.alpha, pool, *pool_); break;
+        case Op::kConvTranspose2d: y = s.convt->run(value(x0), s.act, s.alpha, pool, *pool_); break;
+        case Op::kGdn: y = s.gdn->run(value(x0), pool, *pool_); break;
         case Op::kRelu:
         case Op::kLeakyRelu: y = leaky_relu(value(x0), s.alpha, *pool_); break;
         case Op::kAdd: y = add(value(x0), value(s.inputs[1]), *pool_); break;
@@ -223,6 +282,8 @@ class Model {
       s.alpha = nd.op == Op::kLeakyRelu ? nd.alpha : 0.0f;
       parameters_ += nd.weight.size() + nd.bias.size() + nd.gamma.size() + nd.qweight.size() +
                      nd.qbias.size();
+      if (i == 0) channels_.push_back(in_channels_);
+      channels_.push_back(nd.out_channels);
       lines_.push_back(describe(nd));
       if (nd.op == Op::kConv2d) s.conv = std::make_shared<Conv2dOp>(nd);
       if (nd.op == Op::kConvTranspose2d) s.convt = std::make_shared<ConvTranspose2dOp>(nd);
@@ -237,10 +298,6 @@ class Model {
         s.store.alpha_q = nd.alpha_q;  // 0 for ReLU
         s.store.alpha_shift = nd.alpha_shift;
       }
-      nd.weight.clear();
-      nd.weight.shrink_to_fit();
-      nd.gamma.clear();
-      nd.gamma.shrink_to_fit();
       nd.qweight.clear();
       nd.qweight.shrink_to_fit();
       steps_.push_back(std::move(s));
@@ -280,6 +337,48 @@ class Model {
       std::sort(s.frees.begin(), s.frees.end());
       s.frees.erase(std::unique(s.frees.begin(), s.frees.end()), s.frees.end());
     }
+    find_chain(readers);
+  }
+
+  ChainRun stream(const std::vector<int>& hs, const std::vector<int>& ws, ThreadPool& pool) const {
+    std::vector<int> ch, cw, cc;
+    for (int v : chain_values_) {
+      ch.push_back(hs[std::size_t(v)]);
+      cw.push_back(ws[std::size_t(v)]);
+      cc.push_back(channels_[std::size_t(v)]);
+    }
+    return ChainRun(chain_, ch, cw, cc, pool, *pool_);
+  }
+
+  // A chain: every step reads the output of the step before it (the first the model
+  // input), nothing else reads that output, and every op streams: the float convolutions,
+  // GDN and activations (not ADD; not the int16 ops, which have no row-range form yet).
+  void find_chain(const std::vector<int>& readers) {
+    int prev = 0;
+    std::vector<ChainStage> chain;
+    std::vector<int> values{0};
+    for (std::size_t i = 0; i < steps_.size(); ++i) {
+      const Step& s = steps_[i];
+      if (s.fused_away) continue;
+      const bool streams = s.op == Op::kConv2d || s.op == Op::kConvTranspose2d ||
+                           s.op == Op::kGdn || s.op == Op::kRelu || s.op == Op::kLeakyRelu;
+      if (!streams || s.inputs.size() != 1 || s.inputs[0] != prev) return;
+      if (prev != 0 && readers[std::size_t(prev)] != 1) return;
+      ChainStage g;
+      g.op = s.op;
+      g.conv = s.conv.get();
+      g.convt = s.convt.get();
+      g.gdn = s.gdn.get();
+      g.act = s.act;
+      g.alpha = s.alpha;
+      g.name = lines_[i];
+      chain.push_back(g);
+      prev = s.dest;
+      values.push_back(prev);
+    }
+    if (chain.empty() || prev != static_cast<int>(steps_.size())) return;
+    chain_ = std::move(chain);
+    chain_values_ = std::move(values);
   }
 
   static std::string describe(const NodeDesc& n) {
@@ -347,6 +446,11 @@ class Model {
   std::size_t parameters_ = 0;
   std::vector<Step> steps_;
   std::vector<std::string> lines_;
+  std::vector<int> channels_;           // channels of every value (0 = the input)
+  std::vector<ChainStage> chain_;       // the steps as a chain, when the model is one
+  std::vector<int> chain_values_;       // the values along the chain (input first)
+  // LIC_STREAM=0 runs every model whole-tensor (tests: both ways agree bit for bit).
+  bool whole_tensor_ = std::getenv("LIC_STREAM") != nullptr && std::strcmp(std::getenv("LIC_STREAM"), "0") == 0;
   std::shared_ptr<BufferPool> pool_ = std::make_shared<BufferPool>();
   std::shared_ptr<S16Pools> s16_pools_ = std::make_shared<S16Pools>();
 };

@@ -80,12 +80,15 @@ class Codec:
     ``max_memory``: memory budget of each call, bytes or a size such as ``"256M"``; images
     are then decoded (and g_a run) in tiles that fit it, with the same result. None: images
     up to 2^24 pixels in one piece, larger ones in tiles within 1 GiB.
+    ``band_rows``: latent rows per independently coded band of the encodes (1 to 65535;
+    bitstream 2.0); at least the latent height gives one band, a 1.x stream. None: the
+    library's default (16).
     Calls on one Codec from several threads run one at a time; separate Codecs run in
     parallel.
     """
 
     def __init__(self, folder: str | os.PathLike[str], threads: int = 1,
-                 max_memory: int | str | None = None) -> None:
+                 max_memory: int | str | None = None, band_rows: int | None = None) -> None:
         folder = Path(folder)
         library, header = folder / LIBRARY, folder / HEADER
         if not library.is_file() or not header.is_file():
@@ -107,6 +110,10 @@ class Codec:
         self.threads = threads
         if max_memory is not None:
             self._check(self._lib.lic2cpp_set_max_memory(self._codec, parse_size(max_memory)))
+        if band_rows is not None:
+            if not isinstance(band_rows, int) or not 1 <= band_rows <= 65535:
+                raise LicError("band_rows must be a number from 1 to 65535")
+            self._check(self._lib.lic2cpp_set_band_rows(self._codec, band_rows))
 
     @property
     def fingerprint(self) -> int:

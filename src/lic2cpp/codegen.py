@@ -41,12 +41,15 @@ STATIC_LIB_DIRS = [Path("/usr/lib/x86_64-linux-gnu"), Path("/usr/lib64"), Path("
 
 
 def png_link_args() -> list[str]:
-    """libpng and zlib, statically when their archives exist (the programs then stand alone)."""
+    """libpng, zlib and (when its header is installed: the C++ then uses it to read PNGs
+    faster) libdeflate, statically when their archives exist (the programs then stand
+    alone)."""
+    deflate = Path("/usr/include/libdeflate.h").is_file()
     for d in STATIC_LIB_DIRS:
-        png, z = d / "libpng16.a", d / "libz.a"
-        if png.is_file() and z.is_file():
-            return [str(png), str(z), "-lm"]
-    return ["-lpng16", "-lz", "-lm"]
+        png, z, ld = d / "libpng16.a", d / "libz.a", d / "libdeflate.a"
+        if png.is_file() and z.is_file() and (ld.is_file() or not deflate):
+            return [str(png), str(z), *([str(ld)] if deflate else []), "-lm"]
+    return ["-lpng16", "-lz", *(["-ldeflate"] if deflate else []), "-lm"]
 
 
 LIB_NAME = "lic2cpp_codec"

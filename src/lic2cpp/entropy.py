@@ -150,14 +150,36 @@ class EntropyModel:
             raise LicError("latent has non-finite or out-of-range values")
         return np.rint(d).astype(np.int64)
 
-    def estimate_bits(self, latents: np.ndarray) -> dict[str, Any]:
+    def estimate_bits(self, latents: np.ndarray, band_rows: int | None = None
+                      ) -> dict[str, Any]:
         """Ideal code length (bits) of each latent in ``latents`` under the quantised tables.
 
         Each item of the batch is one image. ``bits_ctx`` follows the real coder (flags,
         contexts, escapes); ``bits_plain`` codes every value with the channel's plain table
         (no flag, no context) -- upstream's approach, for comparison. Per-channel figures are
-        sums over the batch.
+        sums over the batch. ``band_rows``: the coder codes bands of that many latent rows
+        independently (bitstream 2.0, docs/bitstream.md#payload): each band has its own
+        activation flags and its first row has no upper neighbour. None: one band of every
+        row (bitstream 1.0).
         """
+        if band_rows is not None and band_rows < 1:
+            raise LicError(f"band_rows must be at least 1, got {band_rows}")
+        y = np.asarray(latents)
+        height = y.shape[2] if y.ndim == 4 else 0
+        if band_rows is None or band_rows >= height:
+            return self._estimate_band(y)
+        parts = [self._estimate_band(y[:, :, r:r + band_rows])
+                 for r in range(0, height, band_rows)]
+        return {
+            "bits_ctx": float(sum(p["bits_ctx"] for p in parts)),
+            "bits_plain": float(sum(p["bits_plain"] for p in parts)),
+            "per_channel_ctx": np.sum([p["per_channel_ctx"] for p in parts], axis=0),
+            "per_channel_plain": np.sum([p["per_channel_plain"] for p in parts], axis=0),
+            "num_latents": parts[0]["num_latents"],
+            "num_symbols": int(sum(p["num_symbols"] for p in parts)),
+        }
+
+    def _estimate_band(self, latents: np.ndarray) -> dict[str, Any]:
         q = self.symbols(latents)
         n = q.shape[0]
         pred = self.predecessors()

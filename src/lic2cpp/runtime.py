@@ -24,23 +24,26 @@ def lic_run_path(sanitize: bool = False) -> Path:
                            sanitize=sanitize)
 
 
+# The runtime's environment knobs (docs/runtime.md): tests set them through `env`.
+RUNTIME_KNOBS = ("LIC_FORCE_SCALAR", "LIC_ISA", "LIC_STREAM", "LIC_BAND_ROWS")
+
+
 def run_tool(args: list[str], *, sanitize: bool = False, force_scalar: bool = False,
-             timeout: float | None = None, extra_env: dict[str, str] | None = None
+             timeout: float | None = None, env: dict[str, str] | None = None
              ) -> subprocess.CompletedProcess[str]:
     """Run ``lic-run`` with ``args``; returns the finished process (any exit status).
-    ``extra_env`` adds environment variables (e.g. ``LIC_ISA``, docs/runtime.md)."""
-    env = dict(os.environ)
+    ``env`` sets runtime knobs (LIC_STREAM=0, LIC_BAND_ROWS=N, LIC_ISA=..., docs/runtime.md);
+    the caller's own settings of them are not inherited."""
+    full = {k: v for k, v in os.environ.items() if k not in RUNTIME_KNOBS}
     if force_scalar:
-        env["LIC_FORCE_SCALAR"] = "1"
-    else:
-        env.pop("LIC_FORCE_SCALAR", None)
-    env.update(extra_env or {})
+        full["LIC_FORCE_SCALAR"] = "1"
+    full.update(env or {})
     return subprocess.run([str(lic_run_path(sanitize)), *args], capture_output=True,
-                          text=True, env=env, timeout=timeout)
+                          text=True, env=full, timeout=timeout)
 
 
 def run_licm(licm: Path, x: np.ndarray, threads: int = 1, *, sanitize: bool = False,
-             force_scalar: bool = False) -> np.ndarray:
+             force_scalar: bool = False, env: dict[str, str] | None = None) -> np.ndarray:
     """Run the model in ``licm`` on ``x`` (float32 HWC); returns the HWC output."""
     x = np.asarray(x)
     if x.ndim != 3:
@@ -49,7 +52,7 @@ def run_licm(licm: Path, x: np.ndarray, threads: int = 1, *, sanitize: bool = Fa
         inp, out = Path(tmp) / "in.npy", Path(tmp) / "out.npy"
         np.save(inp, np.ascontiguousarray(x, dtype=np.float32))
         proc = run_tool([str(licm), str(inp), str(out), "--threads", str(threads)],
-                        sanitize=sanitize, force_scalar=force_scalar)
+                        sanitize=sanitize, force_scalar=force_scalar, env=env)
         if proc.returncode != 0:
             lines = proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"]
             raise LicError(lines[-1].removeprefix("lic-run: error: "))

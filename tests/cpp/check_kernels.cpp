@@ -11,7 +11,10 @@
 // use FMA (one rounding per multiply-add instead of two), so they are held to an error
 // bound instead: |got - exact| <= 2 (n + 2) 2^-24 sum|terms|, exact computed in double,
 // n the length of the reduction; non-finite inputs must give non-finite outputs in the
-// same places (NaN where the twin has NaN, the same infinity where it has one).
+// same places (NaN where the twin has NaN, the same infinity where it has one). Tiles taller
+// than the scalar twin's (AVX-512: up to 14 rows of 16 columns, 12 rows of 32) are checked
+// against the twin run tile by tile, and every AVX-512 GEMM result must equal the AVX2
+// kernel's bit for bit (the same chain of FMAs per output value).
 //
 // int16 kernels (s16-*, f32-s16-vcvt, s16-f32-vcvt; docs/int16.md) are integer arithmetic:
 // every level must give the scalar twin's bytes exactly, on random inputs, on extreme ones
@@ -101,15 +104,19 @@ struct Guarded {
 struct IgemmCase {
   int mr, nc, kc, ntaps, accumulate, act;
   float alpha;
-  bool special;  // NaN/inf in the inputs
+  bool special;      // NaN/inf in the inputs
+  bool wide = false;  // a 32-column kernel: two full panels, the second at w + w_next
 };
+
+// Columns of the case's output (32 for the wide kernels).
+int columns(const IgemmCase& k) { return k.wide ? 2 * kNR : kNR; }
 
 // Inputs of one igemm call, sized exactly to what the kernel may read.
 struct IgemmInputs {
   std::vector<float> abuf, w, init;
   std::vector<std::ptrdiff_t> taps;
-  float bias[kNR];
-  std::ptrdiff_t a_stride = 0, c_stride = 0, a_lo = 0;
+  float bias[2 * kNR];
+  std::ptrdiff_t a_stride = 0, c_stride = 0, a_lo = 0, w_next = 0;
 
   IgemmInputs(const IgemmCase& k, Rng& rng) {
     a_stride = k.kc + rng.pick(0, 3);
@@ -123,13 +130,17 @@ struct IgemmInputs {
     }
     abuf.resize(std::size_t(std::max<std::ptrdiff_t>(hi - a_lo, 1)));
     for (float& v : abuf) v = rng.uni(-1.0f, 1.0f);
-    w.resize(std::size_t(k.ntaps) * std::size_t(k.kc) * kNR + 1);
+    // The second panel of a wide case lies a little past the first (as in a packed pass).
+    const std::size_t panel = std::size_t(k.ntaps) * std::size_t(k.kc) * kNR;
+    w_next = k.wide ? std::ptrdiff_t(panel) + rng.pick(0, 3) * kNR : 0;
+    w.resize(k.wide ? std::size_t(w_next) + panel + 1 : panel + 1);
     for (float& v : w) v = rng.uni(-1.0f, 1.0f);
     for (float& v : bias) v = rng.uni(-1.0f, 1.0f);
-    init.resize(std::size_t(k.mr) * kNR);
+    const int cols = columns(k);
+    init.resize(std::size_t(k.mr) * std::size_t(cols));
     for (int i = 0; i < k.mr; ++i)
-      for (int j = 0; j < kNR; ++j)
-        init[std::size_t(i * kNR + j)] = k.accumulate ? rng.uni(-2.0f, 2.0f) : bias[j];
+      for (int j = 0; j < cols; ++j)
+        init[std::size_t(i * cols + j)] = k.accumulate ? rng.uni(-2.0f, 2.0f) : bias[j];
     if (k.special) {
       for (int s = 0; s < 3; ++s) abuf[std::size_t(rng.pick(0, int(abuf.size()) - 1))] = rng.any();
       w[std::size_t(rng.pick(0, int(w.size()) - 1))] = s_pick(rng);
@@ -143,12 +154,45 @@ struct IgemmInputs {
 };
 
 // Runs `fn` on the inputs into a guarded C; returns false (after reporting) on an overrun.
+IgemmArgs igemm_args(const IgemmCase& k, const IgemmInputs& in, float* c);
+
 bool run_igemm(lic::kern::IgemmFn fn, const IgemmCase& k, const IgemmInputs& in, Guarded& out,
                const std::string& where) {
   float* c = out.data();
+  const int cols = columns(k);
   if (k.accumulate)
     for (int i = 0; i < k.mr; ++i)
-      for (int j = 0; j < k.nc; ++j) c[i * in.c_stride + j] = in.init[std::size_t(i * kNR + j)];
+      for (int j = 0; j < k.nc; ++j) c[i * in.c_stride + j] = in.init[std::size_t(i * cols + j)];
+  fn(igemm_args(k, in, c));
+  const std::ptrdiff_t cs = in.c_stride;
+  return out.guards_intact(where, [&](long off) { return off < k.mr * cs && off % cs < k.nc; });
+}
+
+// The scalar twin's result for any tile: rows in tiles of at most scalar.mr, a wide case
+// as its two panels (rows and panels are independent, so this is the same computation).
+bool run_scalar(const KernelTable& scalar, const IgemmCase& k, const IgemmInputs& in,
+                Guarded& out, const std::string& where) {
+  float* c = out.data();
+  const int cols = columns(k);
+  if (k.accumulate)
+    for (int i = 0; i < k.mr; ++i)
+      for (int j = 0; j < k.nc; ++j) c[i * in.c_stride + j] = in.init[std::size_t(i * cols + j)];
+  for (int half = 0; half < (k.wide ? 2 : 1); ++half)
+    for (int r0 = 0; r0 < k.mr; r0 += scalar.mr) {
+      IgemmArgs p = igemm_args(k, in, c);
+      const int m = std::min(scalar.mr, k.mr - r0);
+      p.a += r0 * in.a_stride;
+      p.c += r0 * in.c_stride + half * kNR;
+      p.w += half * in.w_next;
+      p.bias += half * kNR;
+      p.nc = k.wide ? kNR : k.nc;
+      scalar.igemm[m - 1](p);
+    }
+  const std::ptrdiff_t cs = in.c_stride;
+  return out.guards_intact(where, [&](long off) { return off < k.mr * cs && off % cs < k.nc; });
+}
+
+IgemmArgs igemm_args(const IgemmCase& k, const IgemmInputs& in, float* c) {
   IgemmArgs p;
   p.a = k.ntaps > 0 ? in.a() : in.abuf.data();
   p.a_stride = in.a_stride;
@@ -163,39 +207,58 @@ bool run_igemm(lic::kern::IgemmFn fn, const IgemmCase& k, const IgemmInputs& in,
   p.accumulate = k.accumulate;
   p.act = k.act;
   p.alpha = k.alpha;
-  fn(p);
-  const std::ptrdiff_t cs = in.c_stride;
-  return out.guards_intact(where, [&](long off) { return off < k.mr * cs && off % cs < k.nc; });
+  p.w_next = in.w_next;
+  return p;
 }
 
 // Exact value (double) of element (i, j) and the sum of the magnitudes of its terms.
 void igemm_reference(const IgemmCase& k, const IgemmInputs& in, int i, int j, double& ref,
                      double& mag) {
-  const double start = in.init[std::size_t(i * kNR + j)];
+  const double start = in.init[std::size_t(i * columns(k) + j)];
   ref = start;
   mag = std::fabs(start);
+  const std::size_t w0 = j < kNR ? 0 : std::size_t(in.w_next), jj = std::size_t(j % kNR);
   for (int t = 0; t < k.ntaps; ++t)
     for (int q = 0; q < k.kc; ++q) {
       const double term = double(in.a()[in.taps[std::size_t(t)] + i * in.a_stride + q]) *
-                          double(in.w[(std::size_t(t) * std::size_t(k.kc) + std::size_t(q)) * kNR +
-                                      std::size_t(j)]);
+                          double(in.w[w0 + (std::size_t(t) * std::size_t(k.kc) + std::size_t(q)) * kNR +
+                                      jj]);
       ref += term;
       mag += std::fabs(term);
     }
   if (k.act && !(ref >= 0)) ref *= k.alpha, mag *= std::fabs(k.alpha);
 }
 
+// The AVX2 table, whose GEMM results the AVX-512 kernels must equal bit for bit (the same
+// chain of FMAs for every output value; docs/runtime.md#dispatch); null when absent.
+const KernelTable* fma_reference = nullptr;
+
 bool check_igemm_case(const KernelTable& t, const KernelTable& scalar, const IgemmCase& k,
                       Rng& rng) {
   char buf[200];
-  std::snprintf(buf, sizeof buf, "%s f32-igemm-%dx16 nc=%d kc=%d taps=%d acc=%d act=%d%s", t.isa,
-                k.mr, k.nc, k.kc, k.ntaps, k.accumulate, k.act, k.special ? " (NaN/inf)" : "");
+  std::snprintf(buf, sizeof buf, "%s f32-igemm-%dx%d nc=%d kc=%d taps=%d acc=%d act=%d%s", t.isa,
+                k.mr, columns(k), k.nc, k.kc, k.ntaps, k.accumulate, k.act,
+                k.special ? " (NaN/inf)" : "");
   const std::string where = buf;
   const IgemmInputs in(k, rng);
   const std::size_t n = std::size_t(k.mr) * std::size_t(in.c_stride);
   Guarded got(n), want(n);
-  if (!run_igemm(t.igemm[k.mr - 1], k, in, got, where)) return false;
-  if (!run_igemm(scalar.igemm[k.mr - 1], k, in, want, where + " (scalar twin)")) return false;
+  const lic::kern::IgemmFn fn = k.wide ? t.igemm32[k.mr - 1] : t.igemm[k.mr - 1];
+  if (!run_igemm(fn, k, in, got, where)) return false;
+  if (!run_scalar(scalar, k, in, want, where + " (scalar twin)")) return false;
+  if (fma_reference && &t != fma_reference && t.level > fma_reference->level) {
+    // The FMA chains of the AVX2 kernel, run tile by tile like the scalar twin.
+    Guarded same(n);
+    if (!run_scalar(*fma_reference, k, in, same, where + " (avx2 reference)")) return false;
+    for (int i = 0; i < k.mr; ++i)
+      for (int j = 0; j < k.nc; ++j) {
+        const float g = got.data()[i * in.c_stride + j], r = same.data()[i * in.c_stride + j];
+        if (!same_value(g, r))
+          return fail(where + ": element (" + std::to_string(i) + "," + std::to_string(j) +
+                      ") is " + std::to_string(g) + ", not bit-identical to " +
+                      fma_reference->isa + "'s " + std::to_string(r));
+      }
+  }
   for (int i = 0; i < k.mr; ++i)
     for (int j = 0; j < k.nc; ++j) {
       const float g = got.data()[i * in.c_stride + j], s = want.data()[i * in.c_stride + j];
@@ -216,20 +279,25 @@ bool check_igemm_case(const KernelTable& t, const KernelTable& scalar, const Ige
   return true;
 }
 
-// Every row count has its own kernel: one table row per MR.
-template <int MR>
+// Every row count has its own kernel: one table row per MR (and per width: the 32-column
+// kernels always have two full panels, nc = 32).
+template <int MR, bool Wide>
 int check_igemm(const KernelTable& t, const KernelTable& scalar, Rng& rng) {
   const int kcs[] = {1, 2, 3, 5, 7, 8, 13, 16, 17, 31};
   const int taps[] = {0, 1, 2, 5};
   int cases = 0;
-  for (int nc = 1; nc <= kNR; ++nc)
+  for (int nc = Wide ? 2 * kNR : 1; nc <= (Wide ? 2 * kNR : kNR); ++nc)
     for (int kc : kcs)
       for (int nt : taps)
         for (int accumulate = 0; accumulate < 2; ++accumulate) {
           IgemmCase k{MR, nc, kc, nt, accumulate, (nc + kc) % 3 == 0 ? 0 : 1,
-                      (nc % 2) ? 0.1f : -0.7f, nt > 0 && (nc + kc + accumulate) % 4 == 0};
-          ++cases;
-          if (!check_igemm_case(t, scalar, k, rng)) return cases;
+                      (nc % 2) ? 0.1f : -0.7f, nt > 0 && (nc + kc + accumulate) % 4 == 0, Wide};
+          // the wide kernels have one width: spend the cases on more reductions instead
+          const int repeats = Wide ? 4 : 1;
+          for (int r = 0; r < repeats; ++r) {
+            ++cases;
+            if (!check_igemm_case(t, scalar, k, rng)) return cases;
+          }
         }
   return cases;
 }
@@ -374,15 +442,15 @@ double ns_per_call(F&& f) {
   return best;
 }
 
-// One 6x16 tile of a g_s-like layer: 128 input channels, 25 taps.
-double bench_igemm(const KernelTable& t, int mr) {
+// One MRx16 (or MRx32) tile of a g_s-like layer: 128 input channels, 25 taps.
+double bench_igemm(const KernelTable& t, int mr, bool wide) {
   Rng rng(7);
-  const IgemmCase k{mr, kNR, 128, 25, 0, 1, 0.0f, false};
+  const IgemmCase k{mr, wide ? 2 * kNR : kNR, 128, 25, 0, 1, 0.0f, false, wide};
   IgemmInputs in(k, rng);
   std::vector<float> c(std::size_t(mr) * std::size_t(in.c_stride));
-  IgemmArgs p{in.a(), in.a_stride, in.taps.data(), k.ntaps, k.kc, in.w.data(), in.bias,
-              c.data(), in.c_stride, k.nc, 0, k.act, k.alpha};
-  return ns_per_call([&] { t.igemm[mr - 1](p); });
+  const IgemmArgs p = igemm_args(k, in, c.data());
+  const lic::kern::IgemmFn fn = wide ? t.igemm32[mr - 1] : t.igemm[mr - 1];
+  return ns_per_call([&] { fn(p); });
 }
 
 // 4096 floats: one row of a 32-pixel, 128-channel tensor.
@@ -398,6 +466,9 @@ double bench_vector(const VectorCall& call, const KernelTable& t) {
 
 struct KernelCase {
   const char* name;
+  // Whether a table has this kernel at all (the GEMM tiles taller than a level's own are
+  // not in its table).
+  std::function<bool(const KernelTable&)> has;
   // The function this table uses for the kernel (a level whose function is the one of the
   // level below is not checked again).
   std::function<const void*(const KernelTable&)> id;
@@ -410,33 +481,42 @@ const void* fn_id(Fn f) {
   return reinterpret_cast<const void*>(f);
 }
 
-template <int MR>
+template <int MR, bool Wide = false>
 KernelCase igemm_row() {
-  static const std::string name = "f32-igemm-" + std::to_string(MR) + "x16";
-  return {name.c_str(), [](const KernelTable& t) { return fn_id(t.igemm[MR - 1]); },
-          check_igemm<MR>, [](const KernelTable& t) { return bench_igemm(t, MR); }};
+  static const std::string name =
+      "f32-igemm-" + std::to_string(MR) + "x" + std::to_string(Wide ? 2 * kNR : kNR);
+  return {name.c_str(),
+          [](const KernelTable& t) { return (Wide ? t.mr32 : t.mr) >= MR; },
+          [](const KernelTable& t) { return fn_id(Wide ? t.igemm32[MR - 1] : t.igemm[MR - 1]); },
+          check_igemm<MR, Wide>, [](const KernelTable& t) { return bench_igemm(t, MR, Wide); }};
 }
+
+bool always(const KernelTable&) { return true; }
 
 std::vector<KernelCase> kernel_cases() {
   return {
       igemm_row<1>(), igemm_row<2>(), igemm_row<3>(), igemm_row<4>(), igemm_row<5>(),
-      igemm_row<6>(),
-      {"f32-vleaky", [](const KernelTable& t) { return fn_id(t.leaky); }, check_vleaky,
+      igemm_row<6>(), igemm_row<7>(), igemm_row<8>(), igemm_row<9>(), igemm_row<10>(),
+      igemm_row<11>(), igemm_row<12>(), igemm_row<13>(), igemm_row<14>(),
+      igemm_row<1, true>(), igemm_row<2, true>(), igemm_row<3, true>(), igemm_row<4, true>(),
+      igemm_row<5, true>(), igemm_row<6, true>(), igemm_row<7, true>(), igemm_row<8, true>(),
+      igemm_row<9, true>(), igemm_row<10, true>(), igemm_row<11, true>(), igemm_row<12, true>(),
+      {"f32-vleaky", always, [](const KernelTable& t) { return fn_id(t.leaky); }, check_vleaky,
        [](const KernelTable& t) {
          return bench_vector([](const KernelTable& k, const float* x, const float*, float* y,
                                 std::size_t n) { k.leaky(x, y, n, 0.1f); }, t);
        }},
-      {"f32-vadd", [](const KernelTable& t) { return fn_id(t.add); }, check_vadd,
+      {"f32-vadd", always, [](const KernelTable& t) { return fn_id(t.add); }, check_vadd,
        [](const KernelTable& t) {
          return bench_vector([](const KernelTable& k, const float* a, const float* b, float* y,
                                 std::size_t n) { k.add(a, b, y, n); }, t);
        }},
-      {"f32-vsquare", [](const KernelTable& t) { return fn_id(t.square); }, check_vsquare,
+      {"f32-vsquare", always, [](const KernelTable& t) { return fn_id(t.square); }, check_vsquare,
        [](const KernelTable& t) {
          return bench_vector([](const KernelTable& k, const float* x, const float*, float* y,
                                 std::size_t n) { k.square(x, y, n); }, t);
        }},
-      {"f32-gdn-finish", [](const KernelTable& t) { return fn_id(t.gdn_finish); },
+      {"f32-gdn-finish", always, [](const KernelTable& t) { return fn_id(t.gdn_finish); },
        check_gdn_finish,
        [](const KernelTable& t) {
          return bench_vector([](const KernelTable& k, const float* x, const float* nm, float* y,
@@ -846,15 +926,14 @@ double bench_f32_igemm_phase(const KernelTable& t, int mr) {
   const IgemmCase k{mr, kNR, 128, 9, 0, 1, 0.0f, false};
   IgemmInputs in(k, rng);
   std::vector<float> c(std::size_t(mr) * std::size_t(in.c_stride));
-  IgemmArgs p{in.a(), in.a_stride, in.taps.data(), k.ntaps, k.kc, in.w.data(), in.bias,
-              c.data(), in.c_stride, k.nc, 0, k.act, k.alpha};
+  const IgemmArgs p = igemm_args(k, in, c.data());
   return ns_per_call([&] { t.igemm[mr - 1](p); });
 }
 
 template <int MR>
 KernelCase s16_igemm_row() {
   static const std::string name = "s16-igemm-" + std::to_string(MR) + "x16";
-  return {name.c_str(), [](const KernelTable& t) { return fn_id(t.s16_igemm[MR - 1]); },
+  return {name.c_str(), always, [](const KernelTable& t) { return fn_id(t.s16_igemm[MR - 1]); },
           check_s16_igemm<MR>, [](const KernelTable& t) { return bench_s16_igemm(t, MR); }};
 }
 
@@ -871,37 +950,37 @@ std::vector<KernelCase> s16_kernel_cases() {
   return {
       s16_igemm_row<1>(), s16_igemm_row<2>(), s16_igemm_row<3>(), s16_igemm_row<4>(),
       s16_igemm_row<5>(), s16_igemm_row<6>(),
-      {"f32-igemm-6x16 (9 taps)", [](const KernelTable& t) { return fn_id(t.igemm[5]); },
+      {"f32-igemm-6x16 (9 taps)", always, [](const KernelTable& t) { return fn_id(t.igemm[5]); },
        [](const KernelTable&, const KernelTable&, Rng&) { return 0; },
        [](const KernelTable& t) { return bench_f32_igemm_phase(t, 6); }},
-      {"s16-vleaky", [](const KernelTable& t) { return fn_id(t.s16_leaky); }, check_s16_vleaky,
+      {"s16-vleaky", always, [](const KernelTable& t) { return fn_id(t.s16_leaky); }, check_s16_vleaky,
        [](const KernelTable& t) {
          return bench_s16_vector(t, [](const KernelTable& k, const std::int16_t* x, std::int16_t* y,
                                        std::size_t n) { k.s16_leaky(x, y, n, 20972, 21); });
        }},
-      {"s16-vadd", [](const KernelTable& t) { return fn_id(t.s16_add); }, check_s16_vadd,
+      {"s16-vadd", always, [](const KernelTable& t) { return fn_id(t.s16_add); }, check_s16_vadd,
        [](const KernelTable& t) {
          return bench_s16_vector(t, [](const KernelTable& k, const std::int16_t* x, std::int16_t* y,
                                        std::size_t n) { k.s16_add(x, x, y, n, 3, 0, 2); });
        }},
-      {"s16-vsquare", [](const KernelTable& t) { return fn_id(t.s16_square); }, check_s16_vsquare,
+      {"s16-vsquare", always, [](const KernelTable& t) { return fn_id(t.s16_square); }, check_s16_vsquare,
        [](const KernelTable& t) {
          return bench_s16_vector(t, [](const KernelTable& k, const std::int16_t* x, std::int16_t* y,
                                        std::size_t n) { k.s16_square(x, y, n, 15); });
        }},
-      {"s16-gdn-finish", [](const KernelTable& t) { return fn_id(t.s16_gdn_finish); },
+      {"s16-gdn-finish", always, [](const KernelTable& t) { return fn_id(t.s16_gdn_finish); },
        check_s16_gdn_finish,
        [](const KernelTable& t) {
          return bench_s16_vector(t, [](const KernelTable& k, const std::int16_t* x, std::int16_t* y,
                                        std::size_t n) { k.s16_gdn_finish(x, norms.data(), y, n, 30, 1, 30); });
        }},
-      {"f32-s16-vcvt", [](const KernelTable& t) { return fn_id(t.quantize); }, check_quantize,
+      {"f32-s16-vcvt", always, [](const KernelTable& t) { return fn_id(t.quantize); }, check_quantize,
        [](const KernelTable& t) {
          std::vector<float> x(4096, 0.3f);
          std::vector<std::int16_t> y(4096);
          return ns_per_call([&] { t.quantize(x.data(), y.data(), x.size(), 12); });
        }},
-      {"s16-f32-vcvt", [](const KernelTable& t) { return fn_id(t.dequantize); }, check_dequantize,
+      {"s16-f32-vcvt", always, [](const KernelTable& t) { return fn_id(t.dequantize); }, check_dequantize,
        [](const KernelTable& t) {
          std::vector<std::int16_t> x(4096, 77);
          std::vector<float> y(4096);
@@ -994,6 +1073,8 @@ int main(int argc, char** argv) {
   if (!breakage.empty()) levels.back() = inject(levels.back(), breakage);
 
   const KernelTable& scalar = levels.front();
+  for (const KernelTable& t : levels)
+    if (t.level == Isa::kAvx2Fma) fma_reference = &t;
   check_scalar_basics(scalar);
   check_s16_scalar_basics(scalar);
   std::vector<KernelCase> cases = kernel_cases();
@@ -1001,7 +1082,8 @@ int main(int argc, char** argv) {
   for (const KernelCase& k : cases) {
     for (std::size_t l = 0; l < levels.size(); ++l) {
       const KernelTable& t = levels[l];
-      if (l > 0 && k.id(t) == k.id(levels[l - 1])) {
+      if (!k.has(t)) continue;  // a tile height this level does not use
+      if (l > 0 && k.has(levels[l - 1]) && k.id(t) == k.id(levels[l - 1])) {
         std::printf("%-9s %-16s same as %s\n", t.isa, k.name, levels[l - 1].isa);
         continue;
       }
@@ -1014,14 +1096,16 @@ int main(int argc, char** argv) {
   }
 
   if (bench) {
-    std::printf("\nbench: ns per call (speed-up over scalar); igemm: one MRx16 tile, 128 "
-                "channels x 25 taps; vector kernels: 4096 floats\n");
+    std::printf("\nbench: ns per call (speed-up over the lowest level that has the kernel); "
+                "igemm: one MRx16 or MRx32 tile, 128 channels x 25 taps; vector kernels: 4096 "
+                "floats\n");
     for (const KernelCase& k : cases) {
       double base = 0;
       std::printf("%-16s", k.name);
       for (std::size_t l = 0; l < levels.size(); ++l) {
+        if (!k.has(levels[l])) continue;
         const double ns = k.bench(levels[l]);
-        if (l == 0) base = ns;
+        if (base == 0) base = ns;
         std::printf("  %s %10.1f ns (%.2fx)", levels[l].isa, ns, base / ns);
       }
       std::printf("\n");

@@ -1,11 +1,14 @@
 // latent_tool: codes latents with an entropy model and checks the exact round trip.
 //
-//   latent_tool TABLES.lice Y.npy
+//   latent_tool TABLES.lice Y.npy [BAND_ROWS]
 // Y.npy is float32 [N, C, h, w] (as EntropyModel.estimate_bits takes); each item is coded
-// as one payload, decoded again and compared. Prints one JSON line: the ideal code lengths
+// as one payload (or, with BAND_ROWS, as one sub-stream per band of that many rows, as in
+// bitstream 2.0), decoded again and compared. Prints one JSON line: the ideal code lengths
 // (with contexts / plain tables) summed over the items, the payload bytes, and the bytes
 // the decoders consumed. Used by the tests and by the coder-overhead measurement.
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -19,8 +22,8 @@
 using namespace lic::codec;
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    std::fprintf(stderr, "usage: latent_tool TABLES.lice Y.npy\n");
+  if (argc != 3 && argc != 4) {
+    std::fprintf(stderr, "usage: latent_tool TABLES.lice Y.npy [BAND_ROWS]\n");
     return 2;
   }
   try {
@@ -38,17 +41,24 @@ int main(int argc, char** argv) {
     size_t payload = 0, slack = 0;
     for (size_t n = 0; n < static_cast<size_t>(shape[0]); ++n) {
       const Latent lat = quantize(y.data() + n * item, c, h, w, static_cast<size_t>(h) * w, 1, model);
-      RangeEncoder enc;
-      const CodeLength len = encode_latent(lat, model, enc);
-      const std::vector<uint8_t> bytes = enc.finish();
-      bits_ctx += len.bits_ctx;
-      bits_plain += len.bits_plain;
-      payload += bytes.size();
-      RangeDecoder dec(bytes.data(), bytes.size());
-      const Latent back = decode_latent(dec, model, h, w);
+      const int rows = argc == 4 ? std::max(1, std::atoi(argv[3])) : h;
+      Latent back = lat;
+      std::fill(back.q.begin(), back.q.end(), 0);
+      for (int y0 = 0; y0 < h; y0 += rows) {
+        const int y1 = std::min(h, y0 + rows);
+        RangeEncoder enc;
+        if (y0 == 0) check_latent(lat, model);
+        const CodeLength len = encode_latent(lat, model, enc, y0, y1);
+        const std::vector<uint8_t> bytes = enc.finish();
+        bits_ctx += len.bits_ctx;
+        bits_plain += len.bits_plain;
+        payload += bytes.size();
+        RangeDecoder dec(bytes.data(), bytes.size());
+        decode_band(dec, model, back, y0, y1);
+        if (dec.bytes_read() < bytes.size()) throw lic::Error("decoder left payload bytes unread");
+        slack += dec.bytes_read() - bytes.size();
+      }
       if (back.q != lat.q) throw lic::Error("round trip mismatch in item " + std::to_string(n));
-      if (dec.bytes_read() < bytes.size()) throw lic::Error("decoder left payload bytes unread");
-      slack += dec.bytes_read() - bytes.size();
     }
     std::printf("{\"items\": %zu, \"bits_ctx\": %.6f, \"bits_plain\": %.6f, \"payload_bytes\": %zu, "
                 "\"virtual_zero_bytes\": %zu}\n", static_cast<size_t>(shape[0]), bits_ctx, bits_plain, payload, slack);

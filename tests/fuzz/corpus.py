@@ -248,6 +248,12 @@ def bitstream_seeds(model: dict[str, Path], work: Path) -> dict[str, bytes]:
         Image.fromarray(np.ascontiguousarray(rgb)).save(src)
         subprocess.run([str(encoder), str(src), str(dst)], check=True, capture_output=True)
         seeds[f"{name}.bin"] = dst.read_bytes()
+    # bitstream 2.0: the latent in bands of 1 and 2 rows (sub-stream tables)
+    for name, rows in (("64x64", 1), ("64x48", 2), ("33x17", 1)):
+        src, dst = work / f"{name}.png", work / f"{name}-bands{rows}.bin"
+        subprocess.run([str(encoder), str(src), str(dst), "--band-rows", str(rows)], check=True,
+                       capture_output=True)
+        seeds[dst.name] = dst.read_bytes()
     return seeds
 
 

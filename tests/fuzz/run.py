@@ -48,11 +48,13 @@ class Target:
     max_len: int = 4096
 
 
+DEFLATE = Path("/usr/include/libdeflate.h").is_file()
 TARGETS = {t.name: t for t in [
     Target("decoder"),
     Target("licm", max_len=8192),
     Target("lice", max_len=24576),  # the shipped default tables are 19.7 kB
-    Target("image", libs=("-lpng16", "-lz")),
+    # libdeflate: the image reader's fast PNG path, when its header is installed
+    Target("image", libs=("-lpng16", "-lz", *(("-ldeflate",) if DEFLATE else ()))),
     Target("kernels", max_len=8192),
 ]}
 

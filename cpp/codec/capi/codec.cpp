@@ -48,6 +48,13 @@ LIC2CPP_API lic2cpp_status lic2cpp_set_max_memory(lic2cpp_codec* codec, uint64_t
   return guarded(codec, LIC2CPP_INVALID_ARGUMENT, [&] { codec->max_memory = bytes; });
 }
 
+LIC2CPP_API lic2cpp_status lic2cpp_set_band_rows(lic2cpp_codec* codec, uint32_t rows) {
+  return guarded(codec, LIC2CPP_INVALID_ARGUMENT, [&] {
+    lic::codec::require(rows >= 1 && rows <= 65535, "band height must be 1 to 65535 latent rows");
+    codec->band_rows = rows;
+  });
+}
+
 LIC2CPP_API void lic2cpp_free(void* p) { std::free(p); }
 
 }  // extern "C"

@@ -26,6 +26,7 @@ struct ApiError : Error {
 struct lic2cpp_codec {
   int threads = 1;
   std::uint64_t max_memory = 0;
+  std::uint32_t band_rows = 16;  // kDefaultBandRows (codec/core/bitstream.hpp)
   std::string message;
   // Each half is made on first use (its network loaded and packed); a shared_ptr so that
   // destroying a context needs no code of a half the program never linked.

@@ -47,7 +47,10 @@ LIC2CPP_API lic2cpp_status lic2cpp_encode_ex(lic2cpp_codec* codec, const uint8_t
     require(stride >= size_t(width) * 3, "stride is smaller than 3 * width");
     const TiledEncoder& enc = encoder_of(codec);
     const ImageView view{rgb, width, height, stride};
-    const EncodeResult r = enc.encode(view, codec->threads, budget_of(codec));
+    CodingOptions opt;
+    opt.band_rows = int(codec->band_rows);
+    opt.keep_latent = latent != nullptr;  // else y_hat's memory is never taken
+    const EncodeResult r = enc.encode(view, codec->threads, budget_of(codec), opt);
     float* y = latent ? malloc_copy(r.y_hat.data.data(), r.y_hat.data.size()) : nullptr;
     uint8_t* out;
     try {
@@ -57,9 +60,9 @@ LIC2CPP_API lic2cpp_status lic2cpp_encode_ex(lic2cpp_codec* codec, const uint8_t
       throw;
     }
     if (stats) {
-      stats->latent_height = uint32_t(r.y_hat.height);
-      stats->latent_width = uint32_t(r.y_hat.width);
-      stats->latent_channels = uint32_t(r.y_hat.channels);
+      stats->latent_height = r.latent_h;
+      stats->latent_width = r.latent_w;
+      stats->latent_channels = r.channels;
       stats->header_bytes = kStreamHeaderSize;
       stats->payload_bytes = r.payload_size;
       stats->ideal_bits = r.ideal.bits_ctx;

@@ -97,6 +97,10 @@ LIC2CPP_API const char* lic2cpp_error_message(const lic2cpp_codec* codec);
  * transform's tiles and the latent they fill. The codec's networks and the caller's buffers
  * are not counted. */
 LIC2CPP_API lic2cpp_status lic2cpp_set_max_memory(lic2cpp_codec* codec, uint64_t bytes);
+/* Latent rows per independently coded band of the encodes that follow (1 to 65535; default
+ * 16): the bands are entropy-coded and decoded in parallel (bitstream 2.0). A height of at
+ * least the latent's gives one band, a 1.x stream. Decoding reads any. */
+LIC2CPP_API lic2cpp_status lic2cpp_set_band_rows(lic2cpp_codec* codec, uint32_t rows);
 
 /* Encodes width x height RGB pixels (row y at rgb + y * stride, stride >= 3 * width). On
  * success *data holds the bitstream (*size bytes), to be released with lic2cpp_free(). */

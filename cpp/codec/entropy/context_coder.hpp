@@ -3,16 +3,20 @@
 // src/lic2cpp/entropy.py; docs/entropy-model.md). ContextTableCoder, at the end, is its
 // LatentCoder implementation; the free functions are what it and the tests use.
 //
-// Channels are coded in the model's order. Per channel: the activation flag (binary,
-// symbol 1 = "every value is mpv", probability flag_freq / 2^16; absent when flag_freq is
-// 0, .lice 1.1); unless set, every value in
-// raster order with the table of its context
+// The latent is coded in bands of latent rows, each an independent range-coded sub-stream
+// (bitstream 2.0), so bands are coded and decoded in parallel; a 1.x stream is one band of
+// every row. Within a band, channels are coded in the model's order. Per channel: the
+// activation flag (binary, symbol 1 = "every value of the channel in this band is mpv",
+// probability flag_freq / 2^16; absent when flag_freq is 0, .lice 1.1); unless set, every
+// value of the band in raster order with the table of its context
 //   ctx = [|left - mpv| > t_nbr] + 2 [|up - mpv| > t_nbr] + 4 [|prev - mpv_prev| > t_prev]
-// (a missing neighbour or predecessor counts as not active). A value outside the channel's
+// (a missing neighbour or predecessor counts as not active; the band's first row has no
+// "up" neighbour). A 1.0 stream is one band of every row. A value outside the channel's
 // alphabet is coded as the escape symbol followed by bypass bits: 1 bit side (1 = below),
 // 5 bits n - 1, then the n - 1 low bits of (distance + 1), n = its bit length.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -27,6 +31,7 @@
 #include "codec/core/range_coder.hpp"
 #include "codec/entropy/context_tables.hpp"
 #include "codec/entropy/latent_coder.hpp"
+#include "lic/parallel.hpp"
 #include "lic/tensor.hpp"
 
 namespace lic::codec {
@@ -37,11 +42,12 @@ inline bool active(int32_t v, int32_t mpv, uint32_t t) {
   return std::llabs(static_cast<long long>(v) - mpv) > static_cast<long long>(t);
 }
 
-inline int context_of(const Latent& lat, const ContextTables& m, int c, int y, int x) {
+// Context of value (c, y, x) in a band whose first row is y0.
+inline int context_of(const Latent& lat, const ContextTables& m, int c, int y, int x, int y0) {
   const ChannelTables& ch = m.channels[c];
   int ctx = 0;
   if (x > 0 && active(lat.at(c, y, x - 1), ch.mpv, ch.t_nbr)) ctx |= 1;
-  if (y > 0 && active(lat.at(c, y - 1, x), ch.mpv, ch.t_nbr)) ctx |= 2;
+  if (y > y0 && active(lat.at(c, y - 1, x), ch.mpv, ch.t_nbr)) ctx |= 2;
   const int p = m.pred[c];
   if (p >= 0 && active(lat.at(p, y, x), m.channels[p].mpv, ch.t_prev)) ctx |= 4;
   return ctx;
@@ -82,15 +88,21 @@ inline void check_latent(const Latent& lat, const ContextTables& m) {
       throw Error("latent value out of the codable range");
 }
 
-// Codes the latent; returns the ideal code lengths under the same tables.
-inline CodeLength encode_latent(const Latent& lat, const ContextTables& m, RangeEncoder& enc) {
-  check_latent(lat, m);
+// Codes latent rows [y0, y1) (all rows by default) as one sub-stream; returns the ideal code
+// lengths under the same tables.
+inline CodeLength encode_latent(const Latent& lat, const ContextTables& m, RangeEncoder& enc,
+                                int y0 = 0, int y1 = -1) {
+  if (y1 < 0) {
+    check_latent(lat, m);
+    y1 = lat.height;
+  }
   CodeLength len;
   const int h = lat.height, w = lat.width;
   for (uint32_t c : m.order) {
     const ChannelTables& ch = m.channels[c];
     bool all_mpv = ch.flag_freq != 0;  // a channel without a flag codes every value
-    for (int i = 0; i < h * w && all_mpv; ++i) all_mpv = lat.q[static_cast<size_t>(c) * h * w + i] == ch.mpv;
+    for (size_t i = static_cast<size_t>(y0) * w; i < static_cast<size_t>(y1) * w && all_mpv; ++i)
+      all_mpv = lat.q[static_cast<size_t>(c) * h * w + i] == ch.mpv;
     const uint32_t f_off = kProbOne - ch.flag_freq;
     if (ch.flag_freq == 0) {
       // no flag to code
@@ -101,7 +113,7 @@ inline CodeLength encode_latent(const Latent& lat, const ContextTables& m, Range
       enc.encode(0, f_off);
       len.bits_ctx -= std::log2(static_cast<double>(f_off) / kProbOne);
     }
-    for (int y = 0; y < h; ++y) {
+    for (int y = y0; y < y1; ++y) {
       for (int x = 0; x < w; ++x) {
         const int64_t v = lat.at(c, y, x);
         const int64_t rel = v - ch.lo;
@@ -115,7 +127,7 @@ inline CodeLength encode_latent(const Latent& lat, const ContextTables& m, Range
         }
         len.bits_plain += detail::cost(ch.cdf[kContexts], s) + extra;
         if (all_mpv) continue;
-        const auto& cdf = ch.cdf[detail::context_of(lat, m, c, y, x)];
+        const auto& cdf = ch.cdf[detail::context_of(lat, m, c, y, x, y0)];
         enc.encode(cdf[s], cdf[s + 1] - cdf[s]);
         len.bits_ctx += detail::cost(cdf, s) + extra;
         if (!inside) {
@@ -133,23 +145,21 @@ inline CodeLength encode_latent(const Latent& lat, const ContextTables& m, Range
   return len;
 }
 
-// Decodes a latent of the given shape; every decoded value is range-checked.
-inline Latent decode_latent(RangeDecoder& dec, const ContextTables& m, int height, int width) {
-  Latent lat;
-  lat.channels = m.num_channels();
-  lat.height = height;
-  lat.width = width;
-  lat.q.assign(static_cast<size_t>(lat.channels) * height * width, 0);
+// Decodes latent rows [y0, y1) of `lat` (allocated by the caller) from one sub-stream;
+// every decoded value is range-checked.
+inline void decode_band(RangeDecoder& dec, const ContextTables& m, Latent& lat, int y0, int y1) {
+  const int height = lat.height, width = lat.width;
   for (uint32_t c : m.order) {
     const ChannelTables& ch = m.channels[c];
     int32_t* plane = lat.q.data() + static_cast<size_t>(c) * height * width;
     if (ch.flag_freq != 0 && dec.decode_binary(kProbOne - ch.flag_freq) == 1) {
-      for (int i = 0; i < height * width; ++i) plane[i] = ch.mpv;
+      for (size_t i = static_cast<size_t>(y0) * width; i < static_cast<size_t>(y1) * width; ++i)
+        plane[i] = ch.mpv;
       continue;
     }
-    for (int y = 0; y < height; ++y) {
+    for (int y = y0; y < y1; ++y) {
       for (int x = 0; x < width; ++x) {
-        const auto& cdf = ch.cdf[detail::context_of(lat, m, c, y, x)];
+        const auto& cdf = ch.cdf[detail::context_of(lat, m, c, y, x, y0)];
         const uint32_t s = dec.decode(cdf.data(), ch.nsym + 1);
         int64_t v;
         if (s < ch.nsym) {
@@ -172,6 +182,16 @@ inline Latent decode_latent(RangeDecoder& dec, const ContextTables& m, int heigh
       }
     }
   }
+}
+
+// Decodes a latent of the given shape coded as one stream (a 1.0 payload).
+inline Latent decode_latent(RangeDecoder& dec, const ContextTables& m, int height, int width) {
+  Latent lat;
+  lat.channels = m.num_channels();
+  lat.height = height;
+  lat.width = width;
+  lat.q.assign(static_cast<size_t>(lat.channels) * height * width, 0);
+  decode_band(dec, m, lat, 0, height);
   return lat;
 }
 
@@ -199,6 +219,17 @@ inline Latent quantize(const float* y, int channels, int height, int width, size
   return lat;
 }
 
+// Rows [y0, y1) of the de-quantised latent y_hat = q + offset (float32) into out (HWC).
+inline void dequantize_rows(const Latent& lat, const ContextTables& m, int y0, int y1, float* out) {
+  const size_t hw = static_cast<size_t>(lat.height) * lat.width, c_n = static_cast<size_t>(lat.channels);
+  for (size_t c = 0; c < c_n; ++c) {
+    const float offset = m.channels[c].offset;
+    const int32_t* q = lat.q.data() + c * hw;
+    for (size_t i = static_cast<size_t>(y0) * lat.width; i < static_cast<size_t>(y1) * lat.width; ++i)
+      out[i * c_n + c] = static_cast<float>(q[i]) + offset;
+  }
+}
+
 // De-quantised latent y_hat = q + offset (float32), HWC.
 inline std::vector<float> dequantize_hwc(const Latent& lat, const ContextTables& m) {
   std::vector<float> out(lat.q.size());
@@ -221,36 +252,101 @@ class ContextTableCoder : public LatentCoder {
   uint64_t fingerprint() const override { return tables_.fingerprint; }
   int channels() const override { return tables_.num_channels(); }
 
-  EncodedLatent encode(const lic::Tensor& y, int /*threads*/) const override {
+  bool codes_bands() const override { return true; }
+
+  // One stream of every row (a 1.x payload).
+  EncodedLatent encode(const lic::Tensor& y, int threads) const override {
     const Latent lat = quantize(y.data.data(), y.channels, y.height, y.width, 1,
                                 static_cast<size_t>(y.channels), tables_);
-    RangeEncoder enc;
+    EncodedBands b = code_bands(lat, lat.height, threads, true);
     EncodedLatent r;
-    r.ideal = encode_latent(lat, tables_, enc);
-    r.payload = enc.finish();
-    r.y_hat = dequantized(lat);
+    r.payload = std::move(b.substreams[0]);
+    r.ideal = b.ideal;
+    r.y_hat = std::move(b.y_hat);
     return r;
   }
 
-  lic::Tensor decode(const uint8_t* payload, size_t size, int height, int width,
-                     int /*threads*/) const override {
-    return dequantized(decode_symbols(payload, size, height, width));
+  EncodedBands encode_bands(lic::Tensor y, int band_rows, int threads,
+                            bool want_y_hat) const override {
+    const Latent lat = quantize(y.data.data(), y.channels, y.height, y.width, 1,
+                                static_cast<size_t>(y.channels), tables_);
+    y = lic::Tensor();  // quantised: its memory can go
+    return code_bands(lat, band_rows, threads, want_y_hat);
   }
 
-  // The quantised latent of a payload, what decode() de-quantises (tiled decoding keeps
-  // this form and de-quantises one window at a time: y_hat = float(q) + offset).
-  Latent decode_symbols(const uint8_t* payload, size_t size, int height, int width) const {
-    RangeDecoder dec(payload, size);
-    Latent lat = decode_latent(dec, tables_, height, width);
-    if (dec.bytes_read() < size) throw Error("corrupt bitstream (unused payload bytes)");
+  lic::Tensor decode(const uint8_t* payload, size_t size, int height, int width,
+                     int threads) const override {
+    return decode_bands({Substream{payload, size}}, height, height, width, threads);
+  }
+
+  lic::Tensor decode_bands(const std::vector<Substream>& substreams, int band_rows, int height,
+                           int width, int threads) const override {
+    const Latent lat = decode_symbols(substreams, band_rows, height, width, threads);
+    lic::Tensor y;
+    y.height = height;
+    y.width = width;
+    y.channels = lat.channels;
+    y.data.resize(lic::Tensor::checked_size(height, width, lat.channels));
+    lic::parallel_for(height, threads, [&](int y0, int y1) {
+      dequantize_rows(lat, tables_, y0, y1, y.data.data());
+    });
+    return y;
+  }
+
+  // The quantised latent of a payload's sub-streams, what decode_bands() de-quantises (tiled
+  // decoding keeps this form and de-quantises one window at a time: y_hat = float(q) +
+  // offset). The bands are decoded in parallel.
+  Latent decode_symbols(const std::vector<Substream>& substreams, int band_rows, int height,
+                        int width, int threads) const {
+    if (band_rows < 1 || substreams.size() != band_count(static_cast<uint32_t>(height),
+                                                         static_cast<uint32_t>(band_rows)))
+      throw Error("corrupt bitstream (sub-streams do not match the latent height)");
+    Latent lat;
+    lat.channels = tables_.num_channels();
+    lat.height = height;
+    lat.width = width;
+    lat.q.resize(static_cast<size_t>(lat.channels) * height * width);  // all decoded below
+    lic::parallel_for(static_cast<int>(substreams.size()), threads, [&](int b0, int b1) {
+      for (int b = b0; b < b1; ++b) {
+        const Substream& sub = substreams[static_cast<size_t>(b)];
+        const int y0 = b * band_rows, y1 = std::min(height, (b + 1) * band_rows);
+        RangeDecoder dec(sub.data, sub.size);
+        decode_band(dec, tables_, lat, y0, y1);
+        if (dec.bytes_read() < sub.size) throw Error("corrupt bitstream (unused payload bytes)");
+      }
+    });
     return lat;
   }
 
  private:
-  lic::Tensor dequantized(const Latent& lat) const {
-    lic::Tensor y(lat.height, lat.width, lat.channels);
-    y.data = dequantize_hwc(lat, tables_);
-    return y;
+  // Codes the bands of `band_rows` rows in parallel (each its own range coder).
+  EncodedBands code_bands(const Latent& lat, int band_rows, int threads, bool want_y_hat) const {
+    check_latent(lat, tables_);
+    const int bands = static_cast<int>(band_count(static_cast<uint32_t>(lat.height),
+                                                  static_cast<uint32_t>(band_rows)));
+    EncodedBands r;
+    r.substreams.resize(static_cast<size_t>(bands));
+    if (want_y_hat) {
+      r.y_hat.height = lat.height;
+      r.y_hat.width = lat.width;
+      r.y_hat.channels = lat.channels;
+      r.y_hat.data.resize(lic::Tensor::checked_size(lat.height, lat.width, lat.channels));
+    }
+    std::vector<CodeLength> lens(static_cast<size_t>(bands));
+    lic::parallel_for(bands, threads, [&](int b0, int b1) {
+      for (int b = b0; b < b1; ++b) {
+        const int y0 = b * band_rows, y1 = std::min(lat.height, (b + 1) * band_rows);
+        RangeEncoder enc;
+        lens[static_cast<size_t>(b)] = encode_latent(lat, tables_, enc, y0, y1);
+        r.substreams[static_cast<size_t>(b)] = enc.finish();
+        if (want_y_hat) dequantize_rows(lat, tables_, y0, y1, r.y_hat.data.data());
+      }
+    });
+    for (const CodeLength& l : lens) {  // summed in band order: the same for any thread count
+      r.ideal.bits_ctx += l.bits_ctx;
+      r.ideal.bits_plain += l.bits_plain;
+    }
+    return r;
   }
 
   ContextTables tables_;

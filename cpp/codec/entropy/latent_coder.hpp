@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "base/error.hpp"
+#include "codec/core/bitstream.hpp"
 #include "codec/core/latent.hpp"
 #include "lic/tensor.hpp"
 
@@ -18,6 +20,13 @@ struct EncodedLatent {
   std::vector<uint8_t> payload;
   CodeLength ideal;    // ideal code lengths of the payload (encoder --stats)
   lic::Tensor y_hat;   // the de-quantised latent the decoder will see, HWC
+};
+
+// The latent coded in bands (bitstream 2.0): one sub-stream per band of rows.
+struct EncodedBands {
+  std::vector<std::vector<uint8_t>> substreams;
+  CodeLength ideal;
+  lic::Tensor y_hat;  // only when asked for
 };
 
 class LatentCoder {
@@ -37,6 +46,27 @@ class LatentCoder {
   // a corrupt payload is lic::Error.
   virtual lic::Tensor decode(const uint8_t* payload, size_t size, int height, int width,
                              int threads) const = 0;
+
+  // Whether the coder codes the latent in bands of rows (bitstream 2.0; the context-table
+  // coder). Others code it as one payload whatever band height is asked for.
+  virtual bool codes_bands() const { return false; }
+  // Codes y in bands of `band_rows` latent rows (y is taken by value: a coder may free it
+  // once quantised); y_hat is returned only when `want_y_hat`.
+  virtual EncodedBands encode_bands(lic::Tensor y, int /*band_rows*/, int threads,
+                                    bool want_y_hat) const {
+    EncodedLatent e = encode(y, threads);
+    EncodedBands r;
+    r.substreams.push_back(std::move(e.payload));
+    r.ideal = e.ideal;
+    if (want_y_hat) r.y_hat = std::move(e.y_hat);
+    return r;
+  }
+  // Decodes the sub-streams of a payload (ParsedStream::substreams) into y_hat.
+  virtual lic::Tensor decode_bands(const std::vector<Substream>& substreams, int /*band_rows*/,
+                                   int height, int width, int threads) const {
+    if (substreams.size() != 1) throw Error("corrupt bitstream (this coding mode has no bands)");
+    return decode(substreams[0].data, substreams[0].size, height, width, threads);
+  }
 };
 
 }  // namespace lic::codec

@@ -12,6 +12,7 @@
 
 #include "base/error.hpp"
 #include "base/npy.hpp"
+#include "base/profile.hpp"
 #include "codec/capi/lic2cpp.h"
 
 namespace lic::codec {
@@ -23,6 +24,7 @@ struct Args {
   int threads = 1;
   uint64_t max_memory = 0;  // 0: not given
   std::string max_memory_text;
+  uint32_t band_rows = 16;  // --band-rows (the library's default)
 };
 
 // "256M", "2G", "512K", "1048576" (bytes); K, M, G, T are powers of 1024.
@@ -63,6 +65,11 @@ inline Args parse_args(int argc, char** argv, bool allow_stats) {
     } else if (s == "--max-memory" && i + 1 < argc) {
       a.max_memory_text = argv[++i];
       a.max_memory = parse_size(a.max_memory_text);
+    } else if (s == "--band-rows" && allow_stats && i + 1 < argc) {
+      char* end = nullptr;
+      const long v = std::strtol(argv[++i], &end, 10);
+      if (!end || *end || v < 1 || v > 65535) throw Error("--band-rows needs a number from 1 to 65535");
+      a.band_rows = static_cast<uint32_t>(v);
     } else if (s == "--stats" && allow_stats) {
       a.stats = true;
     } else if (s.size() > 1 && s[0] == '-' && s != "-") {

@@ -74,7 +74,7 @@ int main(int argc, char** argv) {
         "usage: decoder IN.bin OUT.(png|ppm) [--threads N] [--max-memory SIZE] [--dump-latent Y.npy]\n"
         "Decompresses a bitstream made by the matching encoder; the output format follows the\n"
         "extension. Prints the bits per pixel.\n"
-        "  --threads N          threads for the synthesis transform (default 1)\n"
+        "  --threads N          threads (default 1); the output does not depend on it\n"
         "  --max-memory SIZE    keep the process's peak memory under SIZE (e.g. 256M, 2G):\n"
         "                       the image is decoded in tiles and written band by band; the\n"
         "                       pixels are the same (default: images up to 2^24 pixels in one\n"
@@ -82,6 +82,7 @@ int main(int argc, char** argv) {
         "  --dump-latent Y.npy  also write the de-quantised latent, float32 (h, w, C)\n");
     return 0;
   }
+  lic::profile_clock_ms();  // LIC_PROFILE times count from here
   try {
     const Args args = parse_args(argc, argv, false);
     if (args.positional.size() != 2) throw lic::Error("usage: decoder IN.bin OUT.(png|ppm) (see --help)");
@@ -116,9 +117,13 @@ int main(int argc, char** argv) {
       img.width = w;
       img.height = h;
       img.rgb.resize(size_t(w) * h * 3);
-      codec.check(lic2cpp_decode(codec.codec, data.data(), data.size(), img.rgb.data(), size_t(w) * 3,
-                                 img.rgb.size()));
-      write_image(out, img);
+      {
+        lic::ProfileScope decode("decoder: decoding");
+        codec.check(lic2cpp_decode(codec.codec, data.data(), data.size(), img.rgb.data(), size_t(w) * 3,
+                                   img.rgb.size()));
+      }
+      lic::ProfileScope write("decoder: writing the image");
+      write_image(out, img, args.threads);
     }
     if (!args.dump_latent.empty()) {
       float* y = nullptr;

@@ -11,7 +11,10 @@
 namespace lic {
 namespace kern {
 
-constexpr int kMR = 6;   // rows (output pixels) of one GEMM micro-tile
+constexpr int kMR = 6;   // rows (output pixels) of the scalar and AVX2 GEMM micro-tiles
+constexpr int kMRAvx512 = 14;  // rows of the AVX-512 16-column tile
+constexpr int kMR32Avx512 = 12;  // rows of the AVX-512 32-column tile (two panels)
+constexpr int kMaxMR = 16;     // room in the kernel table
 constexpr int kNR = 16;  // columns (output channels) of one GEMM micro-tile
 
 enum Activation : int { kActNone = 0, kActLeaky = 1 };  // ReLU is leaky with alpha 0
@@ -39,6 +42,9 @@ struct IgemmArgs {
   int accumulate;
   int act;
   float alpha;
+  // 32-column kernels only: they compute two full panels at once, columns 16..31 with the
+  // weights at w + w_next (the next panel) and the bias at bias + 16; nc is 32.
+  std::ptrdiff_t w_next;
 };
 
 // s16_igemm_MRx16: the int16 implicit-GEMM micro-kernel (arithmetic in docs/int16.md).
@@ -73,8 +79,8 @@ struct S16IgemmArgs {
 
 // Instruction-set levels, lowest first. A level's table is the one below it with that
 // level's own kernels put in (dav1d style), so a level that lacks a kernel keeps the one
-// below; kAvx512 has no kernels of its own yet (see dispatch.hpp); kAvx512Vnni adds the
-// int16 GEMM with vpdpwssd.
+// below. kAvx512 adds the float GEMM's taller (14x16) and two-panel (12x32) tiles;
+// kAvx512Vnni adds the int16 GEMM with vpdpwssd.
 enum class Isa : int { kScalar = 0, kAvx2Fma = 1, kAvx512 = 2, kAvx512Vnni = 3 };
 constexpr int kIsaCount = 4;
 
@@ -113,7 +119,10 @@ using DequantizeFn = void (*)(const std::int16_t* x, float* y, std::size_t n, in
 struct KernelTable {
   const char* isa;  // name of the level, as isa_name(level)
   Isa level;
-  IgemmFn igemm[kMR];  // igemm[m - 1] handles a tile of m rows
+  int mr;                 // tile rows of this level's GEMM kernels
+  IgemmFn igemm[kMaxMR];  // igemm[m - 1] handles a tile of m rows, m <= mr
+  int mr32;                 // tile rows of the 32-column kernels; 0 when there are none
+  IgemmFn igemm32[kMaxMR];  // igemm32[m - 1]: two full panels, a tile of m <= mr32 rows
   LeakyFn leaky;
   AddFn add;
   SquareFn square;

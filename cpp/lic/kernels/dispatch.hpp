@@ -10,6 +10,7 @@
 //                            loop over them)
 #pragma once
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -19,6 +20,7 @@
 #include "lic/kernels/f32-gdn-finish/avx2.hpp"
 #include "lic/kernels/f32-gdn-finish/scalar.hpp"
 #include "lic/kernels/f32-igemm/avx2-fma.hpp"
+#include "lic/kernels/f32-igemm/avx512f.hpp"
 #include "lic/kernels/f32-igemm/scalar.hpp"
 #include "lic/kernels/f32-vadd/avx2.hpp"
 #include "lic/kernels/f32-vadd/scalar.hpp"
@@ -74,12 +76,14 @@ inline bool cpu_supports(Isa isa) {
 inline bool has_kernels(Isa isa) {
   if (isa == Isa::kScalar) return true;
 #ifdef LIC_HAVE_X86_KERNELS
-  if (isa == Isa::kAvx2Fma || isa == Isa::kAvx512Vnni) return true;
+  if (isa == Isa::kAvx2Fma || isa == Isa::kAvx512 || isa == Isa::kAvx512Vnni) return true;
 #endif
-  return false;  // kAvx512: none yet; an init_avx512() below would add them
+  return false;
 }
 
 inline void init_scalar(KernelTable& t) {
+  t.mr = kMR;
+  t.mr32 = 0;
   t.igemm[0] = f32_igemm_x16__scalar<1>;
   t.igemm[1] = f32_igemm_x16__scalar<2>;
   t.igemm[2] = f32_igemm_x16__scalar<3>;
@@ -106,6 +110,7 @@ inline void init_scalar(KernelTable& t) {
 
 #ifdef LIC_HAVE_X86_KERNELS
 inline void init_avx2_fma(KernelTable& t) {
+  t.mr = kMR;
   t.igemm[0] = f32_igemm_x16__avx2_fma<1>;
   t.igemm[1] = f32_igemm_x16__avx2_fma<2>;
   t.igemm[2] = f32_igemm_x16__avx2_fma<3>;
@@ -130,7 +135,7 @@ inline void init_avx2_fma(KernelTable& t) {
   t.dequantize = s16_f32_vcvt__avx2;
 }
 
-// AVX-512 VNNI: the int16 GEMM only (vpdpwssd); everything else is the AVX2 table's.
+// AVX-512 VNNI: the int16 GEMM only (vpdpwssd); everything else is the AVX-512 table's.
 inline void init_avx512_vnni(KernelTable& t) {
   t.s16_igemm[0] = s16_igemm_x16__avx512vnni<1>;
   t.s16_igemm[1] = s16_igemm_x16__avx512vnni<2>;
@@ -138,6 +143,40 @@ inline void init_avx512_vnni(KernelTable& t) {
   t.s16_igemm[3] = s16_igemm_x16__avx512vnni<4>;
   t.s16_igemm[4] = s16_igemm_x16__avx512vnni<5>;
   t.s16_igemm[5] = s16_igemm_x16__avx512vnni<6>;
+}
+#endif
+
+#ifdef LIC_HAVE_X86_KERNELS
+// Only the GEMM kernel has an AVX-512 version (the element-wise ones are memory-bound).
+inline void init_avx512(KernelTable& t) {
+  t.mr = kMRAvx512;
+  t.igemm[0] = f32_igemm_x16__avx512f<1>;
+  t.igemm[1] = f32_igemm_x16__avx512f<2>;
+  t.igemm[2] = f32_igemm_x16__avx512f<3>;
+  t.igemm[3] = f32_igemm_x16__avx512f<4>;
+  t.igemm[4] = f32_igemm_x16__avx512f<5>;
+  t.igemm[5] = f32_igemm_x16__avx512f<6>;
+  t.igemm[6] = f32_igemm_x16__avx512f<7>;
+  t.igemm[7] = f32_igemm_x16__avx512f<8>;
+  t.igemm[8] = f32_igemm_x16__avx512f<9>;
+  t.igemm[9] = f32_igemm_x16__avx512f<10>;
+  t.igemm[10] = f32_igemm_x16__avx512f<11>;
+  t.igemm[11] = f32_igemm_x16__avx512f<12>;
+  t.igemm[12] = f32_igemm_x16__avx512f<13>;
+  t.igemm[13] = f32_igemm_x16__avx512f<14>;
+  t.mr32 = kMR32Avx512;
+  t.igemm32[0] = f32_igemm_x32__avx512f<1>;
+  t.igemm32[1] = f32_igemm_x32__avx512f<2>;
+  t.igemm32[2] = f32_igemm_x32__avx512f<3>;
+  t.igemm32[3] = f32_igemm_x32__avx512f<4>;
+  t.igemm32[4] = f32_igemm_x32__avx512f<5>;
+  t.igemm32[5] = f32_igemm_x32__avx512f<6>;
+  t.igemm32[6] = f32_igemm_x32__avx512f<7>;
+  t.igemm32[7] = f32_igemm_x32__avx512f<8>;
+  t.igemm32[8] = f32_igemm_x32__avx512f<9>;
+  t.igemm32[9] = f32_igemm_x32__avx512f<10>;
+  t.igemm32[10] = f32_igemm_x32__avx512f<11>;
+  t.igemm32[11] = f32_igemm_x32__avx512f<12>;
 }
 #endif
 
@@ -150,6 +189,7 @@ inline KernelTable kernels_for(Isa isa) {
   init_scalar(t);
 #ifdef LIC_HAVE_X86_KERNELS
   if (isa >= Isa::kAvx2Fma) init_avx2_fma(t);
+  if (isa >= Isa::kAvx512) init_avx512(t);
   if (isa >= Isa::kAvx512Vnni) init_avx512_vnni(t);
 #endif
   return t;

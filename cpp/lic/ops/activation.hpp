@@ -3,6 +3,7 @@
 #pragma once
 
 #include "lic/kernels/dispatch.hpp"
+#include "lic/ops/igemm_pass.hpp"
 #include "lic/tensor.hpp"
 #include "lic/workspace.hpp"
 
@@ -12,6 +13,14 @@ inline Tensor leaky_relu(const Tensor& in, float alpha, BufferPool& pool) {
   Tensor out = pooled_tensor(pool, in.height, in.width, in.channels);
   kern::kernels().leaky(in.data.data(), out.data.data(), in.data.size(), alpha);
   return out;
+}
+
+// Rows [o0, o1) of `in` (width pixels of `channels`) into `out` (the streamed form).
+inline void leaky_relu_rows(const RowWindow& in, int o0, int o1, int width, int channels,
+                            float alpha, const RowOut& out) {
+  const std::size_t n = std::size_t(width) * std::size_t(channels);
+  for (int y = o0; y < o1; ++y)
+    kern::kernels().leaky(in.row(y) + std::ptrdiff_t(in.left) * channels, out.row(y), n, alpha);
 }
 
 // In place, for a value nobody else reads any more.

@@ -21,10 +21,10 @@ class Conv2dOp {
   // Below this many input channels the im2col form is used.
   static constexpr int kIm2colBelow = 16;
 
-  explicit Conv2dOp(const NodeDesc& n) : n_(n) {
+  explicit Conv2dOp(const NodeDesc& n) : n_(node_shape(n)) {
     im2col_ = n.cin < kIm2colBelow;
     pass_.cout = n.cout;
-    const std::vector<float>& w = n.weight;
+    const F32View& w = n.weight;
     const int kh = n.kh, kw = n.kw, cin = n.cin;
     if (im2col_) {
       // One tap whose channels are the whole (ky, kx, ci) window: the file's layout.
@@ -45,9 +45,6 @@ class Conv2dOp {
                      cin + std::size_t(ci)];
       });
     }
-    // The raw weights are not needed any more.
-    n_.weight.clear();
-    n_.weight.shrink_to_fit();
   }
 
   static int out_size(int in, int k, int s, int pad_lo, int pad_hi) {
@@ -65,26 +62,71 @@ class Conv2dOp {
                   " convolution");
   }
 
-  Tensor run(const Tensor& in, int act, float alpha, int threads, BufferPool& pool) const {
+  // Zero columns the input rows need on each side (never more than the file's padding).
+  void margins(int in_w, int& left, int& right) const {
+    int oh = 0, ow = 0;
+    output_size(n_.kh, in_w, oh, ow);
+    left = n_.pad_left;
+    right = std::max(0, (ow - 1) * n_.stride_w + n_.kw - n_.pad_left - in_w);
+  }
+
+  // Input rows [i0, i1) that output rows [o0, o1) read (rows outside the input are zeros).
+  void input_rows(int o0, int o1, int& i0, int& i1) const {
+    i0 = o0 * n_.stride_h - n_.pad_top;
+    i1 = (o1 - 1) * n_.stride_h - n_.pad_top + n_.kh;
+  }
+
+  // Output rows [o0, o1) (ow pixels each) from the input rows in `in`.
+  void compute_rows(const RowWindow& in, int o0, int o1, int ow, const RowOut& out, int act,
+                    float alpha, ThreadPool& threads) const {
+    if (o1 <= o0) return;
+    const kern::KernelTable& k = kern::kernels();
+    const int sh = n_.stride_h, sw = n_.stride_w, cin = n_.cin;
+    if (im2col_) {
+      const std::size_t kc = std::size_t(pass_.kc);
+      const std::size_t span = std::size_t(n_.kw) * std::size_t(cin);  // one window row
+      const std::ptrdiff_t tap0 = 0;
+      threads.parallel_for(o1 - o0, [&](int r0, int r1) {
+        std::vector<float> rows(std::size_t(ow) * kc);
+        for (int oy = o0 + r0; oy < o0 + r1; ++oy) {
+          for (int ky = 0; ky < n_.kh; ++ky) {
+            const float* src = in.row(oy * sh - n_.pad_top + ky);
+            for (int ox = 0; ox < ow; ++ox)
+              std::memcpy(rows.data() + std::size_t(ox) * kc + std::size_t(ky) * span,
+                          src + std::size_t(ox) * std::size_t(sw) * std::size_t(cin),
+                          span * sizeof(float));
+          }
+          igemm_row(k, pass_, &tap0, rows.data(), std::ptrdiff_t(kc), ow, out.row(oy),
+                    n_.cout, act, alpha);
+        }
+      });
+      return;
+    }
+    const std::vector<std::ptrdiff_t> taps = tap_offsets(pass_, in.width);
+    const int groups = panel_groups(k, pass_), g = panel_group(k);
+    // Items are (row, group of panels) pairs: enough of them to share even one row.
+    threads.parallel_for((o1 - o0) * groups, [&](int i0, int i1) {
+      for (int i = i0; i < i1; ++i) {
+        const int oy = o0 + i / groups, p = (i % groups) * g;
+        igemm_row(k, pass_, taps.data(), in.row(oy * sh - n_.pad_top),
+                  std::ptrdiff_t(sw) * cin, ow, out.row(oy), n_.cout, act, alpha, p,
+                  std::min(p + g, pass_.panels));
+      }
+    });
+  }
+
+  // The whole tensor at once.
+  Tensor run(const Tensor& in, int act, float alpha, ThreadPool& threads,
+             BufferPool& pool) const {
     int oh = 0, ow = 0;
     output_size(in.height, in.width, oh, ow);
     Tensor out = pooled_tensor(pool, oh, ow, n_.cout);  // every element is written below
-    // Rows/cols the windows reach past the input end (never more than the file's padding).
-    const int need_h = (oh - 1) * n_.stride_h + n_.kh - n_.pad_top;
-    const int need_w = (ow - 1) * n_.stride_w + n_.kw - n_.pad_left;
-    PaddedInput p = pad_input(in, n_.pad_top, n_.pad_left, std::max(0, need_h - in.height),
-                              std::max(0, need_w - in.width), pool);
-    if (im2col_) {
-      run_im2col(p, out, act, alpha, threads);
-      pool.give(std::move(p.data));
-      return out;
-    }
-    PassAxis ay, ax;
-    ay.n = oh;
-    ay.in_step = n_.stride_h;
-    ax.n = ow;
-    ax.in_step = n_.stride_w;
-    run_pass(pass_, p, ay, ax, out, act, alpha, threads);
+    int left = 0, right = 0;
+    margins(in.width, left, right);
+    int i0 = 0, i1 = 0;
+    input_rows(0, oh, i0, i1);
+    PaddedInput p = pad_input(in, -i0, left, std::max(0, i1 - in.height), right, pool);
+    compute_rows(p.window, 0, oh, ow, rows_of(out), act, alpha, threads);
     pool.give(std::move(p.data));
     return out;
   }
@@ -92,28 +134,6 @@ class Conv2dOp {
   const NodeDesc& desc() const { return n_; }
 
  private:
-  void run_im2col(const PaddedInput& p, Tensor& out, int act, float alpha, int threads) const {
-    const kern::KernelTable& k = kern::kernels();
-    const std::size_t kc = std::size_t(pass_.kc);
-    const std::size_t span = std::size_t(n_.kw) * std::size_t(n_.cin);  // one window row
-    const std::ptrdiff_t tap0 = 0;
-    parallel_for(out.height, threads, [&](int y0, int y1) {
-      std::vector<float> rows(std::size_t(out.width) * kc);
-      for (int oy = y0; oy < y1; ++oy) {
-        for (int ox = 0; ox < out.width; ++ox)
-          for (int ky = 0; ky < n_.kh; ++ky) {
-            const float* src = p.data.data() +
-                               (std::size_t(oy * n_.stride_h + ky) * std::size_t(p.width) +
-                                std::size_t(ox * n_.stride_w)) * std::size_t(n_.cin);
-            std::memcpy(rows.data() + std::size_t(ox) * kc + std::size_t(ky) * span, src,
-                        span * sizeof(float));
-          }
-        igemm_row(k, pass_, &tap0, rows.data(), std::ptrdiff_t(kc), out.width,
-                  &out.at(oy, 0, 0), out.channels, act, alpha);
-      }
-    });
-  }
-
   NodeDesc n_;
   PackedPass pass_;
   bool im2col_ = false;

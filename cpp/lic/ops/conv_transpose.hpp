@@ -44,9 +44,7 @@ class ConvTranspose2dOp {
   // Below this many output channels the GEMM + gather form wastes less of the 16-wide panels.
   static constexpr int kGatherBelow = 16;
 
-  explicit ConvTranspose2dOp(const NodeDesc& n) : n_(n) {
-    n_.weight.clear();
-    n_.weight.shrink_to_fit();
+  explicit ConvTranspose2dOp(const NodeDesc& n) : n_(node_shape(n)) {
     if (n.cout < kGatherBelow) {
       prepare_gather(n);
       return;
@@ -54,7 +52,7 @@ class ConvTranspose2dOp {
     const int sh = n.stride_h, sw = n.stride_w;
     for (int ry = 0; ry < sh; ++ry) py_.push_back(PhaseAxis::make(ry, sh, n.kh, n.pad_top));
     for (int rx = 0; rx < sw; ++rx) px_.push_back(PhaseAxis::make(rx, sw, n.kw, n.pad_left));
-    const std::vector<float>& w = n.weight;
+    const F32View& w = n.weight;
     for (int ry = 0; ry < sh; ++ry)
       for (int rx = 0; rx < sw; ++rx) {
         PackedPass pass;
@@ -93,7 +91,120 @@ class ConvTranspose2dOp {
     ow = static_cast<int>(lw);
   }
 
-  Tensor run(const Tensor& in, int act, float alpha, int threads, BufferPool& pool) const {
+  // Whether the op runs as GEMM + gather (few output channels): a streamed run then keeps
+  // the GEMM's columns rather than the input rows (compute_cols, gather_rows).
+  bool gather() const { return gather_; }
+  int gather_cols() const { return cols_.cout; }
+
+  // Zero columns the phase passes read on each side of the input (none for the gather form).
+  void margins(int in_w, int out_w, int& left, int& right) const {
+    left = right = 0;
+    if (!gather_) padding(px_, n_.stride_w, in_w, out_w, left, right);
+  }
+
+  // Input rows [i0, i1) that output rows [o0, o1) read (rows outside the input are zeros;
+  // the gather form skips them).
+  void input_rows(int o0, int o1, int& i0, int& i1) const {
+    i0 = ceil_div(o0 + n_.pad_top - (n_.kh - 1), n_.stride_h);
+    i1 = floor_div(o1 - 1 + n_.pad_top, n_.stride_h) + 1;
+  }
+
+  // Output rows [o0, o1) of the phase form from the input rows in `in`.
+  void compute_rows(const RowWindow& in, int o0, int o1, int ow, const RowOut& out, int act,
+                    float alpha, ThreadPool& threads) const {
+    if (o1 <= o0) return;
+    const kern::KernelTable& k = kern::kernels();
+    const int sh = n_.stride_h, sw = n_.stride_w, cin = n_.cin, cout = n_.cout;
+    std::vector<std::vector<std::ptrdiff_t>> taps;
+    for (const PackedPass& pass : passes_) taps.push_back(tap_offsets(pass, in.width));
+    const int groups = panel_groups(k, passes_[0]), g = panel_group(k);
+    const int per_row = sw * groups;
+    // Items are (row, column phase, group of panels): enough to share even one row.
+    threads.parallel_for((o1 - o0) * per_row, [&](int i0, int i1) {
+      for (int i = i0; i < i1; ++i) {
+        const int oy = o0 + i / per_row, rx = (i % per_row) / groups, p = (i % groups) * g;
+        const int ry = (oy + n_.pad_top) % sh;  // the phase whose outputs are out0 + j * sh
+        const PhaseAxis& fy = py_[std::size_t(ry)];
+        const PhaseAxis& fx = px_[std::size_t(rx)];
+        const int n = fx.count(ow, sw);
+        if (n <= 0) continue;
+        const std::size_t pi = std::size_t(ry * sw + rx);
+        // Anchor: input row q0 + j for output row out0 + j * sh; padded column q0 + left.
+        const int iy = fy.q0 + (oy - fy.out0) / sh;
+        const float* a = passes_[pi].ntaps() ? in.row(iy) + std::ptrdiff_t(fx.q0 + in.left) * cin
+                                             : in.data;
+        igemm_row(k, passes_[pi], taps[pi].data(), a, std::ptrdiff_t(cin), n,
+                  out.row(oy) + std::ptrdiff_t(fx.out0) * cout, std::ptrdiff_t(sw) * cout, act,
+                  alpha, p, std::min(p + g, passes_[pi].panels));
+      }
+    });
+  }
+
+  // Gather form, step 1: the GEMM columns (kh * kw * cout per pixel, no bias) of input rows
+  // [r0, r1) of `in` (in_w pixels) into cols (row r at cols.row(r), gather_cols() per pixel).
+  void compute_cols(const RowWindow& in, int in_w, int r0, int r1, const RowOut& cols,
+                    ThreadPool& threads) const {
+    if (r1 <= r0) return;
+    const kern::KernelTable& k = kern::kernels();
+    const std::ptrdiff_t tap0 = 0, ncol = cols_.cout;
+    const int groups = panel_groups(k, cols_), g = panel_group(k);
+    threads.parallel_for((r1 - r0) * groups, [&](int i0, int i1) {
+      for (int i = i0; i < i1; ++i) {
+        const int r = r0 + i / groups, p = (i % groups) * g;
+        igemm_row(k, cols_, &tap0, in.row(r) + std::ptrdiff_t(in.left) * n_.cin, n_.cin,
+                  in_w, cols.row(r), ncol, kern::kActNone, 0.0f, p, std::min(p + g, cols_.panels));
+      }
+    });
+  }
+
+  // Gather form, step 2: output rows [o0, o1) from the columns of input rows; `cols` must
+  // hold every row of [0, in_h) that these output rows read.
+  void gather_rows(const RowOut& cols, int in_h, int in_w, int o0, int o1, int ow,
+                   const RowOut& out, int act, float alpha, ThreadPool& threads) const {
+    const int sh = n_.stride_h, sw = n_.stride_w, kh = n_.kh, kw = n_.kw, cout = n_.cout;
+    const std::size_t ncol = std::size_t(cols_.cout);
+    threads.parallel_for(o1 - o0, [&](int r0, int r1) {
+      std::vector<int> kys, iys;
+      for (int oy = o0 + r0; oy < o0 + r1; ++oy) {
+        // Kernel rows reaching this output row, and the input row each comes from.
+        kys.clear();
+        iys.clear();
+        for (int ky = (oy + n_.pad_top) % sh; ky < kh; ky += sh) {
+          const int iy = (oy + n_.pad_top - ky) / sh;
+          if (iy >= 0 && iy < in_h) {
+            kys.push_back(ky);
+            iys.push_back(iy);
+          }
+        }
+        // q, r: (ox + pad_left) divided by the stride, kept incrementally (no division).
+        int q = n_.pad_left / sw, r = n_.pad_left % sw;
+        float* orow = out.row(oy);
+        for (int ox = 0; ox < ow; ++ox) {
+          float* o = orow + std::size_t(ox) * std::size_t(cout);
+          for (int co = 0; co < cout; ++co) o[co] = bias_[std::size_t(co)];
+          for (std::size_t t = 0; t < kys.size(); ++t) {
+            const float* row = cols.row(iys[t]) + std::size_t(kys[t] * kw) * std::size_t(cout);
+            for (int kx = r, ix = q; kx < kw && ix >= 0; kx += sw, --ix) {
+              if (ix >= in_w) continue;
+              const float* c = row + std::size_t(ix) * ncol + std::size_t(kx) * std::size_t(cout);
+              for (int co = 0; co < cout; ++co) o[co] += c[co];
+            }
+          }
+          if (act == kern::kActLeaky)
+            for (int co = 0; co < cout; ++co)
+              if (!(o[co] >= 0.0f)) o[co] *= alpha;
+          if (++r == sw) {
+            r = 0;
+            ++q;
+          }
+        }
+      }
+    });
+  }
+
+  // The whole tensor at once.
+  Tensor run(const Tensor& in, int act, float alpha, ThreadPool& threads,
+             BufferPool& pool) const {
     int oh = 0, ow = 0;
     output_size(in.height, in.width, oh, ow);
     Tensor out = pooled_tensor(pool, oh, ow, n_.cout);  // every element is written below
@@ -101,26 +212,12 @@ class ConvTranspose2dOp {
       run_gather(in, out, act, alpha, threads, pool);
       return out;
     }
-    int top = 0, bottom = 0, left = 0, right = 0;
-    padding(py_, n_.stride_h, in.height, oh, top, bottom);
-    padding(px_, n_.stride_w, in.width, ow, left, right);
-    PaddedInput p = pad_input(in, top, left, bottom, right, pool);
-    for (int ry = 0; ry < n_.stride_h; ++ry)
-      for (int rx = 0; rx < n_.stride_w; ++rx) {
-        const PhaseAxis& fy = py_[std::size_t(ry)];
-        const PhaseAxis& fx = px_[std::size_t(rx)];
-        PassAxis ay, ax;
-        ay.n = fy.count(oh, n_.stride_h);
-        ay.out0 = fy.out0;
-        ay.out_step = n_.stride_h;
-        ay.in0 = fy.q0 + top;
-        ax.n = fx.count(ow, n_.stride_w);
-        ax.out0 = fx.out0;
-        ax.out_step = n_.stride_w;
-        ax.in0 = fx.q0 + left;
-        run_pass(passes_[std::size_t(ry * n_.stride_w + rx)], p, ay, ax, out, act, alpha,
-                 threads);
-      }
+    int left = 0, right = 0, i0 = 0, i1 = 0;
+    margins(in.width, ow, left, right);
+    input_rows(0, oh, i0, i1);
+    PaddedInput p = pad_input(in, std::max(0, -i0), left, std::max(0, i1 - in.height), right,
+                              pool);
+    compute_rows(p.window, 0, oh, ow, rows_of(out), act, alpha, threads);
     pool.give(std::move(p.data));
     return out;
   }
@@ -149,7 +246,7 @@ class ConvTranspose2dOp {
     cols_.dy.push_back(0);
     cols_.dx.push_back(0);
     bias_ = n.bias;
-    const std::vector<float>& w = n.weight;
+    const F32View& w = n.weight;
     const int kk = n.kh * n.kw, cout = n.cout, cin = n.cin;
     cols_.pack(std::vector<float>(std::size_t(cols_.cout), 0.0f), [&](int col, int, int ci) {
       const int co = col % cout, k = col / cout;  // k = ky * kw + kx
@@ -158,85 +255,37 @@ class ConvTranspose2dOp {
     });
   }
 
-  // Output rows are done in fixed bands (whatever the thread count) so the column buffer
-  // stays small; the few input rows two bands share are computed twice.
-  void run_gather(const Tensor& in, Tensor& out, int act, float alpha, int threads,
+  // Output rows are done in fixed bands so the column buffer stays small; the few input
+  // rows two bands share are computed twice.
+  void run_gather(const Tensor& in, Tensor& out, int act, float alpha, ThreadPool& threads,
                   BufferPool& pool) const {
     constexpr int kBand = 32;
-    const kern::KernelTable& k = kern::kernels();
-    const int sh = n_.stride_h, sw = n_.stride_w, kh = n_.kh, kw = n_.kw, cout = n_.cout;
     const std::size_t ncol = std::size_t(cols_.cout);
-    const std::ptrdiff_t tap0 = 0;
-    // Input row ranges of the bands; the column buffer is sized once for the largest.
+    const RowWindow win{in.data.data(), 0, in.width, in.channels, 0};
+    // Input rows of a band, clipped to the input; the buffer is sized for the largest.
     auto band_rows = [&](int b0, int& iy0, int& iy1) {
-      const int b1 = std::min(out.height, b0 + kBand);
-      iy0 = std::max(0, ceil_div(b0 + n_.pad_top - (kh - 1), sh));
-      iy1 = std::min(in.height - 1, floor_div(b1 - 1 + n_.pad_top, sh));
+      input_rows(b0, std::min(out.height, b0 + kBand), iy0, iy1);
+      iy0 = std::max(iy0, 0);
+      iy1 = std::min(iy1, in.height);
     };
     std::size_t most = 0;
     for (int b0 = 0; b0 < out.height; b0 += kBand) {
       int iy0 = 0, iy1 = 0;
       band_rows(b0, iy0, iy1);
-      most = std::max(most, std::size_t(std::max(0, iy1 - iy0 + 1)));
+      most = std::max(most, std::size_t(std::max(0, iy1 - iy0)));
     }
-    std::vector<float> y = pool.take(most * std::size_t(in.width) * ncol);
+    std::vector<float> y = pool.take(std::max<std::size_t>(1, most * std::size_t(in.width) * ncol));
     for (int b0 = 0; b0 < out.height; b0 += kBand) {
       const int b1 = std::min(out.height, b0 + kBand);
-      // Input rows iy with iy*sh - pad_top + ky in [b0, b1) for some ky < kh.
       int iy0 = 0, iy1 = 0;
       band_rows(b0, iy0, iy1);
-      if (iy1 >= iy0) {
-        parallel_for(iy1 - iy0 + 1, threads, [&](int r0, int r1) {
-          for (int r = r0; r < r1; ++r)
-            igemm_row(k, cols_, &tap0,
-                      in.data.data() + std::size_t(iy0 + r) * std::size_t(in.width) * n_.cin,
-                      n_.cin, in.width, y.data() + std::size_t(r) * std::size_t(in.width) * ncol,
-                      std::ptrdiff_t(ncol), kern::kActNone, 0.0f);
-        });
-      }
-      parallel_for(b1 - b0, threads, [&](int r0, int r1) {
-        std::vector<int> kys, iys;
-        for (int oy = b0 + r0; oy < b0 + r1; ++oy) {
-          // Kernel rows reaching this output row, and the input row each comes from.
-          kys.clear();
-          iys.clear();
-          for (int ky = (oy + n_.pad_top) % sh; ky < kh; ky += sh) {
-            const int iy = (oy + n_.pad_top - ky) / sh;
-            if (iy >= iy0 && iy <= iy1) {
-              kys.push_back(ky);
-              iys.push_back(iy - iy0);
-            }
-          }
-          // q, r: (ox + pad_left) divided by the stride, kept incrementally (no division).
-          int q = n_.pad_left / sw, r = n_.pad_left % sw;
-          for (int ox = 0; ox < out.width; ++ox) {
-            float* o = &out.at(oy, ox, 0);
-            for (int co = 0; co < cout; ++co) o[co] = bias_[std::size_t(co)];
-            for (std::size_t t = 0; t < kys.size(); ++t) {
-              const float* row = y.data() + std::size_t(iys[t]) * std::size_t(in.width) * ncol +
-                                 std::size_t(kys[t] * kw) * std::size_t(cout);
-              for (int kx = r, ix = q; kx < kw && ix >= 0; kx += sw, --ix) {
-                if (ix >= in.width) continue;
-                const float* c = row + std::size_t(ix) * ncol + std::size_t(kx) * std::size_t(cout);
-                for (int co = 0; co < cout; ++co) o[co] += c[co];
-              }
-            }
-            if (act == kern::kActLeaky)
-              for (int co = 0; co < cout; ++co)
-                if (!(o[co] >= 0.0f)) o[co] *= alpha;
-            if (++r == sw) {
-              r = 0;
-              ++q;
-            }
-          }
-        }
-      });
+      const RowOut cols{y.data(), iy0, std::ptrdiff_t(in.width) * std::ptrdiff_t(ncol)};
+      compute_cols(win, in.width, iy0, iy1, cols, threads);
+      gather_rows(cols, in.height, in.width, b0, b1, out.width, rows_of(out), act, alpha,
+                  threads);
     }
     pool.give(std::move(y));
   }
-
-  static int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
-  static int ceil_div(int a, int b) { return -floor_div(-a, b); }
 
   NodeDesc n_;
   std::vector<PhaseAxis> py_, px_;

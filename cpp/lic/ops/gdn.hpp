@@ -17,27 +17,34 @@ class GdnOp {
     pass_.cout = n.channels;
     pass_.dy.push_back(0);
     pass_.dx.push_back(0);
-    const std::vector<float>& g = n.gamma;
+    const F32View& g = n.gamma;
     const std::size_t c = std::size_t(n.channels);
     // B[j][i] = gamma[i][j]: output channel i sums gamma[i][j] * x_j².
     pass_.pack(n.bias, [&](int i, int, int j) { return g[std::size_t(i) * c + std::size_t(j)]; });
   }
 
-  Tensor run(const Tensor& in, int threads, BufferPool& pool) const {
-    Tensor out = pooled_tensor(pool, in.height, in.width, in.channels);  // all overwritten
+  // Rows [o0, o1) of `in` (width pixels, no margins) into `out`.
+  void compute_rows(const RowWindow& in, int o0, int o1, int width, const RowOut& out,
+                    ThreadPool& threads) const {
     const kern::KernelTable& k = kern::kernels();
-    const std::size_t row = std::size_t(in.width) * std::size_t(channels_);
+    const std::size_t row = std::size_t(width) * std::size_t(channels_);
     const std::ptrdiff_t tap0 = 0;
-    parallel_for(in.height, threads, [&](int y0, int y1) {
+    threads.parallel_for(o1 - o0, [&](int r0, int r1) {
       std::vector<float> sq(row), norm(row);
-      for (int y = y0; y < y1; ++y) {
-        const float* x = in.data.data() + std::size_t(y) * row;
+      for (int y = o0 + r0; y < o0 + r1; ++y) {
+        const float* x = in.row(y) + std::ptrdiff_t(in.left) * channels_;
         k.square(x, sq.data(), row);
-        igemm_row(k, pass_, &tap0, sq.data(), channels_, in.width, norm.data(), channels_,
+        igemm_row(k, pass_, &tap0, sq.data(), channels_, width, norm.data(), channels_,
                   kern::kActNone, 0.0f);
-        k.gdn_finish(x, norm.data(), out.data.data() + std::size_t(y) * row, row, inverse_);
+        k.gdn_finish(x, norm.data(), out.row(y), row, inverse_);
       }
     });
+  }
+
+  Tensor run(const Tensor& in, ThreadPool& threads, BufferPool& pool) const {
+    Tensor out = pooled_tensor(pool, in.height, in.width, in.channels);  // all overwritten
+    const RowWindow win{in.data.data(), 0, in.width, in.channels, 0};
+    compute_rows(win, 0, in.height, in.width, rows_of(out), threads);
     return out;
   }
 

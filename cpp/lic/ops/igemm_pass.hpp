@@ -50,34 +50,58 @@ struct PackedPass {
   }
 };
 
-// Run-time geometry of a pass along one axis: output j (0 <= j < n) is at out0 + j * out_step
-// and its anchor input pixel at padded coordinate in0 + j * in_step.
+// Run-time geometry of a whole-tensor pass along one axis (the int16 ops, s16_conv.hpp):
+// output j (0 <= j < n) is at out0 + j * out_step and its anchor input pixel at padded
+// coordinate in0 + j * in_step.
 struct PassAxis {
   int n = 0;
   int out0 = 0, out_step = 1;
   int in0 = 0, in_step = 1;
 };
 
-// A zero-padded copy of an input tensor.
+// Input rows an operator reads, in the zero-padded layout it needs. Row r (input
+// coordinates; rows before 0 or past the end are zero padding rows) starts at
+// data + (r - row0) * width * channels; padded column 0 is input column -left, and the
+// margins (left, and width - left - input width on the right) are zero. A whole padded
+// tensor and a band of a streamed run (lic/stream.hpp) are both windows.
+struct RowWindow {
+  const float* data = nullptr;
+  int row0 = 0;
+  int width = 0, channels = 0, left = 0;
+  const float* row(int r) const {
+    return data + std::ptrdiff_t(r - row0) * width * channels;
+  }
+};
+
+// Where an operator writes its output rows: row r at data + (r - row0) * stride floats
+// (pixels `channels` floats apart).
+struct RowOut {
+  float* data = nullptr;
+  int row0 = 0;
+  std::ptrdiff_t stride = 0;
+  float* row(int r) const { return data + std::ptrdiff_t(r - row0) * stride; }
+};
+
+// A zero-padded copy of a whole input tensor (the whole-tensor execution path).
 struct PaddedInput {
   std::vector<float> data;
-  int height = 0, width = 0, channels = 0;
+  RowWindow window;
 };
 
 // Storage comes from `pool`; only the margins are zeroed, the interior is copied.
 inline PaddedInput pad_input(const Tensor& in, int top, int left, int bottom, int right,
                              BufferPool& pool) {
   PaddedInput p;
-  p.height = in.height + top + bottom;
-  p.width = in.width + left + right;
-  p.channels = in.channels;
-  p.data = pool.take(Tensor::checked_size(p.height, p.width, p.channels));
-  const std::size_t c = std::size_t(p.channels);
-  const std::size_t prow = std::size_t(p.width) * c;
+  const int height = in.height + top + bottom;
+  const int width = in.width + left + right;
+  p.data = pool.take(Tensor::checked_size(height, width, in.channels));
+  p.window = RowWindow{p.data.data(), -top, width, in.channels, left};
+  const std::size_t c = std::size_t(in.channels);
+  const std::size_t prow = std::size_t(width) * c;
   const std::size_t row = std::size_t(in.width) * c;
   float* d = p.data.data();
   std::fill(d, d + std::size_t(top) * prow, 0.0f);
-  std::fill(d + std::size_t(top + in.height) * prow, d + std::size_t(p.height) * prow, 0.0f);
+  std::fill(d + std::size_t(top + in.height) * prow, d + std::size_t(height) * prow, 0.0f);
   for (int y = 0; y < in.height; ++y) {
     float* r = d + std::size_t(y + top) * prow;
     std::fill(r, r + std::size_t(left) * c, 0.0f);
@@ -87,6 +111,14 @@ inline PaddedInput pad_input(const Tensor& in, int top, int left, int bottom, in
   }
   return p;
 }
+
+// Output rows of a whole tensor.
+inline RowOut rows_of(Tensor& t) {
+  return RowOut{t.data.data(), 0, std::ptrdiff_t(t.width) * t.channels};
+}
+
+inline int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+inline int ceil_div(int a, int b) { return -floor_div(-a, b); }
 
 // A reduction is split into blocks of whole taps whose weights (per 16-channel panel) fit
 // in half of a 512 KiB L2, so they stay cached while every tile of the row uses them.
@@ -101,23 +133,38 @@ inline int taps_per_block(int kc) {
       1, kBlockWeightFloats / (std::size_t(kc) * std::size_t(kern::kNR))));
 }
 
-// One row of output pixels for every panel: `cols` pixels, anchors at a + x * a_stride,
-// results at c + x * c_stride (+ 16 * panel). Loop order: panel, block of taps, pixel
-// tiles — a block's weights are read from cache by every tile of the row.
+// Panels are computed in groups: two at a time where the kernels have a 32-column form
+// (and both panels are full), otherwise one. Work is split between threads by group.
+inline int panel_group(const kern::KernelTable& k) { return k.mr32 > 0 ? 2 : 1; }
+inline int panel_groups(const kern::KernelTable& k, const PackedPass& pp) {
+  return (pp.panels + panel_group(k) - 1) / panel_group(k);
+}
+
+// One row of output pixels for panels [p0, p1) (all by default): `cols` pixels, anchors at
+// a + x * a_stride, results at c + x * c_stride (+ 16 * panel). Loop order: panel (or pair
+// of panels), block of taps, pixel tiles — a block's weights are read from cache by every
+// tile of the row.
 inline void igemm_row(const kern::KernelTable& k, const PackedPass& pp,
                       const std::ptrdiff_t* taps, const float* a, std::ptrdiff_t a_stride,
-                      int cols, float* c, std::ptrdiff_t c_stride, int act, float alpha) {
+                      int cols, float* c, std::ptrdiff_t c_stride, int act, float alpha,
+                      int p0 = 0, int p1 = -1) {
   const int ntaps = pp.ntaps();
   const std::size_t tap_size = std::size_t(pp.kc) * kern::kNR;
   const std::size_t panel_size = std::size_t(ntaps) * tap_size;
   const int block = taps_per_block(pp.kc);
-  for (int p = 0; p < pp.panels; ++p) {
+  if (p1 < 0) p1 = pp.panels;
+  for (int p = p0; p < p1;) {
+    // Two panels at once when both are full and the kernels have the 32-column form.
+    const bool pair = k.mr32 > 0 && p + 1 < p1 && (p + 2) * kern::kNR <= pp.cout;
+    const int mr = pair ? k.mr32 : k.mr;
+    const kern::IgemmFn* fns = pair ? k.igemm32 : k.igemm;
     kern::IgemmArgs args;
     args.a_stride = a_stride;
     args.kc = pp.kc;
     args.bias = pp.bias.data() + std::size_t(p) * kern::kNR;
     args.c_stride = c_stride;
-    args.nc = std::min(kern::kNR, pp.cout - p * kern::kNR);
+    args.nc = pair ? 2 * kern::kNR : std::min(kern::kNR, pp.cout - p * kern::kNR);
+    args.w_next = std::ptrdiff_t(panel_size);
     int t0 = 0;
     do {  // runs once even with no taps, to store the bias
       const int nt = std::min(block, ntaps - t0);
@@ -128,37 +175,24 @@ inline void igemm_row(const kern::KernelTable& k, const PackedPass& pp,
       const bool last = t0 + nt >= ntaps;
       args.act = last ? act : kern::kActNone;
       args.alpha = alpha;
-      for (int x = 0; x < cols; x += kern::kMR) {
-        const int m = std::min(kern::kMR, cols - x);
+      for (int x = 0; x < cols; x += mr) {
+        const int m = std::min(mr, cols - x);
         args.a = a + x * a_stride;
         args.c = c + x * c_stride + p * kern::kNR;
-        k.igemm[m - 1](args);
+        fns[m - 1](args);
       }
       t0 += nt;
     } while (t0 < ntaps);
+    p += pair ? 2 : 1;
   }
 }
 
-// Runs one pass into `out`, splitting output rows over `threads` threads.
-inline void run_pass(const PackedPass& pp, const PaddedInput& in, const PassAxis& ay,
-                     const PassAxis& ax, Tensor& out, int act, float alpha, int threads) {
-  if (ay.n <= 0 || ax.n <= 0) return;
-  const kern::KernelTable& k = kern::kernels();
-  const std::ptrdiff_t cin = pp.kc;
+// Tap offsets (floats from the anchor) of a pass over rows of `width` pixels of `cin`.
+inline std::vector<std::ptrdiff_t> tap_offsets(const PackedPass& pp, int width) {
   std::vector<std::ptrdiff_t> taps(static_cast<std::size_t>(pp.ntaps()));
   for (std::size_t t = 0; t < taps.size(); ++t)
-    taps[t] = (std::ptrdiff_t(pp.dy[t]) * in.width + pp.dx[t]) * cin;
-  const std::ptrdiff_t cout = out.channels;
-  parallel_for(ay.n, threads, [&](int r0, int r1) {
-    for (int r = r0; r < r1; ++r) {
-      const std::ptrdiff_t iy = ay.in0 + std::ptrdiff_t(r) * ay.in_step;
-      const std::ptrdiff_t oy = ay.out0 + std::ptrdiff_t(r) * ay.out_step;
-      const float* a = in.data.data() + (iy * in.width + ax.in0) * cin;
-      float* c = out.data.data() + (oy * out.width + ax.out0) * cout;
-      igemm_row(k, pp, taps.data(), a, ax.in_step * cin, ax.n, c, ax.out_step * cout, act,
-                alpha);
-    }
-  });
+    taps[t] = (std::ptrdiff_t(pp.dy[t]) * width + pp.dx[t]) * pp.kc;
+  return taps;
 }
 
 }  // namespace lic

@@ -1,0 +1,346 @@
+// Streamed execution of a chain of operators: the model's output is made in bands of rows,
+// and each operator keeps only the input rows its next band still needs (a "window"), so
+// no whole-image intermediate tensor ever exists. The synthesis transform's 128-channel
+// layer at 4x the latent resolution alone is 50 MB on a Kodak image and 2.1 GB at
+// 4096x4096; streamed, the windows of all layers take a few MB, growing with the image
+// width only (docs/runtime.md#streaming).
+//
+// Every output value is computed by the same operator code, on the same inputs, in the
+// same order as in a whole-tensor run: results are bit-identical to it, for any band
+// height and any thread count.
+//
+// How a band is made (pull): produce(s, o0, o1) asks operator s for its output rows
+// [o0, o1). The operator works out the input rows [i0, i1) they read, makes sure its
+// window holds them (ensure: rows it holds already are kept, rows before i0 are dropped,
+// the missing ones are produced by operator s - 1, written straight into the window, and
+// rows outside the input are zero padding rows), then computes. The first operator's
+// input comes from a RowSource. Windows are sized by a dry run of the same schedule.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "lic/model_format.hpp"
+#include "lic/ops/activation.hpp"
+#include "lic/ops/conv.hpp"
+#include "lic/ops/conv_transpose.hpp"
+#include "lic/ops/gdn.hpp"
+#include "lic/parallel.hpp"
+#include "lic/tensor.hpp"
+#include "lic/workspace.hpp"
+
+namespace lic {
+
+// Writes rows [r0, r1) of the model input, row r at dst.row(r) (width * channels floats).
+// May be called from several threads at once, for disjoint rows.
+using RowSource = std::function<void(int r0, int r1, const RowOut& dst)>;
+// Receives finished output rows [r0, r1) (row r at rows.row(r)). A band's rows are given
+// before any later band's, possibly split between several threads at once (disjoint rows).
+using RowSink = std::function<void(int r0, int r1, const RowOut& rows)>;
+
+// One operator of a chain (activations folded into a convolution are part of it).
+struct ChainStage {
+  Op op = Op::kRelu;
+  const Conv2dOp* conv = nullptr;
+  const ConvTranspose2dOp* convt = nullptr;
+  const GdnOp* gdn = nullptr;
+  int act = kern::kActNone;
+  float alpha = 0.0f;
+  std::string name;  // for LIC_PROFILE
+};
+
+class ChainRun {
+ public:
+  // Window memory a run aims to stay within (all windows and the output band together):
+  // the band height is the largest power of two whose windows fit, at least one row.
+  // Smaller windows stay in cache, larger bands mean fewer and larger parallel steps. On
+  // the project machine (docs/performance.md#streaming), FactorizedPriorReLU(128, 192) on a
+  // Kodak image: one thread was fastest in bands of 8 rows for g_s and of one latent row
+  // for g_a (6 MB); two threads in bands of 32-64 and 4 (24 MB), where bands of 16 and 1
+  // gave 1.69x and 1.71x the one-thread speed instead of 1.82-1.97x and 2.0x.
+  static std::size_t budget_bytes(int threads) {
+    return threads <= 1 ? std::size_t(6) << 20 : std::size_t(24) << 20;
+  }
+
+  // hs, ws: heights and widths of the chain's values (input first), cs their channels.
+  ChainRun(const std::vector<ChainStage>& stages, std::vector<int> hs, std::vector<int> ws,
+           std::vector<int> cs, ThreadPool& threads, BufferPool& pool)
+      : stages_(stages), threads_(threads), pool_(pool), hs_(std::move(hs)),
+        ws_(std::move(ws)), cs_(std::move(cs)), states_(stages.size()) {
+    for (std::size_t s = 0; s < stages_.size(); ++s) geometry(s);
+    choose_band();
+  }
+
+  ~ChainRun() {
+    for (State& st : states_) {
+      pool_.give(std::move(st.win.buf));
+      pool_.give(std::move(st.staging.buf));
+    }
+    pool_.give(std::move(band_buf_));
+  }
+
+  int band_rows() const { return band_; }
+
+  // Runs the chain. Output rows go to `out` (a tensor of the output's shape) when it is
+  // given, otherwise to `sink` one band at a time.
+  void run(const RowSource& source, Tensor* out, const RowSink* sink) {
+    source_ = &source;
+    allocate();
+    const int last = static_cast<int>(stages_.size()) - 1;
+    const int oh = hs_.back();
+    const std::ptrdiff_t stride = std::ptrdiff_t(ws_.back()) * cs_.back();
+    for (int o0 = 0; o0 < oh; o0 += band_) {
+      const int o1 = std::min(oh, o0 + band_);
+      if (out) {
+        produce(last, o0, o1, RowOut{out->data.data(), 0, stride});
+      } else {
+        const RowOut rows{band_buf_.data(), o0, stride};
+        produce(last, o0, o1, rows);
+        threads_.parallel_for(o1 - o0, [&](int a, int b) { (*sink)(o0 + a, o0 + b, rows); });
+      }
+    }
+    if (profile_) report();
+  }
+
+ private:
+  // Rows of one operator's input (or, for the gather form, of its GEMM columns).
+  struct Window {
+    std::vector<float> buf;
+    int cap = 0;                        // rows the buffer holds
+    int width = 0, channels = 0, left = 0;  // padded row layout
+    int base = 0, r0 = 0, r1 = 0;       // buffer row 0 is row `base`; rows [r0, r1) valid
+    std::size_t row_floats() const { return std::size_t(width) * std::size_t(channels); }
+    float* row(int r) { return buf.data() + std::ptrdiff_t(r - base) * std::ptrdiff_t(row_floats()); }
+    RowWindow view() const { return RowWindow{buf.data(), base, width, channels, left}; }
+    RowOut out() { return RowOut{buf.data(), base, std::ptrdiff_t(row_floats())}; }
+  };
+
+  struct State {
+    Window win;      // input rows, or the GEMM columns of the gather form
+    Window staging;  // gather form: new input rows before their columns are computed
+    int span = 0;    // dry run: most window rows in use at once
+    int fresh = 0;   // dry run: most rows added at once
+    double ms = 0, cpu_ms = 0;
+  };
+
+  bool gather(std::size_t s) const {
+    return stages_[s].op == Op::kConvTranspose2d && stages_[s].convt->gather();
+  }
+
+  void geometry(std::size_t s) {
+    const ChainStage& g = stages_[s];
+    State& st = states_[s];
+    const int in_w = ws_[s], in_c = cs_[s];
+    st.win.width = in_w;
+    st.win.channels = in_c;
+    int left = 0, right = 0;
+    if (g.op == Op::kConv2d) g.conv->margins(in_w, left, right);
+    if (g.op == Op::kConvTranspose2d) g.convt->margins(in_w, ws_[s + 1], left, right);
+    st.win.left = left;
+    st.win.width = left + in_w + right;
+    if (gather(s)) {
+      st.win.width = in_w;
+      st.win.channels = g.convt->gather_cols();
+      st.staging.width = in_w;
+      st.staging.channels = in_c;
+    }
+  }
+
+  void input_rows(std::size_t s, int o0, int o1, int& i0, int& i1) const {
+    const ChainStage& g = stages_[s];
+    if (g.op == Op::kConv2d) {
+      g.conv->input_rows(o0, o1, i0, i1);
+    } else if (g.op == Op::kConvTranspose2d) {
+      g.convt->input_rows(o0, o1, i0, i1);
+    } else {
+      i0 = o0;
+      i1 = o1;
+    }
+  }
+
+  // Dry runs of the schedule for band heights out_h, out_h/2, ..., 1: the largest whose
+  // windows fit the budget.
+  void choose_band() {
+    const int oh = hs_.back();
+    if (band_override_ > 0) {
+      band_ = std::min(band_override_, oh);
+      dry_run(band_);
+      return;
+    }
+    int band = 1;
+    while (band < oh) band *= 2;
+    for (;; band /= 2) {
+      dry_run(band);
+      if (band == 1 || bytes(band) <= budget_bytes(threads_.size())) break;
+    }
+    band_ = band;
+  }
+
+  void dry_run(int band) {
+    dry_ = true;
+    for (State& st : states_) {
+      st.span = st.fresh = 0;
+      st.win.r0 = st.win.r1 = st.win.base = 0;
+    }
+    const int last = static_cast<int>(stages_.size()) - 1;
+    for (int o0 = 0; o0 < hs_.back(); o0 += band)
+      produce(last, o0, std::min(hs_.back(), o0 + band), RowOut{});
+    dry_ = false;
+  }
+
+  std::size_t bytes(int band) const {
+    std::size_t total = std::size_t(band) * std::size_t(ws_.back()) * std::size_t(cs_.back());
+    for (const State& st : states_)
+      total += std::size_t(st.span + st.fresh) * st.win.row_floats() +
+               std::size_t(st.fresh) * st.staging.row_floats();
+    return total * sizeof(float);
+  }
+
+  void allocate() {
+    for (State& st : states_) {
+      Window& w = st.win;
+      w.cap = std::max(1, st.span + st.fresh);  // shifts at most every other band
+      w.buf = pool_.take(std::size_t(w.cap) * w.row_floats());
+      std::fill(w.buf.begin(), w.buf.end(), 0.0f);  // margins stay zero from here on
+      w.base = w.r0 = w.r1 = 0;
+      st.staging.cap = std::max(1, st.fresh);
+      st.staging.buf = pool_.take(std::size_t(st.staging.cap) * st.staging.row_floats());
+    }
+    band_buf_ = pool_.take(std::size_t(band_) * std::size_t(ws_.back()) * std::size_t(cs_.back()));
+  }
+
+  // Makes operator s's window hold its input rows [i0, i1).
+  void ensure(int s, int i0, int i1) {
+    if (i1 <= i0) return;
+    State& st = states_[std::size_t(s)];
+    Window& w = st.win;
+    if (w.r1 <= i0 || i0 < w.r0) {
+      w.r0 = w.r1 = w.base = i0;  // nothing kept is of use
+    } else {
+      w.r0 = i0;
+    }
+    if (i1 <= w.r1) return;
+    const int a = w.r1, b = i1;
+    const int in_h = hs_[std::size_t(s)];
+    const int ra = std::max(a, 0), rb = std::min(b, in_h);  // rows of the real input
+    if (dry_) {
+      st.span = std::max(st.span, b - w.r0);
+      st.fresh = std::max(st.fresh, b - a);
+    } else if (b - w.base > w.cap) {  // shift the kept rows to the top of the buffer
+      std::memmove(w.buf.data(), w.row(w.r0),
+                   std::size_t(w.r1 - w.r0) * w.row_floats() * sizeof(float));
+      w.base = w.r0;
+    }
+    if (gather(std::size_t(s))) {
+      // Columns of the new real rows (rows outside the input are never read).
+      if (ra < rb) {
+        Window& in = st.staging;
+        in.base = ra;
+        produce(s - 1, ra, rb, in.out());
+        if (!dry_) {
+          Timer t(profile_, st);
+          stages_[std::size_t(s)].convt->compute_cols(in.view(), ws_[std::size_t(s)], ra, rb,
+                                                      w.out(), threads_);
+        }
+      }
+    } else {
+      if (!dry_) {
+        for (int r = a; r < b; ++r)
+          if (r < ra || r >= rb) std::fill(w.row(r), w.row(r) + w.row_floats(), 0.0f);
+      }
+      if (ra < rb) {
+        const RowOut dst = dry_ ? RowOut{} : RowOut{w.row(ra) + std::ptrdiff_t(w.left) * w.channels,
+                                                    ra, std::ptrdiff_t(w.row_floats())};
+        produce(s - 1, ra, rb, dst);
+      }
+    }
+    w.r1 = b;
+  }
+
+  // Output rows [o0, o1) of operator s (s = -1: the model input) into `out`.
+  void produce(int s, int o0, int o1, const RowOut& out) {
+    if (o1 <= o0) return;
+    if (s < 0) {
+      if (!dry_) threads_.parallel_for(o1 - o0, [&](int a, int b) { (*source_)(o0 + a, o0 + b, out); });
+      return;
+    }
+    int i0 = 0, i1 = 0;
+    input_rows(std::size_t(s), o0, o1, i0, i1);
+    ensure(s, i0, i1);
+    if (dry_) return;
+    State& st = states_[std::size_t(s)];
+    const ChainStage& g = stages_[std::size_t(s)];
+    const int ow = ws_[std::size_t(s) + 1];
+    Timer t(profile_, st);
+    switch (g.op) {
+      case Op::kConv2d:
+        g.conv->compute_rows(st.win.view(), o0, o1, ow, out, g.act, g.alpha, threads_);
+        break;
+      case Op::kConvTranspose2d:
+        if (g.convt->gather())
+          g.convt->gather_rows(st.win.out(), hs_[std::size_t(s)], ws_[std::size_t(s)], o0, o1, ow,
+                               out, g.act, g.alpha, threads_);
+        else
+          g.convt->compute_rows(st.win.view(), o0, o1, ow, out, g.act, g.alpha, threads_);
+        break;
+      case Op::kGdn:
+        g.gdn->compute_rows(st.win.view(), o0, o1, ow, out, threads_);
+        break;
+      default:  // RELU, LEAKY_RELU
+        leaky_relu_rows(st.win.view(), o0, o1, ow, cs_[std::size_t(s)], g.alpha, out);
+        break;
+    }
+  }
+
+  // LIC_PROFILE=1: time spent in each operator's own computation.
+  struct Timer {
+    Timer(bool on, State& st) : on_(on), st_(st) {
+      if (on_) {
+        t0_ = std::chrono::steady_clock::now();
+        c0_ = std::clock();
+      }
+    }
+    ~Timer() {
+      if (!on_) return;
+      st_.ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0_).count();
+      st_.cpu_ms += 1000.0 * double(std::clock() - c0_) / CLOCKS_PER_SEC;
+    }
+    bool on_;
+    State& st_;
+    std::chrono::steady_clock::time_point t0_;
+    std::clock_t c0_ = 0;
+  };
+
+  void report() const {
+    for (std::size_t s = 0; s < stages_.size(); ++s)
+      std::fprintf(stderr,
+                   "lic profile: stage %zu %-40s %dx%d -> %dx%dx%d  %.3f ms (cpu %.3f ms), "
+                   "window %d rows\n",
+                   s, stages_[s].name.c_str(), hs_[s], ws_[s], hs_[s + 1], ws_[s + 1], cs_[s + 1],
+                   states_[s].ms, states_[s].cpu_ms, states_[s].win.cap);
+    std::fprintf(stderr, "lic profile: streamed in bands of %d rows\n", band_);
+  }
+
+  const std::vector<ChainStage>& stages_;
+  ThreadPool& threads_;
+  BufferPool& pool_;
+  std::vector<int> hs_, ws_, cs_;
+  std::vector<State> states_;
+  std::vector<float> band_buf_;
+  const RowSource* source_ = nullptr;
+  int band_ = 1;
+  bool dry_ = false;
+  bool profile_ = std::getenv("LIC_PROFILE") != nullptr;
+  // LIC_BAND_ROWS=N forces the band height (tests: every height gives the same result).
+  int band_override_ = std::getenv("LIC_BAND_ROWS") ? std::atoi(std::getenv("LIC_BAND_ROWS")) : 0;
+};
+
+}  // namespace lic
