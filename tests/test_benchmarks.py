@@ -22,7 +22,11 @@ def test_benchmark_imports(script: Path) -> None:
     spec = importlib.util.spec_from_file_location(f"bench_{script.stem}", script)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # runs the imports, not main()
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    try:
+        spec.loader.exec_module(module)  # runs the imports, not main()
+    finally:
+        del sys.modules[spec.name]
     assert callable(getattr(module, "main", None)), f"{script.name} has no main()"
 
 
