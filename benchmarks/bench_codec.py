@@ -45,6 +45,7 @@ import torch
 
 from lic2cpp.entropy import EntropyModel
 from lic2cpp.evaluate import eval_compressai, eval_lic2cpp
+from lic2cpp.hyper import is_hyperprior
 from lic2cpp.images import list_images, psnr, read_rgb
 from lic2cpp.load import load_model
 
@@ -115,6 +116,9 @@ def main() -> int:
     if args.lmbda is not None:
         offsets_args += ["--lambda", str(args.lmbda)]
 
+    if is_hyperprior(load_model(args.model)):  # its y has no medians, its codec no .lice
+        raise SystemExit(f"{args.model} is a hyperprior model: measure it with `lic2cpp eval` "
+                         "and benchmarks/hyper_ingredients.py (docs/hyperprior.md)")
     build_s = build(args.model, args.training_set, args.out, args.fresh, offsets_args)
     if not args.fast:  # the other model only needs to exist: a small subset keeps it quick
         build(args.other_model, args.training_set, args.other_out, False,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -219,3 +220,22 @@ def test_decoding_is_identical_across_kernels_and_threads(tiny: dict,
                 assert proc.returncode == 0, proc.stderr
                 assert (json.loads(proc.stdout)["kernels"] == "scalar") == dec_scalar
                 assert (out / "y_hat.npy").read_bytes() == (enc / "y_hat.npy").read_bytes()
+
+
+def test_bench_codec_refuses_a_hyperprior_model_before_building(tmp_path: Path) -> None:
+    # bench_codec measures .lice codecs (medians of y from the bottleneck): a hyperprior
+    # model's bottleneck belongs to z, so it must stop at once with a pointer, not after a
+    # build with a broadcasting error
+    from conftest import ROOT, SHP_CKPT
+
+    out = tmp_path / "bench"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_codec.py"), "--model", str(SHP_CKPT),
+         "--out", str(out), "--fast"],
+        capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"{SHP_CKPT} is a hyperprior model: measure it with `lic2cpp eval` and "
+        "benchmarks/hyper_ingredients.py (docs/hyperprior.md)"]
+    assert not out.exists()

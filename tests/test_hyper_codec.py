@@ -205,3 +205,39 @@ def test_cli_hyper_on_a_factorized_model_is_refused(tmp_path: Path,
                str(tmp_path / "o")])
     err = capsys.readouterr().err.strip()
     assert rc == 1 and "is not a hyperprior model" in err, err
+
+
+def test_int16_build_is_evaluated_beside_its_float_twin(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    # `lic2cpp eval` of an --int16 hyperprior build compiles the float programs of the same
+    # model and tables (the .lich, with the h_a it was made for) and puts both side by side;
+    # it used to look for entropy.lice and the first two networks only, and failed
+    from lic2cpp.evaluate import float_twin
+
+    out = tmp_path / "int16"
+    build(BuildOptions(model=SHP_CKPT, training_set=PHOTOS, out_dir=out, prior="hyper",
+                       int16="decoder", calib_patches=4, log=lambda _: None, **BUILD_PATCHES))
+    twin = float_twin(out)
+    assert twin is not None
+    folder = tmp_path / "images"
+    folder.mkdir()
+    src = folder / "c.png"
+    write_rgb(src, crops()[1])
+    streams, latents, pixels = [], [], []
+    for k, (enc, dec) in enumerate(((out / "encoder", out / "decoder"), twin)):
+        binf, png, lat = tmp_path / f"{k}.bin", tmp_path / f"{k}.png", tmp_path / f"{k}.npy"
+        for cmd in ([enc, src, binf], [dec, binf, png, "--dump-latent", lat]):
+            proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True,
+                                  timeout=300)
+            assert proc.returncode == 0, proc.stderr
+        streams.append(binf.read_bytes())
+        latents.append(np.load(lat))
+        pixels.append(read_rgb(png))
+    # both encoders run the float g_a with the same tables; the decoders differ only in g_s
+    assert streams[0] == streams[1]
+    np.testing.assert_array_equal(latents[0], latents[1])
+    img = read_rgb(src)
+    assert abs(psnr(img, pixels[0]) - psnr(img, pixels[1])) < 0.5
+    assert main(["eval", str(out), "--images", str(folder), "--no-compressai"]) == 0
+    text = capsys.readouterr().out
+    assert "lic2cpp-int16 vs lic2cpp (averages)" in text

@@ -152,11 +152,18 @@ def float_twin(out_dir: Path) -> tuple[Path, Path] | None:
     if not manifest or "int16" not in manifest.get("steps", {}):
         return None
     try:
-        ga_name, gs_name = list(manifest["steps"]["convert"]["outputs"])
-    except (KeyError, ValueError):
+        # g_a, g_s, then a hyperprior model's h_a, h_s
+        ga_name, gs_name, *_ = list(manifest["steps"]["convert"]["outputs"])
+        tables = [name for name in manifest["steps"]["fit"]["outputs"]
+                  if name.endswith((".lice", ".lich"))]
+    except (KeyError, TypeError, ValueError):
         raise LicError(f"{out_dir}/manifest.json does not name the float networks") from None
-    return codegen.build_codec(out_dir / ga_name, out_dir / gs_name, out_dir / "entropy.lice",
-                               out_dir / "float")
+    if len(tables) != 1:
+        raise LicError(f"{out_dir}/manifest.json does not name the entropy tables")
+    # hyperprior tables (.lich) are built with the h_a they were made for (as the build does)
+    h_a = out_dir / "h_a.licm" if tables[0].endswith(".lich") else None
+    return codegen.build_codec(out_dir / ga_name, out_dir / gs_name, out_dir / tables[0],
+                               out_dir / "float", h_a=h_a)
 
 
 def model_from_manifest(out_dir: Path) -> tuple[Path, str | None] | None:
