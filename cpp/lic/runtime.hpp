@@ -35,6 +35,15 @@
 
 namespace lic {
 
+// Sees the values a run computes (lic/gradient.hpp records what its backward pass needs).
+class ValueObserver {
+ public:
+  virtual ~ValueObserver() = default;
+  // Value `id` (0: the model input, i + 1: the output of node i) was just computed. A value
+  // a fused activation overwrote (a convolution's raw output) is never seen.
+  virtual void seen(int id, const Tensor& value) = 0;
+};
+
 // Name of the kernel set in use ("avx2+fma" or "scalar").
 inline const char* kernel_isa() { return kern::kernels().isa; }
 
@@ -69,8 +78,11 @@ class Model {
     ow = ws.back();
   }
 
-  Tensor run(const Tensor& in, int threads = 1) const {
-    Values v = execute(in, threads, false);
+  Tensor run(const Tensor& in, int threads = 1) const { return run(in, threads, nullptr); }
+
+  // The same, telling `observer` about every float value as it is computed (same results).
+  Tensor run(const Tensor& in, int threads, ValueObserver* observer) const {
+    Values v = execute(in, threads, false, observer);
     return std::move(v.f.back());
   }
 
@@ -114,7 +126,8 @@ class Model {
     std::vector<QTensor> q;
   };
 
-  Values execute(const Tensor& in, int threads, bool stop_before_last) const {
+  Values execute(const Tensor& in, int threads, bool stop_before_last,
+                 ValueObserver* observer = nullptr) const {
     if (in.channels != in_channels_)
       throw Error("model " + name_ + " expects " + std::to_string(in_channels_) +
                   " input channels, got " + std::to_string(in.channels));
@@ -133,6 +146,7 @@ class Model {
     auto qvalue = [&](int v) -> const QTensor& { return vals.q[std::size_t(v)]; };
     const std::size_t last = stop_before_last ? steps_.size() - 1 : steps_.size();
     S16Pools& qp = *s16_pools_;
+    if (observer) observer->seen(0, in);
     for (std::size_t i = 0; i < last; ++i) {
       const Step& s = steps_[i];
       if (s.fused_away) continue;
@@ -173,6 +187,8 @@ class Model {
       }
       vals.f[std::size_t(s.dest)] = std::move(y);
       vals.q[std::size_t(s.dest)] = std::move(qy);
+      if (observer && !vals.f[std::size_t(s.dest)].data.empty())
+        observer->seen(s.dest, vals.f[std::size_t(s.dest)]);
       // Free every value whose last reader has now run.
       for (int v : s.frees) {
         pool_->give(std::move(vals.f[std::size_t(v)].data));
