@@ -35,10 +35,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from lic2cpp.entropy import ESCAPE_LENGTH_BITS, PROB_ONE, EntropyModel, _bit_length
-
 
 # --- rate: the context model, vectorised, in coding order -----------------------------------
 
@@ -191,12 +189,12 @@ class Problem:
 
 
 def load_problem(model: Path, tables: Path, image: Path, lam: float,
-                 offsets: str = "mean", crop: int = 0) -> Problem:
-    from lic2cpp.datasets import load_image
+                 offsets: str = "tables", crop: int = 0) -> Problem:
+    from lic2cpp.images import read_rgb
 
     net = torch.load(model, weights_only=False)["model"].eval()
     em = EntropyModel.load(tables)
-    rgb = load_image(image)
+    rgb = read_rgb(image)
     if crop:  # a centred crop, for quick experiments
         cy, cx = (rgb.shape[0] - crop) // 2, (rgb.shape[1] - crop) // 2
         rgb = rgb[cy:cy + crop, cx:cx + crop]
@@ -207,8 +205,8 @@ def load_problem(model: Path, tables: Path, image: Path, lam: float,
     x = torch.from_numpy(padded).permute(2, 0, 1)[None].float() / 255.0
     with torch.no_grad():
         y = net.g_a(x)[0].numpy()
-    if offsets == "mean":
-        off = em.means.astype(np.float64)
+    if offsets == "tables":  # the offsets the tables were fitted with
+        off = em.offsets.astype(np.float64)
     else:  # the entropy bottleneck's medians
         off = net.entropy_bottleneck.quantiles[:, 0, 1].detach().double().numpy()
     return Problem(net, RateModel(em), x, h, w, off.astype(np.float32).astype(np.float64),
@@ -299,10 +297,10 @@ class Result:
 class Options:
     sweeps: int = 12
     diag: str = "rank1"  # rank1 | channel
-    per_position: int = 1  # at most this many changes per latent position per sweep (0: any)
+    per_position: int = 2  # at most this many changes per latent position per sweep (0: any)
     frac: float = 1.0  # initial fraction of the candidates applied (largest gains first)
     adaptive: bool = True  # grow/shrink frac from the predicted/actual gain ratio
-    phases: int = 2  # 2: checkerboard (rank + y + x) parity; 1: all latents every sweep;
+    phases: int = 3  # 2: checkerboard (rank + y + x) parity; 1: all latents every sweep;
     # 3: spatial checkerboard (y + x) parity; 4: one of the four (y % 2, x % 2) sub-lattices
 
 
@@ -379,7 +377,7 @@ def rate_at_psnr(points: list[tuple[float, float]], target: float) -> float | No
     """Rate at PSNR ``target`` by linear interpolation of log(rate) between the two RDOQ
     operating points (psnr, bpp) that bracket it; None if none do."""
     pts = sorted(points)
-    for (p0, r0), (p1, r1) in zip(pts, pts[1:]):
+    for (p0, r0), (p1, r1) in zip(pts, pts[1:], strict=False):
         if p0 <= target <= p1 and p1 > p0:
             t = (target - p0) / (p1 - p0)
             return math.exp((1 - t) * math.log(r0) + t * math.log(r1))
@@ -396,9 +394,9 @@ def main() -> None:
     ap.add_argument("--diag", choices=["rank1", "channel"], default="rank1")
     ap.add_argument("--frac", type=float, default=1.0)
     ap.add_argument("--no-adaptive", action="store_true")
-    ap.add_argument("--per-position", type=int, default=1)
-    ap.add_argument("--phases", type=int, default=2)
-    ap.add_argument("--offsets", choices=["mean", "median"], default="mean")
+    ap.add_argument("--per-position", type=int, default=2)
+    ap.add_argument("--phases", type=int, default=3)
+    ap.add_argument("--offsets", choices=["tables", "median"], default="tables")
     ap.add_argument("--crop", type=int, default=0, help="centred crop of this side (0: none)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("-v", "--verbose", action="store_true")
@@ -414,8 +412,9 @@ def main() -> None:
         for lam in lams:
             p = load_problem(args.model, args.tables, img, lam, args.offsets, args.crop)
             px = p.h * p.w
+            q0 = p.q_plain()
+            j0 = p.objective(q0)[0]
             if lam == lams[0]:
-                q0 = p.q_plain()
                 plain.append((p.rate.total_bits(p.rate.to_order(q0)) / px, psnr_of(p, q0)))
             t = time.perf_counter()
             r = rdoq(p, opt, verbose=args.verbose)
@@ -423,7 +422,8 @@ def main() -> None:
             rd[lam].append((r.bits / px, psnr_of(p, r.q), dt, r.passes))
             print(f"{img.name} λ={lam}: plain {plain[-1][0]:.4f} bpp {plain[-1][1]:.3f} dB | "
                   f"rdoq {rd[lam][-1][0]:.4f} bpp {rd[lam][-1][1]:.3f} dB, {r.passes} passes, "
-                  f"{dt:.0f} s", flush=True)
+                  f"{dt:.0f} s; J {j0:.0f} -> {r.J:.0f} ({100 * (r.J / j0 - 1):+.2f}%)",
+                  flush=True)
     bpp0 = float(np.mean([b for b, _ in plain]))
     psnr0 = float(np.mean([q for _, q in plain]))
     print(f"plain: {bpp0:.4f} bpp {psnr0:.3f} dB ({len(plain)} images)")

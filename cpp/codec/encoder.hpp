@@ -1,7 +1,9 @@
 // The encoder half: image -> bitstream. Pads the image to a multiple of the network's
 // downsampling factor by repeating the last row/column (edge replication: no artificial
 // edge to code), x = rgb / 255, y = g_a(x), then the latent coder makes the payload and
-// the container wraps it. No file I/O: the programs (codec/programs/) read and write.
+// the container wraps it. With RDOQ (codec/rdoq/rdoq.hpp; needs the decoder's g_s) the
+// latent values are chosen for D + λR instead of rounded. No file I/O: the programs
+// (codec/programs/) read and write.
 #pragma once
 
 #include <algorithm>
@@ -17,6 +19,8 @@
 #include "codec/core/image.hpp"
 #include "codec/core/latent.hpp"
 #include "codec/entropy/latent_coder.hpp"
+#include "codec/rdoq/rdoq.hpp"
+#include "lic/gradient.hpp"
 #include "lic/runtime.hpp"
 
 namespace lic::codec {
@@ -39,27 +43,67 @@ class Encoder {
       : g_a_(std::move(g_a)), coder_(std::move(coder)), multiple_(multiple) {
     if (multiple_ < 1 || multiple_ > kMaxMultiple) throw Error("invalid network multiple");
     fingerprint_ = model_fingerprint(ga_fingerprint, gs_fingerprint, coder_->fingerprint());
+    gs_fingerprint_ = gs_fingerprint;
   }
+
+  // Gives the encoder the model's float synthesis transform, which RDOQ needs (its
+  // gradient, and its output as the decoded image), and the network the decoder runs
+  // instead when that is not the float g_s (an int16 g_s, docs/int16.md): RDOQ then
+  // measures the distortion of that decoder's exact output.
+  void set_synthesis(std::shared_ptr<const lic::Gradient> g_s,
+                     std::shared_ptr<const lic::Model> decoder_net = nullptr) {
+    if (g_s && g_s->model().fingerprint() != gs_fingerprint_)
+      throw Error("RDOQ: the synthesis transform is not the decoder's");
+    g_s_ = std::move(g_s);
+    decoder_net_ = std::move(decoder_net);
+  }
+  bool has_synthesis() const { return g_s_ != nullptr; }
 
   uint64_t fingerprint() const { return fingerprint_; }
   uint32_t multiple() const { return multiple_; }
   const lic::Model& analysis() const { return g_a_; }
 
   // The whole image in one piece (images within the 1.0 limits; codec/tiled.hpp runs g_a
-  // in tiles for any size).
-  EncodeResult encode(const Image& img, int threads) const {
+  // in tiles for any size). rdoq.lambda > 0 chooses the latent by RDOQ (report: what it
+  // did), else plain rounding.
+  EncodeResult encode(const Image& img, int threads, const RdoqOptions& rdoq = {},
+                      RdoqReport* report = nullptr) const {
     check_image_size(img.width, img.height, kMaxSideWhole, kMaxPixelsWhole);
-    return encode_latent(img.width, img.height, g_a_.run(to_tensor(img), threads), threads);
+    const lic::Tensor x = to_tensor(img);
+    return encode_latent(img.width, img.height, g_a_.run(x, threads), threads, &x, rdoq, report);
   }
 
-  // Codes y = g_a(x) of a width x height image into a bitstream.
-  EncodeResult encode_latent(uint32_t width, uint32_t height, const lic::Tensor& y, int threads) const {
+  // Why RDOQ cannot run with this encoder ("" when it can).
+  std::string rdoq_refusal() const {
+    if (!coder_->rate())
+      return "RDOQ needs the context-table model: coding mode " + std::to_string(coder_->mode()) +
+             " (hyperprior) has no RDOQ";
+    if (!g_s_) return "RDOQ needs the synthesis transform (this encoder was built without it)";
+    return "";
+  }
+
+  // Codes y = g_a(x) of a width x height image into a bitstream. RDOQ (rdoq.lambda > 0)
+  // needs x, the padded input image g_a ran on.
+  EncodeResult encode_latent(uint32_t width, uint32_t height, const lic::Tensor& y, int threads,
+                             const lic::Tensor* x = nullptr, const RdoqOptions& rdoq = {},
+                             RdoqReport* report = nullptr) const {
     check_image_size(width, height);
     const int m = static_cast<int>(multiple_);
     if (y.height != round_up(static_cast<int>(height)) / m ||
         y.width != round_up(static_cast<int>(width)) / m)
       throw Error("the analysis network does not downsample by " + std::to_string(multiple_));
-    EncodedLatent lat = coder_->encode(y, threads);
+    EncodedLatent lat;
+    if (rdoq.lambda > 0) {
+      const std::string refusal = rdoq_refusal();
+      if (!refusal.empty()) throw Error(refusal);
+      if (x == nullptr) throw Error("RDOQ needs the input image");
+      const Rdoq search(*g_s_, *coder_, decoder_net_.get());
+      const Latent q = search.run(*x, static_cast<int>(width), static_cast<int>(height), y, rdoq,
+                                  threads, report);
+      lat = coder_->encode_symbols(q);
+    } else {
+      lat = coder_->encode(y, threads);
+    }
     EncodeResult r;
     r.payload_size = lat.payload.size();
     r.ideal = lat.ideal;
@@ -99,6 +143,9 @@ class Encoder {
   std::unique_ptr<const LatentCoder> coder_;
   uint32_t multiple_;
   uint64_t fingerprint_ = 0;
+  uint64_t gs_fingerprint_ = 0;
+  std::shared_ptr<const lic::Gradient> g_s_;
+  std::shared_ptr<const lic::Model> decoder_net_;
 };
 
 }  // namespace lic::codec

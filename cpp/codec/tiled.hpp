@@ -301,7 +301,14 @@ class TiledEncoder {
   }
 
   // g_a in tiles as plan() says, then the latent coder. Bytes equal Encoder::encode's.
-  EncodeResult encode(const ImageView& img, int threads, size_t budget) const {
+  // RDOQ (rdoq.lambda > 0) codes the image in one piece only: an image the plan tiles is
+  // refused (the search runs g_s over the whole image, outside the budget).
+  EncodeResult encode(const ImageView& img, int threads, size_t budget,
+                      const RdoqOptions& rdoq = {}, RdoqReport* report = nullptr) const {
+    if (rdoq.lambda > 0) {
+      const std::string refusal = enc_.rdoq_refusal();
+      if (!refusal.empty()) throw Error(refusal);
+    }
     const TilePlan plan = this->plan(img.width, img.height, threads, budget);
     require_fit(plan, "encode this " + std::to_string(img.width) + "x" + std::to_string(img.height) +
                           " image (the latent alone takes " +
@@ -312,9 +319,16 @@ class TiledEncoder {
     grid_.check(0, plan.rows, "analysis");
     grid_.check(1, plan.cols, "analysis");
     const lic::Model& g_a = enc_.analysis();
-    if (plan.whole_image())
-      return enc_.encode_latent(img.width, img.height,
-                                g_a.run(window(img, 0, 0, lh * m, lw * m), threads), threads);
+    if (plan.whole_image()) {
+      const lic::Tensor x = window(img, 0, 0, lh * m, lw * m);
+      return enc_.encode_latent(img.width, img.height, g_a.run(x, threads), threads, &x, rdoq,
+                                report);
+    }
+    if (rdoq.lambda > 0)
+      throw Error("RDOQ codes an image in one piece: this " + std::to_string(img.width) + "x" +
+                  std::to_string(img.height) + " image needs " +
+                  std::to_string(plan.rows.tiles.size() * plan.cols.tiles.size()) +
+                  " tiles within the memory budget (a larger budget, or no RDOQ)");
 
     lic::Tensor y(int(lh), int(lw), c);
     const size_t run_bytes = geo_.run_bytes(plan.rows.window * m, plan.cols.window * m, threads);

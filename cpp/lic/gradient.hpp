@@ -54,6 +54,15 @@ class Gradient {
 
   const Model& model() const { return model_; }
 
+  // Where one input row (column) can move the output: input index i reaches output indices
+  // scale * i + lo .. scale * i + hi at most (from the graph's geometry, whatever the data).
+  struct Reach {
+    double scale = 1, lo = 0, hi = 0;
+    bool known = true;  // false when branches of different scales meet (not in CompressAI's g_s)
+  };
+  const Reach& reach_h() const { return reach_h_; }
+  const Reach& reach_w() const { return reach_w_; }
+
   // What one forward pass leaves for the backward pass (reusable: each forward overwrites it).
   class Tape : public ValueObserver {
    public:
@@ -146,6 +155,7 @@ class Gradient {
           accumulate(grads[std::size_t(nd.inputs[1])], std::move(g));
           break;
         }
+        default: throw Error("gradient: unsupported operator");  // refused at construction
       }
     }
     if (grads[0].data.empty()) {  // the output does not depend on the input at all
@@ -166,6 +176,8 @@ class Gradient {
   };
 
   Gradient(ModelDesc d, Model m) : model_(std::move(m)) {
+    reach_h_ = reach(d, true);
+    reach_w_ = reach(d, false);
     keep_.assign(d.nodes.size() + 1, Tape::kShape);
     for (std::size_t i = 0; i < d.nodes.size(); ++i) {
       const NodeDesc& nd = d.nodes[i];
@@ -191,9 +203,39 @@ class Gradient {
           keep_[std::size_t(nd.inputs[0])] = Tape::kCopy;
           break;
         case Op::kAdd: break;
+        default:
+          throw Error(std::string("gradient: no gradient for ") + op_name(nd.op) +
+                      " (differentiate the float network)");
       }
       nodes_.push_back(std::move(node));
     }
+  }
+
+  // Reach of every value, propagated node by node: a convolution's output o reads inputs
+  // o s - pad .. o s - pad + k - 1, a transposed convolution's input i writes outputs
+  // i s - pad .. i s - pad + k - 1; point-wise ops keep it, ADD takes the union (operands
+  // of different scales: unknown).
+  static Reach reach(const ModelDesc& d, bool rows) {
+    std::vector<Reach> r(d.nodes.size() + 1);
+    for (std::size_t i = 0; i < d.nodes.size(); ++i) {
+      const NodeDesc& n = d.nodes[i];
+      Reach x = r[std::size_t(n.inputs[0])];
+      const double s = rows ? n.stride_h : n.stride_w;
+      const double k = rows ? n.kh : n.kw;
+      const double pad = rows ? n.pad_top : n.pad_left;
+      if (n.op == Op::kConv2d) {
+        x = {x.scale / s, (x.lo + pad - k + 1) / s, (x.hi + pad) / s, x.known};
+      } else if (n.op == Op::kConvTranspose2d) {
+        x = {x.scale * s, x.lo * s - pad, x.hi * s - pad + k - 1, x.known};
+      } else if (n.op == Op::kAdd) {
+        const Reach& b = r[std::size_t(n.inputs[1])];
+        x.known = x.known && b.known && x.scale == b.scale;
+        x.lo = std::min(x.lo, b.lo);
+        x.hi = std::max(x.hi, b.hi);
+      }
+      r[i + 1] = x;
+    }
+    return r.back();
   }
 
   // out(o) = sum_k w[k] x(o s - pad + k) has d/dx(i) = sum_k w[k] g((i + pad - k) / s): a
@@ -263,6 +305,7 @@ class Gradient {
   }
 
   Model model_;
+  Reach reach_h_, reach_w_;
   std::vector<Node> nodes_;
   std::vector<Tape::Keep> keep_;
   std::shared_ptr<BufferPool> pool_ = std::make_shared<BufferPool>();

@@ -25,6 +25,7 @@
 #include "codec/core/bitstream.hpp"
 #include "codec/core/latent.hpp"
 #include "codec/core/range_coder.hpp"
+#include "codec/entropy/context_rate.hpp"
 #include "codec/entropy/context_tables.hpp"
 #include "codec/entropy/latent_coder.hpp"
 #include "lic/tensor.hpp"
@@ -211,7 +212,8 @@ inline std::vector<float> dequantize_hwc(const Latent& lat, const ContextTables&
 
 class ContextTableCoder : public LatentCoder {
  public:
-  explicit ContextTableCoder(ContextTables tables) : tables_(std::move(tables)) {}
+  explicit ContextTableCoder(ContextTables tables)
+      : tables_(std::move(tables)), rate_(tables_) {}
   static std::unique_ptr<ContextTableCoder> from_bytes(const uint8_t* data, size_t size) {
     return std::make_unique<ContextTableCoder>(ContextTables::from_bytes(data, size));
   }
@@ -222,8 +224,19 @@ class ContextTableCoder : public LatentCoder {
   int channels() const override { return tables_.num_channels(); }
 
   EncodedLatent encode(const lic::Tensor& y, int /*threads*/) const override {
-    const Latent lat = quantize(y.data.data(), y.channels, y.height, y.width, 1,
+    return encode_symbols(quantize(y));
+  }
+
+  const LatentRate* rate() const override { return &rate_; }
+
+  Latent quantize(const lic::Tensor& y) const override {
+    return lic::codec::quantize(y.data.data(), y.channels, y.height, y.width, 1,
                                 static_cast<size_t>(y.channels), tables_);
+  }
+
+  lic::Tensor dequantize(const Latent& q) const override { return dequantized(q); }
+
+  EncodedLatent encode_symbols(const Latent& lat) const override {
     RangeEncoder enc;
     EncodedLatent r;
     r.ideal = encode_latent(lat, tables_, enc);
@@ -254,6 +267,7 @@ class ContextTableCoder : public LatentCoder {
   }
 
   ContextTables tables_;
+  ContextRate rate_;
 };
 
 }  // namespace lic::codec

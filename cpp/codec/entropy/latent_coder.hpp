@@ -9,10 +9,21 @@
 #include <cstdint>
 #include <vector>
 
+#include "base/error.hpp"
 #include "codec/core/latent.hpp"
 #include "lic/tensor.hpp"
 
 namespace lic::codec {
+
+// The exact code length of a latent under a coder's model, for RDOQ (codec/rdoq/).
+class LatentRate {
+ public:
+  virtual ~LatentRate() = default;
+  // Ideal code length (bits) of the payload that codes q.
+  virtual double bits(const Latent& q) const = 0;
+  // delta[i] = bits(q with q.q[i] + step) - bits(q), for every latent i changed alone.
+  virtual void step_deltas(const Latent& q, int step, std::vector<double>& delta) const = 0;
+};
 
 struct EncodedLatent {
   std::vector<uint8_t> payload;
@@ -22,6 +33,7 @@ struct EncodedLatent {
 
 class LatentCoder {
  public:
+  static constexpr const char* kNoRdoq = "RDOQ is not supported by this latent coder";
   virtual ~LatentCoder() = default;
 
   // The bitstream's coding-mode byte for payloads of this coder (codec/core/bitstream.hpp).
@@ -33,6 +45,15 @@ class LatentCoder {
 
   // Quantises and codes y, the analysis transform's output (HWC).
   virtual EncodedLatent encode(const lic::Tensor& y, int threads) const = 0;
+  // What RDOQ needs: the plain quantisation of y, the de-quantised latent the decoder sees
+  // for given symbols, coding given symbols, and the exact rate model. A coder without an
+  // exact rate model returns nullptr from rate() and RDOQ is refused.
+  // (A hyperprior coder has none of these: its rate depends on the side information.)
+  virtual const LatentRate* rate() const { return nullptr; }
+  virtual Latent quantize(const lic::Tensor& /*y*/) const { throw Error(kNoRdoq); }
+  virtual lic::Tensor dequantize(const Latent& /*q*/) const { throw Error(kNoRdoq); }
+  virtual EncodedLatent encode_symbols(const Latent& /*q*/) const { throw Error(kNoRdoq); }
+
   // Decodes a payload into the de-quantised latent (HWC, height x width x channels());
   // a corrupt payload is lic::Error.
   virtual lic::Tensor decode(const uint8_t* payload, size_t size, int height, int width,
