@@ -195,3 +195,34 @@ def test_cli_hyper_on_a_factorized_model_is_refused(tmp_path: Path,
                str(tmp_path / "o")])
     err = capsys.readouterr().err.strip()
     assert rc == 1 and "is not a hyperprior model" in err, err
+
+
+def test_rdoq_is_refused_for_hyperprior_models(codecs: dict[str, Path], tmp_path: Path,
+                                               capsys: pytest.CaptureFixture) -> None:
+    """RDOQ needs the context tables' exact rate (docs/rdoq.md): a hyperprior codec refuses
+    it in one line, in the program, the library and codegen; plain rounding still works."""
+    from lic2cpp import Codec
+    from lic2cpp.errors import LicError
+
+    src, out = tmp_path / "in.png", tmp_path / "x.bin"
+    write_rgb(src, crops()[2])
+    for folder in codecs.values():
+        proc = subprocess.run([str(folder / "encoder"), str(src), str(out), "--rdoq", "0.001"],
+                              capture_output=True, text=True, timeout=300)
+        err = proc.stderr.strip()
+        assert proc.returncode == 1 and len(err.splitlines()) == 1, err
+        assert err.startswith("encoder: error: RDOQ needs the context-table model"), err
+        assert not out.exists()
+        with pytest.raises(LicError, match="RDOQ needs the context-table model"):
+            Codec(folder, rdoq=0.001)
+        assert Codec(folder).default_rdoq_lambda == 0
+        proc = subprocess.run([str(folder / "encoder"), str(src), str(out), "--rdoq", "0"],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        out.unlink()
+    folder = codecs["hyper"]
+    rc = main(["codegen", str(folder / "g_a.licm"), str(folder / "g_s.licm"),
+               str(folder / "hyper.lich"), "--h-a", str(folder / "h_a.licm"), "-o",
+               str(tmp_path / "o"), "--rdoq", "0.001"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and len(err.splitlines()) == 1 and "a hyperprior model has no RDOQ" in err

@@ -115,8 +115,8 @@ def test_rdoq_streams_decode_and_never_lose(codec: RdoqCodec, tmp_path: Path,
         j_plain, bits_plain, _ = objective(codec, rgb, plain, tmp_path, lam, codec.gs)
         j_rdoq, bits, sse = objective(codec, rgb, rdoq, tmp_path, lam, codec.gs)
         assert j_rdoq <= j_plain * (1 + 1e-9), (size, lam, j_plain, j_rdoq)
-        # the encoder's own account of what it did agrees with the independent one
-        assert sr["rdoq_bits_plain"] == pytest.approx(bits_plain, rel=1e-9, abs=1e-6)  # printed with 6 decimals
+        # the encoder's own account agrees with the independent one (printed to 6 decimals)
+        assert sr["rdoq_bits_plain"] == pytest.approx(bits_plain, rel=1e-9, abs=1e-6)
         assert sr["ideal_bits"] == pytest.approx(bits, rel=1e-9, abs=1e-6)
         assert sr["rdoq_sse"] == pytest.approx(sse, rel=1e-4, abs=1e-9)
         assert sp["rdoq_passes"] == 0 and sr["rdoq_passes"] > 0
