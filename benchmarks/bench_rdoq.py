@@ -67,6 +67,15 @@ def encode_decode(out: Path, src: Path, rgb: np.ndarray, work: Path, lam: float,
 
 
 
+def write_json(path: Path, images: list[Path], plain: list[Run],
+               rdoq: dict[float, list[Run]]) -> None:
+    rows = [{"image": image.name, "lambda": lam, "bpp": r.bpp, "psnr": r.psnr,
+             "wall_s": r.wall_s, "cpu_s": r.cpu_s, "stats": r.stats}
+            for lam, runs in [(0.0, plain), *rdoq.items()]
+            for image, r in zip(images, runs)]  # noqa: B905 (runs may be shorter)
+    path.write_text(json.dumps(rows, indent=1))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("out", type=Path, help="folder written by `lic2cpp build`")
@@ -105,6 +114,8 @@ def main() -> int:
                              f"{r.psnr - p.psnr:+7.3f} {r.wall_s:6.1f} {r.cpu_s:6.1f}")
             print(f"{image.name:<12} {p.bpp:9.4f} {p.psnr:7.3f} | " + " | ".join(cells),
                   flush=True)
+            if args.json is not None:  # after every image: a stopped run keeps what it did
+                write_json(args.json, images, plain, rdoq)
     bpp0 = float(np.mean([r.bpp for r in plain]))
     psnr0 = float(np.mean([r.psnr for r in plain]))
     print(f"\n{len(images)} images; plain rounding: {bpp0:.4f} bpp, {psnr0:.3f} dB, "
@@ -120,12 +131,6 @@ def main() -> int:
               f"(max {max(r.wall_s for r in runs):.1f}), CPU "
               f"{np.mean([r.cpu_s for r in runs]):.1f} s per image; "
               f"{np.mean([r.stats['rdoq_passes'] for r in runs]):.0f} g_s passes")
-    if args.json is not None:
-        rows = [{"image": image.name, "lambda": lam, "bpp": r.bpp, "psnr": r.psnr,
-                 "wall_s": r.wall_s, "cpu_s": r.cpu_s, "stats": r.stats}
-                for lam, runs in [(0.0, plain), *rdoq.items()]
-                for image, r in zip(images, runs, strict=True)]
-        args.json.write_text(json.dumps(rows, indent=1))
     r_eq = rate_at_psnr(points, psnr0)
     if r_eq is None:
         print("the RDOQ points do not bracket the PSNR of plain rounding: widen --lambdas")
