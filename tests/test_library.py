@@ -214,6 +214,9 @@ def test_c_interface_under_sanitizers(tmp_path: Path, graph: Path) -> None:
     assert "needs at least" in cases["budget"]
     assert cases["aborted"] == "aborted by the callback: decoding stopped by the row callback"
     assert cases["null_rgb"].startswith("invalid argument: ")
+    assert cases["rdoq_nan"] == "invalid argument: the RDOQ lambda must be a finite number"
+    assert cases["rdoq_tiles"].startswith("bad image: RDOQ codes an image in one piece: this "
+                                          "211x173 image needs ")
     # the program says the same about the same input
     (tmp_path / "huge.ppm").write_bytes(b"P6\n70000 1\n255\n" + bytes(210000))
     prog = run([out / "encoder", tmp_path / "huge.ppm", tmp_path / "x.bin"])
