@@ -9,7 +9,9 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -46,18 +48,21 @@ class Encoder {
     gs_fingerprint_ = gs_fingerprint;
   }
 
-  // Gives the encoder the model's float synthesis transform, which RDOQ needs (its
-  // gradient, and its output as the decoded image), and the network the decoder runs
-  // instead when that is not the float g_s (an int16 g_s, docs/int16.md): RDOQ then
-  // measures the distortion of that decoder's exact output.
-  void set_synthesis(std::shared_ptr<const lic::Gradient> g_s,
-                     std::shared_ptr<const lic::Model> decoder_net = nullptr) {
-    if (g_s && g_s->model().fingerprint() != gs_fingerprint_)
-      throw Error("RDOQ: the synthesis transform is not the decoder's");
-    g_s_ = std::move(g_s);
-    decoder_net_ = std::move(decoder_net);
+  // What RDOQ needs besides g_a: the model's float synthesis transform (its gradient, and
+  // its output as the decoded image), and the network the decoder runs instead when that
+  // is not the float g_s (an int16 g_s, docs/int16.md: RDOQ then measures the distortion
+  // of that decoder's exact output).
+  struct Synthesis {
+    std::shared_ptr<const lic::Gradient> g_s;
+    std::shared_ptr<const lic::Model> decoder_net;  // null: the decoder runs g_s itself
+  };
+  // `load` makes them on the first RDOQ encode (loading g_s and building its backward
+  // operators cost time and memory that plain encoding does not need).
+  void set_synthesis(std::function<Synthesis()> load) {
+    lazy_ = std::make_shared<Lazy>();
+    lazy_->load = std::move(load);
   }
-  bool has_synthesis() const { return g_s_ != nullptr; }
+  bool has_synthesis() const { return lazy_ != nullptr; }
 
   uint64_t fingerprint() const { return fingerprint_; }
   uint32_t multiple() const { return multiple_; }
@@ -78,7 +83,7 @@ class Encoder {
     if (!coder_->rate())
       return "RDOQ needs the context-table model: coding mode " + std::to_string(coder_->mode()) +
              " (hyperprior) has no RDOQ";
-    if (!g_s_) return "RDOQ needs the synthesis transform (this encoder was built without it)";
+    if (!lazy_) return "RDOQ needs the synthesis transform (this encoder was built without it)";
     return "";
   }
 
@@ -97,7 +102,8 @@ class Encoder {
       const std::string refusal = rdoq_refusal();
       if (!refusal.empty()) throw Error(refusal);
       if (x == nullptr) throw Error("RDOQ needs the input image");
-      const Rdoq search(*g_s_, *coder_, decoder_net_.get());
+      const Synthesis& s = synthesis();
+      const Rdoq search(*s.g_s, *coder_, s.decoder_net.get());
       const Latent q = search.run(*x, static_cast<int>(width), static_cast<int>(height), y, rdoq,
                                   threads, report);
       lat = coder_->encode_symbols(q);
@@ -144,8 +150,22 @@ class Encoder {
   uint32_t multiple_;
   uint64_t fingerprint_ = 0;
   uint64_t gs_fingerprint_ = 0;
-  std::shared_ptr<const lic::Gradient> g_s_;
-  std::shared_ptr<const lic::Model> decoder_net_;
+  struct Lazy {
+    std::once_flag once;
+    std::function<Synthesis()> load;
+    Synthesis made;
+  };
+  std::shared_ptr<Lazy> lazy_;  // a pointer: the encoder stays movable
+
+  const Synthesis& synthesis() const {
+    std::call_once(lazy_->once, [this] {  // a throw leaves it to be tried again
+      Synthesis s = lazy_->load();
+      if (!s.g_s || s.g_s->model().fingerprint() != gs_fingerprint_)
+        throw Error("RDOQ: the synthesis transform is not the decoder's");
+      lazy_->made = std::move(s);
+    });
+    return lazy_->made;
+  }
 };
 
 }  // namespace lic::codec
