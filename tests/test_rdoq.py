@@ -29,11 +29,17 @@ def test_rate_model_is_the_coders(tmp_path: Path) -> None:
     y[1, 3, 3] += 1.0  # ...but one value: the flag changes when it moves back
     y[4] = model.channels[4].offset + model.channels[4].mpv
     np.save(tmp_path / "y.npy", y.astype(np.float32))
-    out = run_json([str(tool("rate_tool")), str(tmp_path / "e.lice"), str(tmp_path / "y.npy")])
-    assert out["bits"] == pytest.approx(out["coded_bits"], rel=1e-12)
-    assert out["bits"] == pytest.approx(model.estimate_bits(y[None])["bits_ctx"], rel=1e-9)
-    for step in ("-1", "+1", "+3"):
-        assert out[f"max_err_{step}"] < 1e-9, out
+    # one band, and bands of 2 and 4 rows (bitstream 2.0: flags per band, no upper
+    # neighbour across a band's top edge; channel 1's lone non-mpv value is in one band)
+    for rows in (None, 2, 4):
+        extra = [] if rows is None else [str(rows)]
+        out = run_json([str(tool("rate_tool")), str(tmp_path / "e.lice"),
+                        str(tmp_path / "y.npy"), *extra])
+        assert out["bits"] == pytest.approx(out["coded_bits"], rel=1e-12)
+        want = model.estimate_bits(y[None], band_rows=rows)["bits_ctx"]
+        assert out["bits"] == pytest.approx(want, rel=1e-9)
+        for step in ("-1", "+1", "+3"):
+            assert out[f"max_err_{step}"] < 1e-9, (rows, out)
 
 
 # --------------------------------------------------------------------------- the programs
@@ -136,6 +142,45 @@ def test_rdoq_is_deterministic_across_threads(codec: RdoqCodec, tmp_path: Path) 
         outs.append(out.read_bytes())
     assert stats["rdoq_changed"] > 0
     assert all(o == outs[0] for o in outs)
+
+
+def test_rdoq_codes_the_chosen_latent_in_bands(codec: RdoqCodec, tmp_path: Path) -> None:
+    """With --band-rows, RDOQ optimises the rate of the bands the latent is coded in and the
+    chosen latent is coded in those bands (bitstream 2.0): the decoder reads back the very
+    same latent, the encoder's bits are Python's banded code length, and D + λR under that
+    rate is never above plain rounding's."""
+    from test_codec_programs import random_image
+
+    from lic2cpp.images import read_rgb
+
+    image = random_image(tmp_path / "in.png", 90, 70, seed=8)
+    rgb = read_rgb(image)
+    for rows in (1, 2):
+        plain, out = tmp_path / f"p{rows}.bin", tmp_path / f"b{rows}.bin"
+        sp = encode(codec.encoder, image, plain, "--rdoq", "0", "--band-rows", str(rows),
+                    "--dump-latent", tmp_path / "plain.npy")
+        st = encode(codec.encoder, image, out, "--rdoq", str(LAMBDA), "--band-rows", str(rows),
+                    "--dump-latent", tmp_path / "enc.npy")
+        chosen = np.load(tmp_path / "enc.npy")
+        assert st["bands"] == sp["bands"] == -(-chosen.shape[0] // rows) > 1
+        assert st["rdoq_changed"] > 0
+        dec = tmp_path / "dec.npy"
+        proc = run([codec.decoder, out, tmp_path / "d.png", "--dump-latent", dec])
+        assert proc.returncode == 0, proc.stderr
+        np.testing.assert_array_equal(np.load(dec), chosen)
+
+        def bits(y_hat: np.ndarray, rows: int = rows) -> float:
+            return codec.tables.estimate_bits(y_hat.transpose(2, 0, 1)[None],
+                                              band_rows=rows)["bits_ctx"]
+
+        assert st["ideal_bits"] == pytest.approx(bits(chosen), rel=1e-9, abs=1e-6)
+        assert st["rdoq_bits_plain"] == pytest.approx(bits(np.load(tmp_path / "plain.npy")),
+                                                      rel=1e-9, abs=1e-6)
+        assert sp["ideal_bits"] == pytest.approx(st["rdoq_bits_plain"], rel=1e-9, abs=1e-6)
+        w = LAMBDA * 255.0 ** 2 / 3.0
+        _, _, sse_plain = objective(codec, rgb, plain, tmp_path, LAMBDA, codec.gs)
+        _, _, sse = objective(codec, rgb, out, tmp_path, LAMBDA, codec.gs)
+        assert st["ideal_bits"] + w * sse < sp["ideal_bits"] + w * sse_plain
 
 
 def test_baked_in_lambda(codec: RdoqCodec, tmp_path: Path) -> None:

@@ -162,7 +162,10 @@ class Encoder {
     if (y.height != round_up(static_cast<int>(height)) / m ||
         y.width != round_up(static_cast<int>(width)) / m)
       throw Error("the analysis network does not downsample by " + std::to_string(multiple_));
-    // The RDOQ search first: it needs y whole, and the coder may free y as it quantises.
+    // One band of every row at most (then a 1.x stream); coders without bands code one.
+    const int rows = coder_->codes_bands() ? std::min(opt.band_rows, y.height) : y.height;
+    // The RDOQ search first: it needs y whole, and the coder may free y as it quantises. Its
+    // rate is that of the bands the latent is coded in.
     Latent chosen;
     if (opt.rdoq.lambda > 0) {
       const std::string refusal = rdoq_refusal();
@@ -171,8 +174,10 @@ class Encoder {
       const Synthesis& s = synthesis();
       const Rdoq search(*s.g_s, *coder_, s.decoder_net.get());
       lic::ProfileScope rdoq("encoder: RDOQ");
-      chosen = search.run(*x, static_cast<int>(width), static_cast<int>(height), y, opt.rdoq,
-                          threads, opt.rdoq_report);
+      RdoqOptions ro = opt.rdoq;
+      ro.band_rows = rows;
+      chosen = search.run(*x, static_cast<int>(width), static_cast<int>(height), y, ro, threads,
+                          opt.rdoq_report);
     }
     lic::ProfileScope coding("encoder: entropy coding");
     StreamHeader head;
@@ -183,8 +188,6 @@ class Encoder {
     head.latent_w = static_cast<uint32_t>(y.width);
     head.mode = coder_->mode();
     head.fingerprint = fingerprint_;
-    // One band of every row at most (then a 1.x stream); coders without bands code one.
-    const int rows = coder_->codes_bands() ? std::min(opt.band_rows, y.height) : y.height;
     head.band_rows = static_cast<uint32_t>(rows);
     EncodedBands lat = opt.rdoq.lambda > 0
                            ? coder_->encode_symbols(chosen, rows, threads, opt.keep_latent)

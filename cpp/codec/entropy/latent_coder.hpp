@@ -20,10 +20,12 @@ namespace lic::codec {
 class LatentRate {
  public:
   virtual ~LatentRate() = default;
-  // Ideal code length (bits) of the payload that codes q.
-  virtual double bits(const Latent& q) const = 0;
+  // Ideal code length (bits) of the payload that codes q in bands of `band_rows` latent rows
+  // (bitstream 2.0; 0 or at least the height: one band).
+  virtual double bits(const Latent& q, int band_rows) const = 0;
   // delta[i] = bits(q with q.q[i] + step) - bits(q), for every latent i changed alone.
-  virtual void step_deltas(const Latent& q, int step, std::vector<double>& delta) const = 0;
+  virtual void step_deltas(const Latent& q, int step, int band_rows,
+                           std::vector<double>& delta) const = 0;
 };
 
 struct EncodedLatent {

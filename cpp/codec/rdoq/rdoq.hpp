@@ -56,6 +56,7 @@ struct RdoqOptions {
   double lambda = 0;     // λ of λ·255²·MSE + bpp; RDOQ is off when 0
   int sweeps = 12;       // linearisations: one forward and one backward pass of g_s each
   int per_position = 2;  // most channels changed at one latent position per sweep
+  int band_rows = 0;     // latent rows per coded band, whose rate R counts (0: one band)
 };
 
 struct RdoqReport {
@@ -84,7 +85,7 @@ class Rdoq {
   Latent run(const lic::Tensor& x, int width, int height, const lic::Tensor& y,
              const RdoqOptions& opt, int threads, RdoqReport* report = nullptr) const {
     if (!(opt.lambda > 0) || !std::isfinite(opt.lambda)) throw Error("RDOQ: lambda must be > 0");
-    if (opt.sweeps < 0 || opt.per_position < 1) throw Error("RDOQ: invalid options");
+    if (opt.sweeps < 0 || opt.per_position < 1 || opt.band_rows < 0) throw Error("RDOQ: invalid options");
     Ctx k{x, width, height, threads, opt.lambda * 255.0 * 255.0 / 3.0};
     RdoqReport rep;
     Latent q = coder_.quantize(y);
@@ -99,7 +100,7 @@ class Rdoq {
     rep.passes += decoder_net_ ? 3 : 2;
     std::vector<double> a;
     rep.passes += probe_diagonal(k, q, image, a);
-    double bits = rate.bits(q);
+    double bits = rate.bits(q, opt.band_rows);
     double J = bits + k.w * sse;
     rep.bits_plain = bits;
     rep.sse_plain = sse;
@@ -109,8 +110,8 @@ class Rdoq {
     double frac = 1.0;
     int idle = 0;  // consecutive sweeps without a candidate
     for (int s = 0; s < opt.sweeps && idle < 2; ++s) {
-      rate.step_deltas(q, -1, dminus);
-      rate.step_deltas(q, +1, dplus);
+      rate.step_deltas(q, -1, opt.band_rows, dminus);
+      rate.step_deltas(q, +1, opt.band_rows, dplus);
       cand.clear();
       std::vector<Candidate> here;
       for (int py = 0; py < q.height; ++py)
@@ -148,7 +149,7 @@ class Rdoq {
       const double next_sse = forward_backward(k, next, tape, next_grad);
       rep.passes += decoder_net_ ? 3 : 2;
       ++rep.sweeps;
-      const double next_bits = rate.bits(next);
+      const double next_bits = rate.bits(next, opt.band_rows);
       const double next_J = next_bits + k.w * next_sse;
       const double ratio = (next_J - J) / predicted;  // predicted < 0
       if (next_J < J) {
