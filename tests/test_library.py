@@ -452,6 +452,19 @@ def test_rdoq_through_the_library(name: str, graph: Path, graph16: Path,
     if name == "graph16":  # the int16 decoder's own 8-bit pixels (summed in float32)
         assert rep["sse_plain"] == pytest.approx(sse_plain, rel=1e-7)
         assert rep["sse"] == pytest.approx(sse, rel=1e-7)
+    # banded coding (bitstream 2.0) with RDOQ: Codec(band_rows=, rdoq=) is the program's
+    # `--band-rows --rdoq`, and the unchanged decoder reads it back
+    banded_codec = Codec(folder, band_rows=1, rdoq=lam)
+    banded = banded_codec.encode(img)
+    proc = run([folder / "encoder", src, tmp_path / "b.bin", "--rdoq", str(lam),
+                "--band-rows", "1"])
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "b.bin").read_bytes() == banded != data
+    y_banded = plain_codec.latent(banded)
+    assert y_banded.shape[0] > 1
+    # the decoded latent is the one the search chose (its banded code length)
+    banded_bits = tables.estimate_bits(y_banded.transpose(2, 0, 1)[None], band_rows=1)
+    assert banded_codec.rdoq_report()["bits"] == pytest.approx(banded_bits["bits_ctx"], rel=1e-9)
     with pytest.raises(LicError, match="rdoq must be a finite"):
         Codec(folder, rdoq=float("nan"))
     with pytest.raises(LicError, match="rdoq_sweeps"):
