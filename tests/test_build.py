@@ -199,6 +199,30 @@ def test_eval_cli_end_to_end(built: dict[str, Path], tmp_path: Path,
     assert (tmp_path / "rd.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_eval_rdoq_end_to_end(built: dict[str, Path], tmp_path: Path,
+                              capsys: pytest.CaptureFixture) -> None:
+    images = tmp_path / "imgs"
+    images.mkdir()
+    Image.fromarray(smooth_image(48, 64, seed=3)).save(images / "a.png")
+    rc = main(["eval", str(built["out"]), "--images", str(images), "--no-compressai",
+               "--rdoq", "0.0003,0.003", "--threads", "2", "--csv", str(tmp_path / "r.csv"),
+               "--plot", str(tmp_path / "rd.png")])
+    assert rc == 0
+    table = capsys.readouterr().out
+    assert "rdoq=0.0003" in table and "RDOQ at the PSNR of plain rounding" in table
+    rows = {r["codec"]: r for r in csv.DictReader(open(tmp_path / "r.csv"))
+            if r["image"] == "a.png"}
+    assert set(rows) == {"lic2cpp", "lic2cpp rdoq=0.0003", "lic2cpp rdoq=0.003"}
+    for lam in ("0", "0.0003", "0.003"):  # each row is what the encoder writes with --rdoq
+        subprocess.run([str(built["out"] / "encoder"), str(images / "a.png"),
+                        str(tmp_path / "x.bin"), "--rdoq", lam], check=True)
+        codec = "lic2cpp" if lam == "0" else f"lic2cpp rdoq={lam}"
+        assert int(rows[codec]["bytes"]) == (tmp_path / "x.bin").stat().st_size
+    assert (tmp_path / "rd.png").read_bytes()[:4] == b"\x89PNG"
+    rc = main(["eval", str(built["out"]), "--images", str(images), "--rdoq", "0.001,-1"])
+    assert rc == 1 and "--rdoq" in capsys.readouterr().err
+
+
 def test_build_caching(built: dict[str, Path], tmp_path: Path,
                        monkeypatch: pytest.MonkeyPatch) -> None:
     """Runs last among the tests that use the build: it changes the inputs in place (the
@@ -243,7 +267,7 @@ def test_build_caching(built: dict[str, Path], tmp_path: Path,
     calls: list[tuple[Path, ...]] = []
 
     def fake_codec(ga: Path, gs: Path, entropy: Path, out_dir: Path,
-                   **_int16_nets: Path | None) -> tuple[Path, Path]:
+                   **options: object) -> tuple[Path, Path]:
         calls.append((Path(ga), Path(gs), Path(entropy)))
         for name in ("encoder", "decoder", *lic2cpp.codegen.LIBRARY_FILES):
             (Path(out_dir) / name).parent.mkdir(parents=True, exist_ok=True)

@@ -119,3 +119,32 @@ def test_eval_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
         err = capsys.readouterr().err.strip()
         assert rc == 1, argv
         assert len(err.splitlines()) == 1 and err.startswith("lic2cpp eval: error:"), err
+
+
+def test_rdoq_summary_interpolates_at_the_plain_psnr(tmp_path: Path) -> None:
+    from lic2cpp.evaluate import rate_at_psnr, rdoq_codec
+
+    # Hand-computed: halfway in PSNR between (29, 2.0) and (31, 3.0) -> sqrt(2 * 3) bpp.
+    assert rate_at_psnr([(31.0, 3.0), (29.0, 2.0)], 30.0) == pytest.approx(math.sqrt(6.0))
+    assert rate_at_psnr([(31.0, 3.0), (29.0, 2.0)], 28.0) is None
+    results = [
+        ImageResult("a.png", CODEC_LIC, 10, 10, 50, 4.0, 29.0, 0.9, 0.1, 0.2),
+        ImageResult("b.png", CODEC_LIC, 10, 10, 50, 4.0, 31.0, 0.9, 0.1, 0.2),
+    ]
+    for lam, bpp, psnr_db in ((0.001, 2.0, 29.0), (0.002, 3.0, 31.0)):
+        for name in ("a.png", "b.png"):
+            results.append(ImageResult(name, rdoq_codec(lam), 10, 10, 0, bpp, psnr_db, 0.9,
+                                       9.0, 0.2))
+    table = format_table(results)
+    want = 100 * (1 - math.sqrt(6.0) / 4.0)
+    assert f"{want:.2f}% fewer bits than plain rounding" in table
+    assert "rdoq=0.001" in table and "rdoq=0.002" in table
+    write_csv(results, tmp_path / "r.csv")
+    rows = list(csv.DictReader(open(tmp_path / "r.csv")))
+    assert [r["codec"] for r in rows if r["image"] == "AVERAGE"] == [
+        CODEC_LIC, "lic2cpp rdoq=0.001", "lic2cpp rdoq=0.002"]
+    plot_rd(results, tmp_path / "rd.png")
+    assert (tmp_path / "rd.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # RDOQ points on one side of the plain PSNR: said so, no figure made up
+    one_side = [r for r in results if r.codec != rdoq_codec(0.001)]
+    assert "do not bracket it" in format_table(one_side)

@@ -241,3 +241,34 @@ def test_int16_build_is_evaluated_beside_its_float_twin(tmp_path: Path,
     assert main(["eval", str(out), "--images", str(folder), "--no-compressai"]) == 0
     text = capsys.readouterr().out
     assert "lic2cpp-int16 vs lic2cpp (averages)" in text
+
+
+def test_rdoq_is_refused_for_hyperprior_models(codecs: dict[str, Path], tmp_path: Path,
+                                               capsys: pytest.CaptureFixture) -> None:
+    """RDOQ needs the context tables' exact rate (docs/rdoq.md): a hyperprior codec refuses
+    it in one line, in the program, the library and codegen; plain rounding still works."""
+    from lic2cpp import Codec
+    from lic2cpp.errors import LicError
+
+    src, out = tmp_path / "in.png", tmp_path / "x.bin"
+    write_rgb(src, crops()[2])
+    for folder in codecs.values():
+        proc = subprocess.run([str(folder / "encoder"), str(src), str(out), "--rdoq", "0.001"],
+                              capture_output=True, text=True, timeout=300)
+        err = proc.stderr.strip()
+        assert proc.returncode == 1 and len(err.splitlines()) == 1, err
+        assert err.startswith("encoder: error: RDOQ needs the context-table model"), err
+        assert not out.exists()
+        with pytest.raises(LicError, match="RDOQ needs the context-table model"):
+            Codec(folder, rdoq=0.001)
+        assert Codec(folder).default_rdoq_lambda == 0
+        proc = subprocess.run([str(folder / "encoder"), str(src), str(out), "--rdoq", "0"],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        out.unlink()
+    folder = codecs["hyper"]
+    rc = main(["codegen", str(folder / "g_a.licm"), str(folder / "g_s.licm"),
+               str(folder / "hyper.lich"), "--h-a", str(folder / "h_a.licm"), "-o",
+               str(tmp_path / "o"), "--rdoq", "0.001"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and len(err.splitlines()) == 1 and "a hyperprior model has no RDOQ" in err

@@ -26,7 +26,7 @@ from test_codec_programs import fix_checksum
 from lic2cpp import Codec
 from lic2cpp.codec_library import parse_size
 from lic2cpp.codegen import LIBRARY_FILES, build_codec
-from lic2cpp.entropy import fit_entropy_model
+from lic2cpp.entropy import EntropyModel, fit_entropy_model
 from lic2cpp.errors import LicError
 from lic2cpp.modelformat import ModelFile, Node, read_licm, write_licm
 
@@ -175,11 +175,12 @@ def test_build_writes_the_library(default: Path) -> None:
     names = [line.split()[-1] for line in nm.splitlines() if line.strip()]
     assert names and all(n.startswith("lic2cpp_") for n in names), names
     assert "lic2cpp_decode_rows" in names
-    # the programs link only the half they use: the decoder holds no g_a, the encoder no g_s
+    # the programs link only the half they use: the decoder holds no g_a; the encoder holds
+    # g_a and, for RDOQ (docs/rdoq.md), the float g_s
     dec, enc = (default / "decoder").read_bytes(), (default / "encoder").read_bytes()
     ga, gs = (default / "g_a.licm").read_bytes(), (default / "g_s.licm").read_bytes()
     assert gs[24:4096] in dec and ga[24:4096] not in dec
-    assert ga[24:4096] in enc and gs[24:4096] not in enc
+    assert ga[24:4096] in enc and gs[24:4096] in enc
     assert "liblic2cpp_codec" in (default / "report.md").read_text()
 
 
@@ -213,6 +214,9 @@ def test_c_interface_under_sanitizers(tmp_path: Path, graph: Path) -> None:
     assert "needs at least" in cases["budget"]
     assert cases["aborted"] == "aborted by the callback: decoding stopped by the row callback"
     assert cases["null_rgb"].startswith("invalid argument: ")
+    assert cases["rdoq_nan"] == "invalid argument: the RDOQ lambda must be a finite number"
+    assert cases["rdoq_tiles"].startswith("bad image: RDOQ codes an image in one piece: this "
+                                          "211x173 image needs ")
     # the program says the same about the same input
     (tmp_path / "huge.ppm").write_bytes(b"P6\n70000 1\n255\n" + bytes(210000))
     prog = run([out / "encoder", tmp_path / "huge.ppm", tmp_path / "x.bin"])
@@ -408,6 +412,80 @@ def test_tiled_encoding_is_exact(name: str, size: tuple[int, int], graph: Path,
         tilings.add((p["tiles_down"], p["tiles_across"]))
         assert codec.encode(img) == whole, p
     assert len(tilings) >= 3 and (1, 1) in tilings, tilings
+
+
+@pytest.mark.parametrize("name", ["graph", "graph16"])
+def test_rdoq_through_the_library(name: str, graph: Path, graph16: Path,
+                                  tmp_path: Path) -> None:
+    """RDOQ through the C interface (lic2cpp_set_rdoq, docs/rdoq.md): the bytes of
+    `encoder --rdoq`, any thread count; D + λR measured independently (Python's code length
+    of the decoded latent, the decoded pixels) below plain rounding's; with an int16 decoder
+    the search's distortion is exactly that decoder's output."""
+    folder = graph if name == "graph" else graph16
+    lam = 0.002
+    img = smooth(60, 90, seed=3)
+    tables = EntropyModel.load(folder.parent / "entropy.lice")
+    plain_codec, codec = Codec(folder, rdoq=0), Codec(folder, rdoq=lam)
+    assert codec.default_rdoq_lambda == 0
+    plain, data = plain_codec.encode(img), codec.encode(img)
+    assert plain == Codec(folder).encode(img)  # the build's default: plain rounding
+    assert plain_codec.rdoq_report()["lambda"] == 0 and plain_codec.rdoq_report()["passes"] == 0
+    rep = codec.rdoq_report()
+    assert rep["lambda"] == lam and rep["passes"] > 0 and rep["changed"] > 0
+    assert Codec(folder, rdoq=lam, threads=3).encode(img) == data
+    src = write_ppm(tmp_path / "in.ppm", img)
+    proc = run([folder / "encoder", src, tmp_path / "r.bin", "--rdoq", str(lam)])
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "r.bin").read_bytes() == data
+
+    def cost(stream: bytes) -> tuple[float, float, float]:
+        bits = tables.estimate_bits(plain_codec.latent(stream).transpose(2, 0, 1)[None])
+        d = plain_codec.decode(stream) / 255.0 - img / 255.0
+        sse = float((d * d).sum())
+        return bits["bits_ctx"] + lam * 255.0 ** 2 / 3.0 * sse, bits["bits_ctx"], sse
+
+    j_plain, bits_plain, sse_plain = cost(plain)
+    j, bits, sse = cost(data)
+    assert j < j_plain, (j, j_plain)
+    assert rep["bits_plain"] == pytest.approx(bits_plain, rel=1e-9)
+    assert rep["bits"] == pytest.approx(bits, rel=1e-9)
+    if name == "graph16":  # the int16 decoder's own 8-bit pixels (summed in float32)
+        assert rep["sse_plain"] == pytest.approx(sse_plain, rel=1e-7)
+        assert rep["sse"] == pytest.approx(sse, rel=1e-7)
+    # banded coding (bitstream 2.0) with RDOQ: Codec(band_rows=, rdoq=) is the program's
+    # `--band-rows --rdoq`, and the unchanged decoder reads it back
+    banded_codec = Codec(folder, band_rows=1, rdoq=lam)
+    banded = banded_codec.encode(img)
+    proc = run([folder / "encoder", src, tmp_path / "b.bin", "--rdoq", str(lam),
+                "--band-rows", "1"])
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "b.bin").read_bytes() == banded != data
+    y_banded = plain_codec.latent(banded)
+    assert y_banded.shape[0] > 1
+    # the decoded latent is the one the search chose (its banded code length)
+    banded_bits = tables.estimate_bits(y_banded.transpose(2, 0, 1)[None], band_rows=1)
+    assert banded_codec.rdoq_report()["bits"] == pytest.approx(banded_bits["bits_ctx"], rel=1e-9)
+    with pytest.raises(LicError, match="rdoq must be a finite"):
+        Codec(folder, rdoq=float("nan"))
+    with pytest.raises(LicError, match="rdoq_sweeps"):
+        Codec(folder, rdoq=lam, rdoq_sweeps=-2)
+
+
+def test_rdoq_refuses_tiles(graph: Path, tmp_path: Path) -> None:
+    """RDOQ codes an image in one piece: a budget that tiles g_a is a one-line refusal."""
+    w, h = 150, 110
+    plan = Codec(graph).plan_encode(w, h)
+    codec = Codec(graph, max_memory=plan["least"], rdoq=0.002)
+    assert codec.plan_encode(w, h)["tiles_down"] * codec.plan_encode(w, h)["tiles_across"] > 1
+    with pytest.raises(LicError, match="RDOQ codes an image in one piece"):
+        codec.encode(smooth(h, w))
+    src = write_ppm(tmp_path / "in.ppm", smooth(h, w))
+    proc = run([graph / "encoder", src, tmp_path / "x.bin", "--rdoq", "0.002", "--max-memory",
+                str(plan["least"])])
+    err = proc.stderr.strip()
+    assert proc.returncode == 1 and len(err.splitlines()) == 1, err
+    assert err.startswith("encoder: error: RDOQ codes an image in one piece"), err
+    assert not (tmp_path / "x.bin").exists()
 
 
 def test_decoder_program_in_tiles(graph: Path, tmp_path: Path) -> None:

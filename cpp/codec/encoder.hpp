@@ -2,14 +2,18 @@
 // downsampling factor by repeating the last row/column (edge replication: no artificial
 // edge to code), x = rgb / 255, y = g_a(x), then the latent coder makes the payload (in
 // bands of latent rows, bitstream 2.0, when the coder has them) and the container wraps
-// it. No file I/O: the programs (codec/programs/) read and write.
+// it. With RDOQ (codec/rdoq/rdoq.hpp; needs the decoder's g_s) the latent values are
+// chosen for D + λR instead of rounded, then coded the same way. No file I/O: the
+// programs (codec/programs/) read and write.
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -20,6 +24,8 @@
 #include "codec/core/image.hpp"
 #include "codec/core/latent.hpp"
 #include "codec/entropy/latent_coder.hpp"
+#include "codec/rdoq/rdoq.hpp"
+#include "lic/gradient.hpp"
 #include "lic/runtime.hpp"
 
 namespace lic::codec {
@@ -34,10 +40,13 @@ struct EncodeResult {
 };
 
 // How the latent is coded: latent rows per band (bitstream 2.0; at least the latent height
-// gives one band, a 1.x stream) and whether y_hat is wanted back.
+// gives one band, a 1.x stream), whether y_hat is wanted back, and how its values are
+// chosen: rounded, or by RDOQ when rdoq.lambda > 0 (rdoq_report, when set: what it did).
 struct CodingOptions {
   int band_rows = static_cast<int>(kDefaultBandRows);
   bool keep_latent = true;
+  RdoqOptions rdoq;
+  RdoqReport* rdoq_report = nullptr;
 };
 
 inline void check_band_rows(long long band_rows) {
@@ -56,7 +65,24 @@ class Encoder {
       : g_a_(std::move(g_a)), coder_(std::move(coder)), multiple_(multiple) {
     if (multiple_ < 1 || multiple_ > kMaxMultiple) throw Error("invalid network multiple");
     fingerprint_ = model_fingerprint(ga_fingerprint, gs_fingerprint, coder_->fingerprint());
+    gs_fingerprint_ = gs_fingerprint;
   }
+
+  // What RDOQ needs besides g_a: the model's float synthesis transform (its gradient, and
+  // its output as the decoded image), and the network the decoder runs instead when that
+  // is not the float g_s (an int16 g_s, docs/int16.md: RDOQ then measures the distortion
+  // of that decoder's exact output).
+  struct Synthesis {
+    std::shared_ptr<const lic::Gradient> g_s;
+    std::shared_ptr<const lic::Model> decoder_net;  // null: the decoder runs g_s itself
+  };
+  // `load` makes them on the first RDOQ encode (loading g_s and building its backward
+  // operators cost time and memory that plain encoding does not need).
+  void set_synthesis(std::function<Synthesis()> load) {
+    lazy_ = std::make_shared<Lazy>();
+    lazy_->load = std::move(load);
+  }
+  bool has_synthesis() const { return lazy_ != nullptr; }
 
   uint64_t fingerprint() const { return fingerprint_; }
   uint32_t multiple() const { return multiple_; }
@@ -69,8 +95,18 @@ class Encoder {
     return encode_rows(img.rgb.data(), img.width, img.height, size_t(img.width) * 3, threads, opt);
   }
 
+  // Why RDOQ cannot run with this encoder ("" when it can).
+  std::string rdoq_refusal() const {
+    if (!coder_->rate())
+      return "RDOQ needs the context-table model: coding mode " + std::to_string(coder_->mode()) +
+             " (hyperprior) has no RDOQ";
+    if (!lazy_) return "RDOQ needs the synthesis transform (this encoder was built without it)";
+    return "";
+  }
+
   // As encode(), for width x height pixels with row y at rgb + y * stride. A chain g_a
   // (every CompressAI transform) reads the image row by row: no whole-image float tensor.
+  // RDOQ (opt.rdoq.lambda > 0) compares decoded images with x, so it makes x whole.
   EncodeResult encode_rows(const uint8_t* rgb, uint32_t width, uint32_t height, size_t stride,
                            int threads, const CodingOptions& opt = {}) const {
     check_band_rows(opt.band_rows);
@@ -83,13 +119,25 @@ class Encoder {
     if (oh != ph / m || ow != pw / m)
       throw Error("the analysis network does not downsample by " + std::to_string(multiple_));
     // x = rgb / 255, padded to a multiple of the downsampling factor by edge replication.
-    const lic::RowSource source = [&](int r0, int r1, const lic::RowOut& dst) {
-      for (int yy = r0; yy < r1; ++yy) {
-        const uint8_t* row = rgb + static_cast<size_t>(std::min(yy, h - 1)) * stride;
-        float* out = dst.row(yy);
-        for (int xx = 0; xx < pw; ++xx)
-          for (int c = 0; c < 3; ++c) out[xx * 3 + c] = row[std::min(xx, w - 1) * 3 + c] / 255.0f;
+    auto pad_row = [&](int yy, float* out) {
+      const uint8_t* row = rgb + static_cast<size_t>(std::min(yy, h - 1)) * stride;
+      for (int xx = 0; xx < pw; ++xx)
+        for (int c = 0; c < 3; ++c) out[xx * 3 + c] = row[std::min(xx, w - 1) * 3 + c] / 255.0f;
+    };
+    if (opt.rdoq.lambda > 0) {
+      const std::string refusal = rdoq_refusal();  // before g_a runs
+      if (!refusal.empty()) throw Error(refusal);
+      lic::Tensor x(ph, pw, 3);
+      for (int yy = 0; yy < ph; ++yy) pad_row(yy, x.data.data() + static_cast<size_t>(yy) * pw * 3);
+      lic::Tensor y;
+      {
+        lic::ProfileScope analysis("encoder: g_a");
+        y = g_a_.run(x, threads);
       }
+      return encode_latent(width, height, std::move(y), threads, opt, &x);
+    }
+    const lic::RowSource source = [&](int r0, int r1, const lic::RowOut& dst) {
+      for (int yy = r0; yy < r1; ++yy) pad_row(yy, dst.row(yy));
     };
     lic::Tensor y(oh, ow, g_a_.out_channels());
     const lic::RowSink sink = [&](int r0, int r1, const lic::RowOut& rows) {
@@ -104,15 +152,33 @@ class Encoder {
     return encode_latent(width, height, std::move(y), threads, opt);
   }
 
-  // Codes y = g_a(x) of a width x height image into a bitstream.
+  // Codes y = g_a(x) of a width x height image into a bitstream. RDOQ (opt.rdoq.lambda > 0)
+  // needs x, the padded input image g_a ran on.
   EncodeResult encode_latent(uint32_t width, uint32_t height, lic::Tensor y, int threads,
-                             const CodingOptions& opt = {}) const {
+                             const CodingOptions& opt = {}, const lic::Tensor* x = nullptr) const {
     check_band_rows(opt.band_rows);
     check_image_size(width, height);
     const int m = static_cast<int>(multiple_);
     if (y.height != round_up(static_cast<int>(height)) / m ||
         y.width != round_up(static_cast<int>(width)) / m)
       throw Error("the analysis network does not downsample by " + std::to_string(multiple_));
+    // One band of every row at most (then a 1.x stream); coders without bands code one.
+    const int rows = coder_->codes_bands() ? std::min(opt.band_rows, y.height) : y.height;
+    // The RDOQ search first: it needs y whole, and the coder may free y as it quantises. Its
+    // rate is that of the bands the latent is coded in.
+    Latent chosen;
+    if (opt.rdoq.lambda > 0) {
+      const std::string refusal = rdoq_refusal();
+      if (!refusal.empty()) throw Error(refusal);
+      if (x == nullptr) throw Error("RDOQ needs the input image");
+      const Synthesis& s = synthesis();
+      const Rdoq search(*s.g_s, *coder_, s.decoder_net.get());
+      lic::ProfileScope rdoq("encoder: RDOQ");
+      RdoqOptions ro = opt.rdoq;
+      ro.band_rows = rows;
+      chosen = search.run(*x, static_cast<int>(width), static_cast<int>(height), y, ro, threads,
+                          opt.rdoq_report);
+    }
     lic::ProfileScope coding("encoder: entropy coding");
     StreamHeader head;
     head.width = width;
@@ -122,10 +188,10 @@ class Encoder {
     head.latent_w = static_cast<uint32_t>(y.width);
     head.mode = coder_->mode();
     head.fingerprint = fingerprint_;
-    // One band of every row at most (then a 1.x stream); coders without bands code one.
-    const int rows = coder_->codes_bands() ? std::min(opt.band_rows, y.height) : y.height;
     head.band_rows = static_cast<uint32_t>(rows);
-    EncodedBands lat = coder_->encode_bands(std::move(y), rows, threads, opt.keep_latent);
+    EncodedBands lat = opt.rdoq.lambda > 0
+                           ? coder_->encode_symbols(chosen, rows, threads, opt.keep_latent)
+                           : coder_->encode_bands(std::move(y), rows, threads, opt.keep_latent);
     EncodeResult r;
     r.bands = lat.substreams.size();
     r.latent_h = head.latent_h;
@@ -148,6 +214,23 @@ class Encoder {
   std::unique_ptr<const LatentCoder> coder_;
   uint32_t multiple_;
   uint64_t fingerprint_ = 0;
+  uint64_t gs_fingerprint_ = 0;
+  struct Lazy {
+    std::once_flag once;
+    std::function<Synthesis()> load;
+    Synthesis made;
+  };
+  std::shared_ptr<Lazy> lazy_;  // a pointer: the encoder stays movable
+
+  const Synthesis& synthesis() const {
+    std::call_once(lazy_->once, [this] {  // a throw leaves it to be tried again
+      Synthesis s = lazy_->load();
+      if (!s.g_s || s.g_s->model().fingerprint() != gs_fingerprint_)
+        throw Error("RDOQ: the synthesis transform is not the decoder's");
+      lazy_->made = std::move(s);
+    });
+    return lazy_->made;
+  }
 };
 
 }  // namespace lic::codec

@@ -322,8 +322,15 @@ class TiledEncoder {
   }
 
   // g_a in tiles as plan() says, then the latent coder. Bytes equal Encoder::encode's.
+  // RDOQ (opt.rdoq.lambda > 0) codes the image in one piece only: an image the plan tiles
+  // is refused (the search runs g_s over the whole image, outside the budget).
   EncodeResult encode(const ImageView& img, int threads, size_t budget,
                       const CodingOptions& opt = {}) const {
+    const bool rdoq = opt.rdoq.lambda > 0;
+    if (rdoq) {
+      const std::string refusal = enc_.rdoq_refusal();
+      if (!refusal.empty()) throw Error(refusal);
+    }
     const TilePlan plan = this->plan(img.width, img.height, threads, budget);
     require_fit(plan, "encode this " + std::to_string(img.width) + "x" + std::to_string(img.height) +
                           " image (the latent alone takes " +
@@ -336,9 +343,18 @@ class TiledEncoder {
     const lic::Model& g_a = enc_.analysis();
     if (plan.whole_image() && within_whole_limits(img.width, img.height))  // g_a streamed
       return enc_.encode_rows(img.rgb, img.width, img.height, img.stride, threads, opt);
-    if (plan.whole_image())
+    if (plan.whole_image() && !rdoq)
       return enc_.encode_latent(img.width, img.height,
                                 g_a.run(window(img, 0, 0, lh * m, lw * m), threads), threads, opt);
+    if (plan.whole_image()) {  // RDOQ keeps x: the search compares decoded images with it
+      const lic::Tensor x = window(img, 0, 0, lh * m, lw * m);
+      return enc_.encode_latent(img.width, img.height, g_a.run(x, threads), threads, opt, &x);
+    }
+    if (rdoq)
+      throw Error("RDOQ codes an image in one piece: this " + std::to_string(img.width) + "x" +
+                  std::to_string(img.height) + " image needs " +
+                  std::to_string(plan.rows.tiles.size() * plan.cols.tiles.size()) +
+                  " tiles within the memory budget (a larger budget, or no RDOQ)");
 
     lic::Tensor y(int(lh), int(lw), c);
     const size_t run_bytes = geo_.run_bytes(plan.rows.window * m, plan.cols.window * m, threads);

@@ -38,6 +38,15 @@
 
 namespace lic {
 
+// Sees the values a run computes (lic/gradient.hpp records what its backward pass needs).
+class ValueObserver {
+ public:
+  virtual ~ValueObserver() = default;
+  // Value `id` (0: the model input, i + 1: the output of node i) was just computed. A value
+  // a fused activation overwrote (a convolution's raw output) is never seen.
+  virtual void seen(int id, const Tensor& value) = 0;
+};
+
 // Name of the kernel set in use ("avx2+fma" or "scalar").
 inline const char* kernel_isa() { return kern::kernels().isa; }
 
@@ -82,7 +91,11 @@ class Model {
     ow = ws.back();
   }
 
-  Tensor run(const Tensor& in, int threads = 1) const {
+  Tensor run(const Tensor& in, int threads = 1) const { return run(in, threads, nullptr); }
+
+  // The same, telling `observer` about every float value as it is computed (same results;
+  // an observed run is a whole-tensor one, so every value exists to be seen).
+  Tensor run(const Tensor& in, int threads, ValueObserver* observer) const {
     if (in.channels != in_channels_)
       throw Error("model " + name_ + " expects " + std::to_string(in_channels_) +
                   " input channels, got " + std::to_string(in.channels));
@@ -91,7 +104,7 @@ class Model {
     std::vector<int> hs, ws;
     shapes(in.height, in.width, hs, ws);  // all size errors before any work
     ThreadPool pool(threads);
-    if (streamed()) {
+    if (streamed() && observer == nullptr) {
       Tensor out = pooled_tensor(*pool_, hs.back(), ws.back(), out_channels_);
       const std::size_t row = std::size_t(in.width) * std::size_t(in.channels);
       const RowSource source = [&](int r0, int r1, const RowOut& dst) {
@@ -101,7 +114,7 @@ class Model {
       stream(hs, ws, pool).run(source, &out, nullptr);
       return out;
     }
-    Values v = execute(in, pool, false);
+    Values v = execute(in, pool, false, observer);
     return std::move(v.f.back());
   }
 
@@ -172,8 +185,10 @@ class Model {
   };
 
   // The whole-tensor run of any model (float or int16 values, any graph): each step makes
-  // its whole output tensor. `stop_before_last` stops before the final step (run_int16).
-  Values execute(const Tensor& in, ThreadPool& pool, bool stop_before_last) const {
+  // its whole output tensor. `stop_before_last` stops before the final step (run_int16);
+  // `observer`, when set, is told about every float value as it is computed.
+  Values execute(const Tensor& in, ThreadPool& pool, bool stop_before_last,
+                 ValueObserver* observer = nullptr) const {
     if (in.channels != in_channels_)
       throw Error("model " + name_ + " expects " + std::to_string(in_channels_) +
                   " input channels, got " + std::to_string(in.channels));
@@ -192,6 +207,7 @@ class Model {
     auto qvalue = [&](int v) -> const QTensor& { return vals.q[std::size_t(v)]; };
     const std::size_t last = stop_before_last ? steps_.size() - 1 : steps_.size();
     S16Pools& qp = *s16_pools_;
+    if (observer) observer->seen(0, in);
     for (std::size_t i = 0; i < last; ++i) {
       const Step& s = steps_[i];
       if (s.fused_away) continue;
@@ -232,6 +248,8 @@ class Model {
       }
       vals.f[std::size_t(s.dest)] = std::move(y);
       vals.q[std::size_t(s.dest)] = std::move(qy);
+      if (observer && !vals.f[std::size_t(s.dest)].data.empty())
+        observer->seen(s.dest, vals.f[std::size_t(s.dest)]);
       // Free every value whose last reader has now run.
       for (int v : s.frees) {
         pool_->give(std::move(vals.f[std::size_t(v)].data));

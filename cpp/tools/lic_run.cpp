@@ -1,10 +1,11 @@
 // lic-run: run a .licm model on a .npy tensor (a test and benchmark driver).
 //
-//   lic-run MODEL.licm IN.npy OUT.npy [--threads N] [--repeat N]
+//   lic-run MODEL.licm IN.npy OUT.npy [--threads N] [--repeat N] [--grad GOUT.npy GIN.npy]
 //   lic-run --info MODEL.licm
 //
 // IN.npy is float32 (H, W, C) or (1, H, W, C); OUT.npy gets the same rank. With --repeat N
-// the model runs N times and the best and median times (ms) go to stderr.
+// the model runs N times and the best and median times (ms) go to stderr. --grad also
+// writes GIN = d<GOUT, model(IN)>/dIN (lic/gradient.hpp), GOUT shaped like OUT.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -14,13 +15,15 @@
 #include <string>
 #include <vector>
 
-#include "lic/runtime.hpp"
 #include "base/npy.hpp"
+#include "lic/gradient.hpp"
+#include "lic/runtime.hpp"
 
 namespace {
 
 const char* kUsage =
-    "usage: lic-run MODEL.licm IN.npy OUT.npy [--threads N] [--repeat N]\n"
+    "usage: lic-run MODEL.licm IN.npy OUT.npy [--threads N] [--repeat N]"
+    " [--grad GOUT.npy GIN.npy]\n"
     "       lic-run --info MODEL.licm\n";
 
 int parse_count(const std::string& flag, const char* text, int lo, int hi) {
@@ -36,6 +39,7 @@ int run(int argc, char** argv) {
   std::vector<std::string> pos;
   int threads = 1, repeat = 0;
   bool info = false;
+  std::string grad_out, grad_in;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--help" || a == "-h") {
@@ -43,6 +47,10 @@ int run(int argc, char** argv) {
       return 0;
     } else if (a == "--info") {
       info = true;
+    } else if (a == "--grad") {
+      if (i + 2 >= argc) throw lic::Error("--grad needs GOUT.npy and GIN.npy");
+      grad_out = argv[++i];
+      grad_in = argv[++i];
     } else if (a == "--threads" || a == "--repeat") {
       if (i + 1 >= argc) throw lic::Error(a + " needs a value");
       const int v = parse_count(a, argv[++i], 1, a == "--threads" ? 256 : 100000);
@@ -98,6 +106,24 @@ int run(int argc, char** argv) {
   if (rank == 4) shape.push_back(1);
   shape.insert(shape.end(), {out.height, out.width, out.channels});
   lic::npy::write(pos[2], shape, out.data);
+  if (!grad_out.empty()) {
+    const lic::Gradient grad = lic::Gradient::load_file(pos[0]);
+    lic::Gradient::Tape tape = grad.tape();
+    const lic::Tensor again = grad.forward(in, threads, tape);
+    if (again.data != out.data) throw lic::Error("recorded forward pass differs from run()");
+    lic::npy::Array g = lic::npy::read(grad_out);
+    if (g.shape != shape) throw lic::Error(grad_out + ": expected the shape of the output");
+    lic::Tensor gt;
+    gt.height = out.height;
+    gt.width = out.width;
+    gt.channels = out.channels;
+    gt.data = std::move(g.data);
+    const lic::Tensor gin = grad.backward(tape, gt, threads);
+    std::vector<long long> in_shape;
+    if (rank == 4) in_shape.push_back(1);
+    in_shape.insert(in_shape.end(), {gin.height, gin.width, gin.channels});
+    lic::npy::write(grad_in, in_shape, gin.data);
+  }
   return 0;
 }
 

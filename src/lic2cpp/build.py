@@ -25,6 +25,7 @@ import argparse
 import hashlib
 import importlib.util
 import json
+import math
 import os
 import shutil
 import time
@@ -190,6 +191,7 @@ class BuildOptions:
     quantizers: Path | None = None  # upstream quantizers pickle for --int16
     calib_patches: int = 16
     headroom_bits: int = 1
+    rdoq: float = 0.0  # the encoder's default RDOQ λ (0: plain rounding; docs/rdoq.md)
 
 
 @dataclass
@@ -230,6 +232,8 @@ def check_inputs(opts: BuildOptions) -> None:
         EntropyModel.load(opts.entropy)  # missing or invalid tables
     if opts.int16 is not None and opts.int16 not in INT16_MODES:
         raise LicError(f"--int16 must be one of {', '.join(INT16_MODES)}, not {opts.int16!r}")
+    if not (opts.rdoq >= 0 and math.isfinite(opts.rdoq)):
+        raise LicError(f"--rdoq must be a finite λ >= 0 (0: plain rounding), got {opts.rdoq}")
     if opts.int16 == "both" and opts.training_set is None:
         raise LicError("--int16 both calibrates g_a on training patches: give --training-set")
     if opts.quantizers is not None and not opts.quantizers.is_file():
@@ -557,6 +561,8 @@ class BuildRun:
                                if k != INT16_REPORT}
         if self.tables_file() == HYPER_FILE:
             inputs["h_a"] = steps["convert"]["outputs"]["h_a.licm"]
+        if self.opts.rdoq:
+            inputs["rdoq"] = self.opts.rdoq
         return inputs
 
     def codegen(self) -> list[str]:
@@ -567,7 +573,8 @@ class BuildRun:
         # codegen.build_codec looked up at call time: the tests stand in a recorder for it.
         enc, dec = codegen.build_codec(self.out / ga_name, self.out / gs_name,
                                        self.out / self.tables_file(), self.out,
-                                       encoder_net=enc16, decoder_net=dec16, **extra)
+                                       encoder_net=enc16, decoder_net=dec16,
+                                       rdoq_lambda=self.opts.rdoq, **extra)
         for made, want in ((Path(enc), self.result.encoder), (Path(dec), self.result.decoder)):
             if made.resolve() != want.resolve():
                 raise LicError(f"codegen wrote {made}, expected {want}")
@@ -873,6 +880,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--quantizers", default=None, metavar="FILE",
                    help="pickle with upstream's 'quantizers' dict {param name: shift} for "
                         "--int16")
+    p.add_argument("--rdoq", type=float, default=0.0, metavar="LAMBDA",
+                   help="make RDOQ at this λ the encoder's default (rate-distortion optimised "
+                        "quantisation, training-loss units λ·255²·MSE + bpp; slower "
+                        "encoding; `encoder --rdoq 0` still gives plain rounding). Default 0")
     p.add_argument("--calib-patches", type=int, default=16, metavar="N",
                    help="training patches for int16 calibration and its PSNR estimate "
                         "(default 16)")
@@ -897,7 +908,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed, patch_size=args.patch_size, batch_size=args.batch_size,
         force=args.force, int16=args.int16, offsets=offsets_option(args), lmbda=args.lmbda,
         quantizers=Path(args.quantizers) if args.quantizers else None,
-        calib_patches=args.calib_patches,
+        calib_patches=args.calib_patches, rdoq=args.rdoq,
         prior=args.prior,
     )
     start = time.perf_counter()

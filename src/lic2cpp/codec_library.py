@@ -15,6 +15,7 @@ programs' (the same library code runs).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import threading
@@ -83,12 +84,16 @@ class Codec:
     ``band_rows``: latent rows per independently coded band of the encodes (1 to 65535;
     bitstream 2.0); at least the latent height gives one band, a 1.x stream. None: the
     library's default (16).
+    ``rdoq``: the RDOQ λ of encodes (docs/rdoq.md; 0: plain rounding; None: the λ the
+    library was built with, ``default_rdoq_lambda``); ``rdoq_sweeps``: its linearisations
+    (None: the default).
     Calls on one Codec from several threads run one at a time; separate Codecs run in
     parallel.
     """
 
     def __init__(self, folder: str | os.PathLike[str], threads: int = 1,
-                 max_memory: int | str | None = None, band_rows: int | None = None) -> None:
+                 max_memory: int | str | None = None, band_rows: int | None = None,
+                 rdoq: float | None = None, rdoq_sweeps: int | None = None) -> None:
         folder = Path(folder)
         library, header = folder / LIBRARY, folder / HEADER
         if not library.is_file() or not header.is_file():
@@ -114,6 +119,30 @@ class Codec:
             if not isinstance(band_rows, int) or not 1 <= band_rows <= 65535:
                 raise LicError("band_rows must be a number from 1 to 65535")
             self._check(self._lib.lic2cpp_set_band_rows(self._codec, band_rows))
+        if rdoq is not None or rdoq_sweeps is not None:
+            if rdoq is not None and not (math.isfinite(rdoq) and rdoq >= 0):
+                raise LicError(f"rdoq must be a finite λ >= 0 (0: plain rounding), got {rdoq}")
+            if rdoq_sweeps is not None and not 0 <= rdoq_sweeps <= 1000:
+                raise LicError("rdoq_sweeps must be a number from 0 to 1000")
+            self._check(self._lib.lic2cpp_set_rdoq(
+                self._codec, -1.0 if rdoq is None else float(rdoq),
+                -1 if rdoq_sweeps is None else int(rdoq_sweeps)))
+
+    @property
+    def default_rdoq_lambda(self) -> float:
+        """The RDOQ λ the library was built with (``lic2cpp build --rdoq``; 0: none)."""
+        return float(self._lib.lic2cpp_default_rdoq_lambda())
+
+    def rdoq_report(self) -> dict[str, float]:
+        """What RDOQ did in this codec's last encode: ``lambda`` (0: plain rounding, then
+        everything is 0), ``bits_plain``/``sse_plain`` (plain rounding's ideal bits and
+        squared error, pixels in [0, 1]), ``bits``/``sse`` (the chosen latent's),
+        ``sweeps``, ``accepted``, ``changed``, ``passes``."""
+        rep = self._ffi.new("lic2cpp_rdoq_report *")
+        with self._lock:
+            self._check(self._lib.lic2cpp_get_rdoq_report(self._codec, rep))
+        return {k: getattr(rep, k) for k in ("lambda", "bits_plain", "sse_plain", "bits", "sse",
+                                             "sweeps", "accepted", "changed", "passes")}
 
     @property
     def fingerprint(self) -> int:

@@ -14,6 +14,10 @@ Metrics, identical for both codecs, on the 8-bit RGB outputs:
   is 160 pixels or less, where its five scales do not fit;
 - encode and decode wall time: for lic2cpp the executables' run time (process start and
   image file I/O included), for CompressAI the ``compress``/``decompress`` calls.
+
+``--rdoq L1,L2,...`` adds the build's encoder with RDOQ at each λ (codec ``lic2cpp rdoq=λ``;
+the build's plain rows are then ``--rdoq 0``), and the rate RDOQ needs at the PSNR of plain
+rounding, interpolated between the RDOQ points that bracket it (docs/rdoq.md).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import json
 import math
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +48,7 @@ CODEC_LIC = "lic2cpp"
 CODEC_INT16 = "lic2cpp-int16"
 CODEC_TORCH = "compressai"
 CODECS = (CODEC_INT16, CODEC_LIC, CODEC_TORCH)  # table order
+RDOQ_PREFIX = "lic2cpp rdoq="
 MSSSIM_MIN_SIDE = 161  # pytorch_msssim's 4 downsamplings with an 11-tap window
 COMPRESSAI_PAD = 64  # CompressAI's eval pads to a multiple of 2**6
 
@@ -85,11 +91,16 @@ def to_uint8(x: Any) -> np.ndarray:
 
 # --- lic2cpp executables -----------------------------------------------------------------
 
+def rdoq_codec(lam: float) -> str:
+    return f"{RDOQ_PREFIX}{lam:g}"
+
+
 def eval_lic2cpp(encoder: Path, decoder: Path, image_path: Path, rgb: np.ndarray,
-                 tmp: Path, dump_latent: Path | None = None) -> tuple[ImageResult, np.ndarray]:
+                 tmp: Path, dump_latent: Path | None = None, *,
+                 encoder_args: Sequence[str] = ()) -> tuple[ImageResult, np.ndarray]:
     """Encode and decode one image with the executables; the result and the decoded image."""
     coded = round_trip(encoder, decoder, image_path, tmp, reference=rgb, decoded_suffix=".ppm",
-                       keep_decoded=False, dump_latent=dump_latent)
+                       keep_decoded=False, dump_latent=dump_latent, encoder_args=encoder_args)
     result = ImageResult(image_path.name, CODEC_LIC, coded.width, coded.height, coded.bytes,
                          coded.bpp, coded.psnr, ms_ssim(rgb, coded.decoded), coded.encode_s,
                          coded.decode_s)
@@ -178,12 +189,17 @@ def model_from_manifest(out_dir: Path) -> tuple[Path, str | None] | None:
 
 
 def evaluate(out_dir: Path, images: list[Path], net: Any | None = None,
-             threads: int = 1, progress: bool | None = None) -> list[ImageResult]:
+             threads: int = 1, progress: bool | None = None,
+             rdoq: Sequence[float] = ()) -> list[ImageResult]:
     """Every image through lic2cpp (and through ``net`` with CompressAI, if given); an
-    ``--int16`` build also through its float twin."""
+    ``--int16`` build also through its float twin; with ``rdoq``, the build's encoder also
+    with RDOQ at each λ, run with ``threads`` threads."""
     encoder, decoder = codec_paths(out_dir)
     if not images:
         raise LicError("no images to evaluate")
+    for lam in rdoq:
+        if not (lam > 0 and math.isfinite(lam)):
+            raise LicError(f"--rdoq: each λ must be a finite number > 0, got {lam:g}")
     twin = float_twin(out_dir)
     programs = [(CODEC_INT16 if twin else CODEC_LIC, encoder, decoder)]
     if twin is not None:
@@ -197,9 +213,17 @@ def evaluate(out_dir: Path, images: list[Path], net: Any | None = None,
     with tempfile.TemporaryDirectory(prefix="lic2cpp-eval-") as tmp:
         for image_path in tqdm(images, desc="evaluating", unit="image", disable=not show):
             rgb = read_rgb(image_path)
+            plain = ["--rdoq", "0"] if rdoq else []  # plain rounding, whatever the default
             for codec, enc, dec in programs:
-                result = eval_lic2cpp(enc, dec, image_path, rgb, Path(tmp))[0]
+                result = eval_lic2cpp(enc, dec, image_path, rgb, Path(tmp),
+                                      encoder_args=plain)[0]
                 result.codec = codec
+                results.append(result)
+            for lam in rdoq:
+                args = ["--rdoq", repr(float(lam)), "--threads", str(threads)]
+                result = eval_lic2cpp(encoder, decoder, image_path, rgb, Path(tmp),
+                                      encoder_args=args)[0]
+                result.codec = rdoq_codec(lam)
                 results.append(result)
             if net is not None:
                 results.append(eval_compressai(net, image_path, rgb)[0])
@@ -212,6 +236,58 @@ def averages(results: list[ImageResult], codec: str) -> dict[str, float]:
     return {k: float(np.mean([getattr(r, k) for r in rows])) for k in keys} if rows else {}
 
 
+def codecs_of(results: list[ImageResult]) -> list[str]:
+    """The codecs in the results: the fixed ones in table order, then RDOQ runs by λ."""
+    present = set(r.codec for r in results)
+    rdoq = sorted((c for c in present if c.startswith(RDOQ_PREFIX)),
+                  key=lambda c: float(c.removeprefix(RDOQ_PREFIX)))
+    return [c for c in CODECS if c in present] + rdoq
+
+
+def rdoq_codecs(results: list[ImageResult]) -> list[str]:
+    return [c for c in codecs_of(results) if c.startswith(RDOQ_PREFIX)]
+
+
+def plain_codec(results: list[ImageResult]) -> str:
+    """The build's own programs (RDOQ runs them): int16 for an --int16 build."""
+    return CODEC_INT16 if any(r.codec == CODEC_INT16 for r in results) else CODEC_LIC
+
+
+def rate_at_psnr(points: list[tuple[float, float]], target: float) -> float | None:
+    """The rate at PSNR ``target`` on the curve through ``points`` (psnr, bpp): log(rate)
+    linear in PSNR between the two points that bracket it; None when none do."""
+    pts = sorted(points)
+    for (p0, r0), (p1, r1) in zip(pts, pts[1:], strict=False):
+        if p0 <= target <= p1 and p1 > p0:
+            t = (target - p0) / (p1 - p0)
+            return math.exp((1 - t) * math.log(r0) + t * math.log(r1))
+    return None
+
+
+def rdoq_summary(results: list[ImageResult]) -> list[str]:
+    """Lines comparing the RDOQ runs with plain rounding (on the averages over the images)."""
+    rdoq = rdoq_codecs(results)
+    base = averages(results, plain_codec(results))
+    if not rdoq or not base:
+        return []
+    lines = []
+    points = []
+    for codec in rdoq:
+        a = averages(results, codec)
+        points.append((a["psnr"], a["bpp"]))
+        lines.append(f"{codec}: {a['bpp']:.4f} bpp ({100 * (a['bpp'] / base['bpp'] - 1):+.2f}%),"
+                     f" PSNR {a['psnr'] - base['psnr']:+.3f} dB, encode {a['encode_s']:.1f} s")
+    r_eq = rate_at_psnr(points, base["psnr"])
+    if r_eq is None:
+        lines.append("RDOQ at the PSNR of plain rounding: the λ values do not bracket it "
+                     "(add a smaller or a larger λ)")
+    else:
+        lines.append(f"RDOQ at the PSNR of plain rounding ({base['psnr']:.3f} dB): "
+                     f"{r_eq:.4f} bpp, {100 * (1 - r_eq / base['bpp']):.2f}% fewer bits "
+                     f"than plain rounding ({base['bpp']:.4f} bpp)")
+    return lines
+
+
 def write_csv(results: list[ImageResult], path: Path) -> None:
     fields = list(asdict(results[0]))
     with open(path, "w", newline="") as f:
@@ -219,7 +295,7 @@ def write_csv(results: list[ImageResult], path: Path) -> None:
         writer.writeheader()
         for r in results:
             writer.writerow(asdict(r))
-        for codec in CODECS:
+        for codec in codecs_of(results):
             avg = averages(results, codec)
             if avg:
                 writer.writerow({"image": "AVERAGE", "codec": codec, **avg})
@@ -248,6 +324,19 @@ def format_table(results: list[ImageResult]) -> str:
     for first, second in ((CODEC_LIC, CODEC_TORCH), (CODEC_INT16, CODEC_LIC)):
         if first in codecs and second in codecs:
             lines.append(compare_line(results, first, second))
+    rdoq = rdoq_codecs(results)
+    if rdoq:
+        base = plain_codec(results)
+        lines += ["", f"{'image':<16} | {'plain bpp':>9} {'PSNR':>6}" + "".join(
+            f" | {c.removeprefix('lic2cpp '):>16} {'PSNR':>6} {'enc s':>6}" for c in rdoq)]
+        for name in names:
+            plain = next(r for r in results if r.image == name and r.codec == base)
+            row = f"{name:<16} | {plain.bpp:>9.4f} {plain.psnr:>6.2f}"
+            for c in rdoq:
+                r = next(r for r in results if r.image == name and r.codec == c)
+                row += f" | {r.bpp:>16.4f} {r.psnr:>6.2f} {r.encode_s:>6.1f}"
+            lines.append(row)
+        lines += rdoq_summary(results)
     return "\n".join(lines)
 
 
@@ -267,28 +356,42 @@ def compare_line(results: list[ImageResult], first: str, second: str) -> str:
 
 
 def plot_rd(results: list[ImageResult], path: Path) -> None:
+    """Per-image points and averages of each codec; with RDOQ runs, the RDOQ curve (its
+    averages at each λ, joined) beside plain rounding's point."""
     # matplotlib is imported here, on use: ~0.5 s of start-up that only --plot needs.
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    rdoq = rdoq_codecs(results)
+    fig, ax = plt.subplots(figsize=(6.5, 4.8))
     for codec, marker, color in ((CODEC_LIC, "o", "C0"), (CODEC_TORCH, "x", "C1"),
                                  (CODEC_INT16, "s", "C2")):
         rows = [r for r in results if r.codec == codec]
         if not rows:
             continue
+        name = f"{codec} plain rounding" if rdoq and codec == plain_codec(results) else codec
         ax.scatter([r.bpp for r in rows], [r.psnr for r in rows], marker=marker, color=color,
-                   alpha=0.6, label=f"{codec} (per image)")
+                   alpha=0.6, label=f"{name} (per image)")
         avg = averages(results, codec)
         ax.scatter([avg["bpp"]], [avg["psnr"]], marker="*", s=250, color=color,
-                   edgecolors="black", label=f"{codec} (average)")
+                   edgecolors="black", label=f"{name} (average)", zorder=3)
+    if rdoq:
+        rows = [r for r in results if r.codec in rdoq]
+        ax.scatter([r.bpp for r in rows], [r.psnr for r in rows], marker=".", color="C3",
+                   alpha=0.4, label="RDOQ (per image and λ)")
+        pts = [averages(results, c) for c in rdoq]
+        ax.plot([p["bpp"] for p in pts], [p["psnr"] for p in pts], "-D", color="C3",
+                markeredgecolor="black", label="RDOQ (average per λ)", zorder=3)
+        for c, p in zip(rdoq, pts, strict=True):
+            ax.annotate(f"λ={c.removeprefix(RDOQ_PREFIX)}", (p["bpp"], p["psnr"]),
+                        textcoords="offset points", xytext=(6, -12), fontsize=8)
     ax.set_xlabel("bits per pixel")
     ax.set_ylabel("PSNR (dB, RGB)")
     ax.set_title("rate–distortion")
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -316,12 +419,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-compressai", action="store_true",
                    help="skip the CompressAI comparison")
     p.add_argument("--threads", type=int, default=1,
-                   help="PyTorch threads for the CompressAI side (default 1, as the executables)")
+                   help="PyTorch threads for the CompressAI side, and the encoder's threads "
+                        "for --rdoq (default 1)")
+    p.add_argument("--rdoq", default=None, metavar="L1,L2,...",
+                   help="also encode with RDOQ at each λ (training-loss units, "
+                        "λ·255²·MSE + bpp) and compare with plain rounding at equal PSNR")
     p.set_defaults(func=run)
+
+
+def parse_lambdas(text: str) -> list[float]:
+    try:
+        lams = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise LicError(f"--rdoq needs comma-separated numbers, got {text!r}") from None
+    for lam in lams:
+        if not (lam > 0 and math.isfinite(lam)):
+            raise LicError(f"--rdoq: each λ must be a finite number > 0, got {lam:g}")
+    return lams
 
 
 def run(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
+    lams = parse_lambdas(args.rdoq) if args.rdoq else []  # fail early
     codec_paths(out_dir)  # fail early, before loading a model
     images = list_images(args.images, "--images")
     if not images:
@@ -338,7 +457,7 @@ def run(args: argparse.Namespace) -> int:
         if not model.is_file():
             raise LicError(f"model file not found: {model}")
         net = load_model(model, arch, weights_only=args.weights_only)
-    results = evaluate(out_dir, images, net, threads=args.threads)
+    results = evaluate(out_dir, images, net, threads=args.threads, rdoq=lams)
     print(format_table(results))
     if args.csv:
         write_csv(results, Path(args.csv))

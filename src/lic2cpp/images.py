@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -173,18 +174,21 @@ class CodedImage:
 
 def round_trip(encoder: Path, decoder: Path, image: Path, work: Path, *,
                reference: np.ndarray | None = None, decoded_suffix: str = ".png",
-               keep_decoded: bool = True, dump_latent: Path | None = None) -> CodedImage:
+               keep_decoded: bool = True, dump_latent: Path | None = None,
+               encoder_args: Sequence[str] = ()) -> CodedImage:
     """Encode ``image`` to ``work/STEM.bin`` and decode it to ``work/STEM.decoded.SUFFIX``.
 
     ``reference`` is ``read_rgb(image)`` if the caller has it already; ``keep_decoded=False``
     deletes the decoded file (a large folder of images must not fill ``work``);
-    ``dump_latent`` is passed to the decoder's ``--dump-latent``.
+    ``dump_latent`` is passed to the decoder's ``--dump-latent``; ``encoder_args`` are added
+    to the encoder's command line (e.g. ``["--rdoq", "0.001"]``).
     """
     rgb = read_rgb(image) if reference is None else reference
     bits = work / (image.stem + ".bin")
     out = work / (image.stem + ".decoded" + decoded_suffix)
     src = encoder_input(image, rgb, work)
-    enc_s = run_program([str(encoder), str(src), str(bits)], f"encoder on {image.name}")
+    enc_s = run_program([str(encoder), str(src), str(bits), *encoder_args],
+                        f"encoder on {image.name}")
     cmd = [str(decoder), str(bits), str(out)]
     if dump_latent is not None:
         cmd += ["--dump-latent", str(dump_latent)]

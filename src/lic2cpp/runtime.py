@@ -57,3 +57,24 @@ def run_licm(licm: Path, x: np.ndarray, threads: int = 1, *, sanitize: bool = Fa
             lines = proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"]
             raise LicError(lines[-1].removeprefix("lic-run: error: "))
         return np.load(out)
+
+
+def grad_licm(licm: Path, x: np.ndarray, g: np.ndarray, threads: int = 1, *,
+              sanitize: bool = False, force_scalar: bool = False
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """The model's output at ``x`` and d<g, model(x)>/dx (lic/gradient.hpp); HWC arrays."""
+    x, g = np.asarray(x), np.asarray(g)
+    if x.ndim != 3 or g.ndim != 3:
+        raise LicError("grad_licm expects (H, W, C) arrays")
+    with tempfile.TemporaryDirectory(prefix="lic-run-") as tmp:
+        names = ("in", "out", "gout", "gin")
+        inp, out, gout, gin = (Path(tmp) / f"{n}.npy" for n in names)
+        np.save(inp, np.ascontiguousarray(x, dtype=np.float32))
+        np.save(gout, np.ascontiguousarray(g, dtype=np.float32))
+        proc = run_tool([str(licm), str(inp), str(out), "--threads", str(threads),
+                         "--grad", str(gout), str(gin)],
+                        sanitize=sanitize, force_scalar=force_scalar)
+        if proc.returncode != 0:
+            lines = proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"]
+            raise LicError(lines[-1].removeprefix("lic-run: error: "))
+        return np.load(out), np.load(gin)

@@ -219,6 +219,45 @@ int main(void) {
   lic2cpp_free(data3);
   CHECK(lic2cpp_set_max_memory(c, 0) == LIC2CPP_OK, "no budget");
 
+  /* RDOQ (API version 2): options checked, a real search under the sanitizers, its report,
+   * the same bytes for any thread count, refused when the budget tiles the image */
+  CHECK(lic2cpp_api_version() == 2 && LIC2CPP_API_VERSION == 2, "API version");
+  CHECK(lic2cpp_default_rdoq_lambda() == 0.0, "default lambda of a plain build");
+  lic2cpp_rdoq_report rr;
+  CHECK(lic2cpp_get_rdoq_report(c, &rr) == LIC2CPP_OK && rr.lambda == 0 && rr.passes == 0,
+        "no RDOQ report before RDOQ");
+  CHECK(lic2cpp_get_rdoq_report(c, NULL) == LIC2CPP_INVALID_ARGUMENT, "NULL report");
+  s = lic2cpp_set_rdoq(c, 0.0 / 0.0, -1);
+  CHECK(s == LIC2CPP_INVALID_ARGUMENT, "NaN lambda");
+  report("rdoq_nan", c, s);
+  CHECK(lic2cpp_set_rdoq(c, 0.002, 1001) == LIC2CPP_INVALID_ARGUMENT, "too many sweeps");
+  CHECK(lic2cpp_set_rdoq(NULL, 0.002, -1) == LIC2CPP_INVALID_ARGUMENT, "NULL codec");
+  CHECK(lic2cpp_set_rdoq(c, 0.002, 3) == LIC2CPP_OK, "set_rdoq");
+  CHECK(lic2cpp_encode(c, image, W, H, W * 3, &data3, &size3) == LIC2CPP_OK, "RDOQ encode: %s",
+        lic2cpp_error_message(c));
+  CHECK(lic2cpp_get_rdoq_report(c, &rr) == LIC2CPP_OK && rr.lambda == 0.002 && rr.sweeps <= 3 &&
+            rr.passes > 0 && rr.bits_plain > 0 && rr.sse_plain > 0,
+        "RDOQ report");
+  {
+    lic2cpp_codec* c3 = NULL;
+    uint8_t* data4 = NULL;
+    size_t size4 = 0;
+    CHECK(lic2cpp_create(3, &c3) == LIC2CPP_OK && lic2cpp_set_rdoq(c3, 0.002, 3) == LIC2CPP_OK &&
+              lic2cpp_encode(c3, image, W, H, W * 3, &data4, &size4) == LIC2CPP_OK &&
+              size4 == size3 && memcmp(data4, data3, size3) == 0,
+          "RDOQ: the same bytes with 3 threads");
+    lic2cpp_free(data4);
+    lic2cpp_destroy(c3);
+  }
+  lic2cpp_free(data3);
+  data3 = NULL;
+  CHECK(lic2cpp_set_max_memory(c, plan.least) == LIC2CPP_OK, "encoder budget");
+  s = lic2cpp_encode(c, image, W, H, W * 3, &data3, &size3);
+  CHECK(s == LIC2CPP_BAD_IMAGE && data3 == NULL, "RDOQ with tiles refused");
+  report("rdoq_tiles", c, s);
+  CHECK(lic2cpp_set_max_memory(c, 0) == LIC2CPP_OK && lic2cpp_set_rdoq(c, 0, -1) == LIC2CPP_OK,
+        "back to plain rounding");
+
   float* y = NULL;
   uint32_t lh = 0, lw = 0, ch = 0;
   CHECK(lic2cpp_decode_latent(c, data, size, &y, &lh, &lw, &ch) == LIC2CPP_OK &&

@@ -370,6 +370,27 @@ int check_vleaky(const KernelTable& t, const KernelTable& s, Rng& rng) {
   return cases;
 }
 
+// The mask comes from the second input: byte i is nonzero (and not always 1) where b[i] > 0;
+// it is sized exactly, so ASan sees an over-read.
+void leaky_grad_call(const KernelTable& k, const float* g, const float* b, float* y,
+                     std::size_t n, float alpha) {
+  std::vector<std::uint8_t> pos(n);
+  for (std::size_t i = 0; i < n; ++i) pos[i] = b[i] > 0.0f ? std::uint8_t(1 + i % 200) : 0;
+  k.leaky_grad(pos.data(), g, y, n, alpha);
+}
+
+int check_vleaky_grad(const KernelTable& t, const KernelTable& s, Rng& rng) {
+  int cases = 0;
+  for (float alpha : {0.0f, 0.1f, -2.0f})
+    cases += check_vector_kernel(
+        "f32-vleaky-grad", t, s, rng,
+        [alpha](const KernelTable& k, const float* g, const float* b, float* y, std::size_t n) {
+          leaky_grad_call(k, g, b, y, n, alpha);
+        },
+        true, any_value);
+  return cases;
+}
+
 int check_vadd(const KernelTable& t, const KernelTable& s, Rng& rng) {
   return check_vector_kernel(
       "f32-vadd", t, s, rng,
@@ -410,11 +431,14 @@ int check_scalar_basics(const KernelTable& s) {
   if (y[0] != -1.0f || y[2] != 1.0f || y[3] != -1.0f) fail("scalar gdn");
   s.gdn_finish(x, norm, y, 4, 1);
   if (y[0] != -4.0f || y[2] != 9.0f || y[3] != -0.25f) fail("scalar igdn");
+  const std::uint8_t pos[4] = {0, 7, 1, 0};
+  s.leaky_grad(pos, x, y, 4, 0.5f);
+  if (y[0] != -1.0f || y[1] != 0.0f || y[2] != 3.0f || y[3] != -0.25f) fail("scalar leaky grad");
   s.add(x, norm, y, 4);
   if (y[0] != 2.0f || y[1] != 1.0f || y[2] != 12.0f || y[3] != -0.25f) fail("scalar add");
   s.square(x, y, 4);
   if (y[0] != 4.0f || y[1] != 0.0f || y[2] != 9.0f || y[3] != 0.25f) fail("scalar square");
-  return 5;
+  return 6;
 }
 
 // ---------------------------------------------------------------------------------- bench
@@ -505,6 +529,12 @@ std::vector<KernelCase> kernel_cases() {
        [](const KernelTable& t) {
          return bench_vector([](const KernelTable& k, const float* x, const float*, float* y,
                                 std::size_t n) { k.leaky(x, y, n, 0.1f); }, t);
+       }},
+      {"f32-vleaky-grad", always, [](const KernelTable& t) { return fn_id(t.leaky_grad); },
+       check_vleaky_grad,
+       [](const KernelTable& t) {
+         return bench_vector([](const KernelTable& k, const float* g, const float* b, float* y,
+                                std::size_t n) { leaky_grad_call(k, g, b, y, n, 0.1f); }, t);
        }},
       {"f32-vadd", always, [](const KernelTable& t) { return fn_id(t.add); }, check_vadd,
        [](const KernelTable& t) {

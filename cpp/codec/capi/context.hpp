@@ -27,6 +27,9 @@ struct lic2cpp_codec {
   int threads = 1;
   std::uint64_t max_memory = 0;
   std::uint32_t band_rows = 16;  // kDefaultBandRows (codec/core/bitstream.hpp)
+  double rdoq_lambda = -1;  // < 0: the library's default (lic2cpp_default_rdoq_lambda)
+  int rdoq_sweeps = -1;     // < 0: RDOQ's default
+  lic2cpp_rdoq_report rdoq_report{};  // of the last successful encode
   std::string message;
   // Each half is made on first use (its network loaded and packed); a shared_ptr so that
   // destroying a context needs no code of a half the program never linked.

@@ -18,6 +18,15 @@ struct Embedded {
   // the model's float g_a and g_s (the network above may be an int16 version of one of
   // them, docs/int16.md: the bitstream fingerprint names the model, not the arithmetic)
   uint64_t ga_fingerprint, gs_fingerprint;
+  // Encoder half only, for RDOQ (docs/rdoq.md; null in the decoder and in a hyperprior
+  // encoder): the model's float g_s.licm (its gradient), the network the decoder runs when
+  // that is not the float g_s (an int16 g_s; else null), and the RDOQ lambda the encoder
+  // uses unless told otherwise (0: plain rounding).
+  const uint8_t* synthesis = nullptr;
+  size_t synthesis_size = 0;
+  const uint8_t* decoder_network = nullptr;
+  size_t decoder_network_size = 0;
+  double rdoq_lambda = 0;
 };
 
 // Defined by the generated sources (src/lic2cpp_encoder.cpp, src/lic2cpp_decoder.cpp).

@@ -1,7 +1,9 @@
 // The C interface's encoding half: g_a (in tiles within the budget) and the latent coder.
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <string>
 #include <utility>
 
 #include "codec/capi/context.hpp"
@@ -50,6 +52,10 @@ LIC2CPP_API lic2cpp_status lic2cpp_encode_ex(lic2cpp_codec* codec, const uint8_t
     CodingOptions opt;
     opt.band_rows = int(codec->band_rows);
     opt.keep_latent = latent != nullptr;  // else y_hat's memory is never taken
+    opt.rdoq.lambda = codec->rdoq_lambda >= 0 ? codec->rdoq_lambda : embedded_encoder().rdoq_lambda;
+    if (codec->rdoq_sweeps >= 0) opt.rdoq.sweeps = codec->rdoq_sweeps;
+    RdoqReport rep;
+    opt.rdoq_report = &rep;
     const EncodeResult r = enc.encode(view, codec->threads, budget_of(codec), opt);
     float* y = latent ? malloc_copy(r.y_hat.data.data(), r.y_hat.data.size()) : nullptr;
     uint8_t* out;
@@ -67,6 +73,19 @@ LIC2CPP_API lic2cpp_status lic2cpp_encode_ex(lic2cpp_codec* codec, const uint8_t
       stats->payload_bytes = r.payload_size;
       stats->ideal_bits = r.ideal.bits_ctx;
       stats->ideal_bits_plain = r.ideal.bits_plain;
+    }
+    lic2cpp_rdoq_report& rr = codec->rdoq_report;
+    rr = lic2cpp_rdoq_report{};
+    if (opt.rdoq.lambda > 0) {
+      rr.lambda = opt.rdoq.lambda;
+      rr.bits_plain = rep.bits_plain;
+      rr.sse_plain = rep.sse_plain;
+      rr.bits = rep.bits;
+      rr.sse = rep.sse;
+      rr.sweeps = rep.sweeps;
+      rr.accepted = rep.accepted;
+      rr.changed = rep.changed;
+      rr.passes = rep.passes;
     }
     if (latent) *latent = y;
     *data = out;
@@ -90,6 +109,33 @@ LIC2CPP_API lic2cpp_status lic2cpp_plan_encode(lic2cpp_codec* codec, uint32_t wi
     plan->window_height = uint32_t(p.rows.window);
     plan->window_width = uint32_t(p.cols.window);
     plan->working_set = p.bytes;
+  });
+}
+
+LIC2CPP_API lic2cpp_status lic2cpp_set_rdoq(lic2cpp_codec* codec, double lambda, int sweeps) {
+  using namespace lic::codec;
+  return guarded(codec, LIC2CPP_INVALID_ARGUMENT, [&] {
+    require(std::isfinite(lambda), "the RDOQ lambda must be a finite number");
+    require(sweeps <= 1000, "RDOQ sweeps must be at most 1000");
+    if (lambda > 0) {
+      const std::string refusal = encoder_of(codec).encoder().rdoq_refusal();
+      if (!refusal.empty()) throw ApiError(LIC2CPP_INVALID_ARGUMENT, refusal);
+    }
+    codec->rdoq_lambda = lambda < 0 ? -1 : lambda;
+    codec->rdoq_sweeps = sweeps < 0 ? -1 : sweeps;
+  });
+}
+
+LIC2CPP_API double lic2cpp_default_rdoq_lambda(void) {
+  return lic::codec::embedded_encoder().rdoq_lambda;
+}
+
+LIC2CPP_API lic2cpp_status lic2cpp_get_rdoq_report(lic2cpp_codec* codec,
+                                                   lic2cpp_rdoq_report* report) {
+  using namespace lic::codec;
+  return guarded(codec, LIC2CPP_INVALID_ARGUMENT, [&] {
+    require(report != nullptr, "no place for the report (NULL)");
+    *report = codec->rdoq_report;
   });
 }
 

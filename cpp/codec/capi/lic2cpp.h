@@ -33,7 +33,8 @@
 #define LIC2CPP_API
 #endif
 
-#define LIC2CPP_API_VERSION 1
+/* 2: banded coding (lic2cpp_set_band_rows) and RDOQ (lic2cpp_set_rdoq, ...); 1: first */
+#define LIC2CPP_API_VERSION 2
 
 #ifdef __cplusplus
 extern "C" {
@@ -62,6 +63,17 @@ typedef struct lic2cpp_encode_stats {
   double ideal_bits;       /* ideal code length of the payload under the model's tables */
   double ideal_bits_plain; /* the same latent under plain per-channel tables */
 } lic2cpp_encode_stats;
+
+/* What RDOQ did in the codec's last successful encode (lic2cpp_get_rdoq_report). Squared
+ * errors are over the image's pixels, values in [0, 1]; bits are ideal code lengths. */
+typedef struct lic2cpp_rdoq_report {
+  double lambda;                /* the lambda in force; 0: plain rounding (all below 0) */
+  double bits_plain, sse_plain; /* plain rounding's latent */
+  double bits, sse;             /* the chosen latent's */
+  int sweeps, accepted;         /* linearisations run, and kept (they lowered the cost) */
+  int changed;                  /* latents that differ from plain rounding */
+  int passes;                   /* synthesis-sized network passes run */
+} lic2cpp_rdoq_report;
 
 /* How a decode is tiled (lic2cpp_plan_decode). */
 typedef struct lic2cpp_plan {
@@ -115,6 +127,21 @@ LIC2CPP_API lic2cpp_status lic2cpp_encode_ex(lic2cpp_codec* codec, const uint8_t
                                              uint8_t** data, size_t* size,
                                              lic2cpp_encode_stats* stats, float** latent);
 LIC2CPP_API void lic2cpp_free(void* p);
+/* Rate-distortion optimised quantisation (RDOQ, docs/rdoq.md) of the encodes that follow:
+ * lambda > 0 chooses the latent's integers for lambda * 255^2 * MSE + bpp with the exact
+ * rate of the entropy model and the decoder's own synthesis transform (slower; the
+ * bitstream format and the decoder do not change); 0: plain rounding; < 0 (a new context's
+ * setting): the library's default, lic2cpp_default_rdoq_lambda(). `sweeps`: linearisations,
+ * 0 to 1000, < 0: the default (12). RDOQ needs the context-table entropy model (a hyperprior
+ * model has none: LIC2CPP_INVALID_ARGUMENT here) and codes the image in one piece (an image
+ * that would need tiles: LIC2CPP_BAD_IMAGE from the encode); its passes of the synthesis
+ * transform are not counted in the memory budget. Added in API version 2. */
+LIC2CPP_API lic2cpp_status lic2cpp_set_rdoq(lic2cpp_codec* codec, double lambda, int sweeps);
+/* The RDOQ lambda the library was built with (`lic2cpp build --rdoq`; 0: plain rounding). */
+LIC2CPP_API double lic2cpp_default_rdoq_lambda(void);
+/* What RDOQ did in the codec's last successful encode (all 0 before one, or without RDOQ). */
+LIC2CPP_API lic2cpp_status lic2cpp_get_rdoq_report(lic2cpp_codec* codec,
+                                                   lic2cpp_rdoq_report* report);
 /* How lic2cpp_encode would tile the analysis transform for a width x height image within
  * the codec's budget (LIC2CPP_MEMORY_BUDGET as for lic2cpp_plan_decode). */
 LIC2CPP_API lic2cpp_status lic2cpp_plan_encode(lic2cpp_codec* codec, uint32_t width,

@@ -29,6 +29,7 @@
 #include "codec/core/bitstream.hpp"
 #include "codec/core/latent.hpp"
 #include "codec/core/range_coder.hpp"
+#include "codec/entropy/context_rate.hpp"
 #include "codec/entropy/context_tables.hpp"
 #include "codec/entropy/latent_coder.hpp"
 #include "lic/parallel.hpp"
@@ -242,7 +243,8 @@ inline std::vector<float> dequantize_hwc(const Latent& lat, const ContextTables&
 
 class ContextTableCoder : public LatentCoder {
  public:
-  explicit ContextTableCoder(ContextTables tables) : tables_(std::move(tables)) {}
+  explicit ContextTableCoder(ContextTables tables)
+      : tables_(std::move(tables)), rate_(tables_) {}
   static std::unique_ptr<ContextTableCoder> from_bytes(const uint8_t* data, size_t size) {
     return std::make_unique<ContextTableCoder>(ContextTables::from_bytes(data, size));
   }
@@ -256,9 +258,7 @@ class ContextTableCoder : public LatentCoder {
 
   // One stream of every row (a 1.x payload).
   EncodedLatent encode(const lic::Tensor& y, int threads) const override {
-    const Latent lat = quantize(y.data.data(), y.channels, y.height, y.width, 1,
-                                static_cast<size_t>(y.channels), tables_);
-    EncodedBands b = code_bands(lat, lat.height, threads, true);
+    EncodedBands b = code_bands(quantize(y), y.height, threads, true);
     EncodedLatent r;
     r.payload = std::move(b.substreams[0]);
     r.ideal = b.ideal;
@@ -268,10 +268,27 @@ class ContextTableCoder : public LatentCoder {
 
   EncodedBands encode_bands(lic::Tensor y, int band_rows, int threads,
                             bool want_y_hat) const override {
-    const Latent lat = quantize(y.data.data(), y.channels, y.height, y.width, 1,
-                                static_cast<size_t>(y.channels), tables_);
+    const Latent lat = quantize(y);
     y = lic::Tensor();  // quantised: its memory can go
     return code_bands(lat, band_rows, threads, want_y_hat);
+  }
+
+  const LatentRate* rate() const override { return &rate_; }
+
+  Latent quantize(const lic::Tensor& y) const override {
+    return lic::codec::quantize(y.data.data(), y.channels, y.height, y.width, 1,
+                                static_cast<size_t>(y.channels), tables_);
+  }
+
+  lic::Tensor dequantize(const Latent& q) const override {
+    lic::Tensor y(q.height, q.width, q.channels);
+    y.data = dequantize_hwc(q, tables_);
+    return y;
+  }
+
+  EncodedBands encode_symbols(const Latent& q, int band_rows, int threads,
+                              bool want_y_hat) const override {
+    return code_bands(q, band_rows, threads, want_y_hat);
   }
 
   lic::Tensor decode(const uint8_t* payload, size_t size, int height, int width,
@@ -350,6 +367,7 @@ class ContextTableCoder : public LatentCoder {
   }
 
   ContextTables tables_;
+  ContextRate rate_;
 };
 
 }  // namespace lic::codec

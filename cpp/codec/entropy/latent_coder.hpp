@@ -16,6 +16,18 @@
 
 namespace lic::codec {
 
+// The exact code length of a latent under a coder's model, for RDOQ (codec/rdoq/).
+class LatentRate {
+ public:
+  virtual ~LatentRate() = default;
+  // Ideal code length (bits) of the payload that codes q in bands of `band_rows` latent rows
+  // (bitstream 2.0; 0 or at least the height: one band).
+  virtual double bits(const Latent& q, int band_rows) const = 0;
+  // delta[i] = bits(q with q.q[i] + step) - bits(q), for every latent i changed alone.
+  virtual void step_deltas(const Latent& q, int step, int band_rows,
+                           std::vector<double>& delta) const = 0;
+};
+
 struct EncodedLatent {
   std::vector<uint8_t> payload;
   CodeLength ideal;    // ideal code lengths of the payload (encoder --stats)
@@ -31,6 +43,7 @@ struct EncodedBands {
 
 class LatentCoder {
  public:
+  static constexpr const char* kNoRdoq = "RDOQ is not supported by this latent coder";
   virtual ~LatentCoder() = default;
 
   // The bitstream's coding-mode byte for payloads of this coder (codec/core/bitstream.hpp).
@@ -42,6 +55,19 @@ class LatentCoder {
 
   // Quantises and codes y, the analysis transform's output (HWC).
   virtual EncodedLatent encode(const lic::Tensor& y, int threads) const = 0;
+  // What RDOQ needs: the plain quantisation of y, the de-quantised latent the decoder sees
+  // for given symbols, coding given symbols (in bands of `band_rows` latent rows, as
+  // encode_bands() codes a quantised y), and the exact rate model. A coder without an
+  // exact rate model returns nullptr from rate() and RDOQ is refused.
+  // (A hyperprior coder has none of these: its rate depends on the side information.)
+  virtual const LatentRate* rate() const { return nullptr; }
+  virtual Latent quantize(const lic::Tensor& /*y*/) const { throw Error(kNoRdoq); }
+  virtual lic::Tensor dequantize(const Latent& /*q*/) const { throw Error(kNoRdoq); }
+  virtual EncodedBands encode_symbols(const Latent& /*q*/, int /*band_rows*/, int /*threads*/,
+                                      bool /*want_y_hat*/) const {
+    throw Error(kNoRdoq);
+  }
+
   // Decodes a payload into the de-quantised latent (HWC, height x width x channels());
   // a corrupt payload is lic::Error.
   virtual lic::Tensor decode(const uint8_t* payload, size_t size, int height, int width,

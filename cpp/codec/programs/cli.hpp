@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cctype>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -25,6 +26,8 @@ struct Args {
   uint64_t max_memory = 0;  // 0: not given
   std::string max_memory_text;
   uint32_t band_rows = 16;  // --band-rows (the library's default)
+  double rdoq = -1;      // --rdoq LAMBDA (encoder); < 0: not given
+  int rdoq_sweeps = -1;  // --rdoq-sweeps N (encoder); < 0: not given
 };
 
 // "256M", "2G", "512K", "1048576" (bytes); K, M, G, T are powers of 1024.
@@ -51,11 +54,28 @@ inline uint64_t parse_size(const std::string& s) {
   return v << shift;
 }
 
-inline Args parse_args(int argc, char** argv, bool allow_stats) {
+inline double parse_lambda(const char* text) {
+  char* end = nullptr;
+  const double v = std::strtod(text, &end);
+  if (!end || end == text || *end || !(v >= 0) || !std::isfinite(v))
+    throw Error("--rdoq needs a finite lambda >= 0 (0: plain rounding), got '" + std::string(text) + "'");
+  return v;
+}
+
+// `encoder_options`: accept the encoder's --stats, --rdoq and --rdoq-sweeps.
+inline Args parse_args(int argc, char** argv, bool encoder_options) {
+  const bool allow_stats = encoder_options;
   Args a;
   for (int i = 1; i < argc; ++i) {
     const std::string s = argv[i];
-    if (s == "--dump-latent" && i + 1 < argc) {
+    if (s == "--rdoq" && encoder_options && i + 1 < argc) {
+      a.rdoq = parse_lambda(argv[++i]);
+    } else if (s == "--rdoq-sweeps" && encoder_options && i + 1 < argc) {
+      char* end = nullptr;
+      const long n = std::strtol(argv[++i], &end, 10);
+      if (!end || *end || n < 0 || n > 1000) throw Error("--rdoq-sweeps needs a number from 0 to 1000");
+      a.rdoq_sweeps = static_cast<int>(n);
+    } else if (s == "--dump-latent" && i + 1 < argc) {
       a.dump_latent = argv[++i];
     } else if (s == "--threads" && i + 1 < argc) {
       char* end = nullptr;

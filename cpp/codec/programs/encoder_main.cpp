@@ -1,6 +1,7 @@
-// encoder IN.(png|ppm) OUT.bin [--threads N] [--max-memory SIZE] [--band-rows R] [--dump-latent Y.npy]
-//         [--stats]
+// encoder IN.(png|ppm) OUT.bin [--threads N] [--max-memory SIZE] [--band-rows R]
+//         [--rdoq LAMBDA] [--rdoq-sweeps N] [--dump-latent Y.npy] [--stats]
 // A thin user of the codec's C interface (codec/capi/lic2cpp.h).
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <exception>
@@ -29,7 +30,7 @@ int main(int argc, char** argv) {
   if (wants_help(argc, argv)) {
     std::printf(
         "usage: encoder IN.(png|ppm) OUT.bin [--threads N] [--max-memory SIZE] [--band-rows R]\n"
-        "               [--dump-latent Y.npy] [--stats]\n"
+        "               [--rdoq LAMBDA] [--rdoq-sweeps N] [--dump-latent Y.npy] [--stats]\n"
         "Compresses an 8-bit RGB image (PNG or binary PPM, up to %u pixels a side and %llu\n"
         "pixels) with the network and entropy tables built into this program.\n"
         "  --threads N          threads (default 1); the bitstream does not depend on it\n"
@@ -38,9 +39,13 @@ int main(int argc, char** argv) {
         "                       in one piece, larger ones in tiles within 1 GiB)\n"
         "  --band-rows R        latent rows per independently coded band (default %u; at\n"
         "                       least the latent height: one band, a 1.x bitstream)\n"
+        "  --rdoq LAMBDA        choose the latent for D + R (rate-distortion optimised\n"
+        "                       quantisation, slower), LAMBDA in the training loss's units\n"
+        "                       (LAMBDA*255^2*MSE + bpp); 0: plain rounding (default %g)\n"
+        "  --rdoq-sweeps N      RDOQ linearisations (default 12)\n"
         "  --dump-latent Y.npy  also write the de-quantised latent, float32 (h, w, C)\n"
-        "  --stats              print one JSON line: sizes and ideal code lengths\n",
-        kMaxSide, static_cast<unsigned long long>(kMaxPixels), 16u);
+        "  --stats              print one JSON line: sizes, ideal code lengths (and RDOQ's work)\n",
+        kMaxSide, static_cast<unsigned long long>(kMaxPixels), 16u, lic2cpp_default_rdoq_lambda());
     return 0;
   }
   lic::profile_clock_ms();  // LIC_PROFILE times count from here
@@ -50,6 +55,8 @@ int main(int argc, char** argv) {
     const CodecHandle codec(args.threads);
     codec.check(lic2cpp_set_max_memory(codec.codec, args.max_memory));
     codec.check(lic2cpp_set_band_rows(codec.codec, args.band_rows));
+    if (args.rdoq >= 0 || args.rdoq_sweeps >= 0)
+      codec.check(lic2cpp_set_rdoq(codec.codec, args.rdoq, args.rdoq_sweeps));
     const Image img = [&] {
       lic::ProfileScope read("encoder: reading the image");
       return read_image(args.positional[0]);
@@ -58,14 +65,18 @@ int main(int argc, char** argv) {
     size_t size = 0;
     float* y = nullptr;
     lic2cpp_encode_stats st{};
+    const auto t0 = std::chrono::steady_clock::now();
     {
       lic::ProfileScope encode("encoder: encoding");
       codec.check(lic2cpp_encode_ex(codec.codec, img.rgb.data(), img.width, img.height,
                                     size_t(img.width) * 3, &data, &size, &st,
                                     args.dump_latent.empty() ? nullptr : &y));
     }
+    const std::chrono::duration<double> seconds = std::chrono::steady_clock::now() - t0;
     const LibPtr<uint8_t> keep_data(data);
     const LibPtr<float> keep_y(y);
+    lic2cpp_rdoq_report rep{};
+    codec.check(lic2cpp_get_rdoq_report(codec.codec, &rep));
     lic::write_file_atomic(args.positional[1], {{data, size}});
     if (y) dump_latent(args.dump_latent, y, st.latent_height, st.latent_width, st.latent_channels);
     if (args.stats) {
@@ -73,11 +84,14 @@ int main(int argc, char** argv) {
       std::printf(
           "{\"width\": %u, \"height\": %u, \"bytes\": %zu, \"header_bytes\": %zu, \"payload_bytes\": %zu, "
           "\"ideal_bits\": %.6f, \"ideal_bits_plain\": %.6f, \"payload_bits\": %zu, "
-          "\"coder_overhead_pct\": %.5f, \"bpp\": %.6f, \"bands\": %u}\n",
+          "\"coder_overhead_pct\": %.5f, \"bpp\": %.6f, \"bands\": %u, \"encode_s\": %.3f, "
+          "\"rdoq_lambda\": %g, \"rdoq_bits_plain\": %.6f, \"rdoq_sse_plain\": %.9g, \"rdoq_sse\": %.9g, "
+          "\"rdoq_sweeps\": %d, \"rdoq_accepted\": %d, \"rdoq_changed\": %d, \"rdoq_passes\": %d}\n",
           img.width, img.height, size, st.header_bytes, st.payload_bytes, st.ideal_bits,
           st.ideal_bits_plain, st.payload_bytes * 8,
           st.ideal_bits > 0 ? 100.0 * (st.payload_bytes * 8.0 - st.ideal_bits) / st.ideal_bits : 0.0,
-          size * 8.0 / pixels, bands_of(data, size));
+          size * 8.0 / pixels, bands_of(data, size), seconds.count(), rep.lambda, rep.bits_plain,
+          rep.sse_plain, rep.sse, rep.sweeps, rep.accepted, rep.changed, rep.passes);
     }
     return 0;
   } catch (const std::exception& e) {

@@ -87,6 +87,9 @@ constexpr int kIsaCount = 4;
 using IgemmFn = void (*)(const IgemmArgs&);
 // y[i] = x[i] >= 0 ? x[i] : alpha * x[i]   (y may equal x)
 using LeakyFn = void (*)(const float* x, float* y, std::size_t n, float alpha);
+// y[i] = pos[i] ? g[i] : alpha * g[i]   (y may equal g): the gradient through a leaky ReLU
+using LeakyGradFn = void (*)(const std::uint8_t* pos, const float* g, float* y, std::size_t n,
+                             float alpha);
 // y[i] = a[i] + b[i]
 using AddFn = void (*)(const float* a, const float* b, float* y, std::size_t n);
 // y[i] = x[i] * x[i]
@@ -124,6 +127,7 @@ struct KernelTable {
   int mr32;                 // tile rows of the 32-column kernels; 0 when there are none
   IgemmFn igemm32[kMaxMR];  // igemm32[m - 1]: two full panels, a tile of m <= mr32 rows
   LeakyFn leaky;
+  LeakyGradFn leaky_grad;
   AddFn add;
   SquareFn square;
   GdnFinishFn gdn_finish;

@@ -24,6 +24,8 @@
 #include "lic/kernels/f32-igemm/scalar.hpp"
 #include "lic/kernels/f32-vadd/avx2.hpp"
 #include "lic/kernels/f32-vadd/scalar.hpp"
+#include "lic/kernels/f32-vleaky-grad/avx2.hpp"
+#include "lic/kernels/f32-vleaky-grad/scalar.hpp"
 #include "lic/kernels/f32-vleaky/avx2.hpp"
 #include "lic/kernels/f32-vleaky/scalar.hpp"
 #include "lic/kernels/f32-vsquare/avx2.hpp"
@@ -91,6 +93,7 @@ inline void init_scalar(KernelTable& t) {
   t.igemm[4] = f32_igemm_x16__scalar<5>;
   t.igemm[5] = f32_igemm_x16__scalar<6>;
   t.leaky = f32_vleaky__scalar;
+  t.leaky_grad = f32_vleaky_grad__scalar;
   t.add = f32_vadd__scalar;
   t.square = f32_vsquare__scalar;
   t.gdn_finish = f32_gdn_finish__scalar;
@@ -118,6 +121,7 @@ inline void init_avx2_fma(KernelTable& t) {
   t.igemm[4] = f32_igemm_x16__avx2_fma<5>;
   t.igemm[5] = f32_igemm_x16__avx2_fma<6>;
   t.leaky = f32_vleaky__avx2;
+  t.leaky_grad = f32_vleaky_grad__avx2;
   t.add = f32_vadd__avx2;
   t.square = f32_vsquare__avx2;
   t.gdn_finish = f32_gdn_finish__avx2;
