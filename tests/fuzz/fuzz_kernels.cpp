@@ -95,7 +95,7 @@ bool same(float a, float b) {
 constexpr float kSentinel = -7.25e-3f;
 
 void check_igemm(Input& in) {
-  const int mr = in.pick(1, lic::kern::kMR);
+  const int mr = in.pick(1, best().mr);  // up to the level's own tile (AVX-512: 14 rows)
   const int nc = in.pick(1, lic::kern::kNR);
   const int kc = in.pick(1, 24);
   const int ntaps = in.pick(0, 9);
@@ -123,9 +123,14 @@ void check_igemm(Input& in) {
     init[i] = (i % std::size_t(c_stride)) < std::size_t(nc) ? in.value() : kSentinel;
   std::vector<float> c_ref = init, c_simd = init;
   IgemmArgs p{abuf.data() - lo, a_stride, taps.data(), ntaps, kc, w.data(), bias,
-              nullptr, c_stride, nc, accumulate, act, alpha};
-  p.c = c_ref.data();
-  scalar().igemm[mr - 1](p);
+              nullptr, c_stride, nc, accumulate, act, alpha, 0};
+  // The scalar twin's tiles are shorter: rows are independent, so it runs in row chunks.
+  for (int r0 = 0; r0 < mr; r0 += scalar().mr) {
+    IgemmArgs q = p;
+    q.a = p.a + r0 * a_stride;
+    q.c = c_ref.data() + r0 * c_stride;
+    scalar().igemm[std::min(scalar().mr, mr - r0) - 1](q);
+  }
   p.c = c_simd.data();
   best().igemm[mr - 1](p);
   for (int i = 0; i < mr; ++i) {
