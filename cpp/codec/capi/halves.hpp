@@ -26,7 +26,7 @@ inline std::unique_ptr<const LatentCoder> make_latent_coder(const Embedded& e) {
 }
 
 inline std::unique_ptr<const TiledEncoder> make_encoder(const Embedded& e) {
-  lic::Model g_a = lic::Model::from_bytes(e.network, e.network_size);
+  lic::Model g_a = lic::Model::from_embedded(e.network, e.network_size);
   Encoder enc(std::move(g_a), make_latent_coder(e), e.multiple, e.ga_fingerprint, e.gs_fingerprint);
   if (e.synthesis)  // for RDOQ: the float g_s, and the decoder's own network when another
     enc.set_synthesis([e] {
@@ -35,7 +35,7 @@ inline std::unique_ptr<const TiledEncoder> make_encoder(const Embedded& e) {
           lic::Gradient::from_bytes(e.synthesis, e.synthesis_size));
       if (e.decoder_network)
         s.decoder_net = std::make_shared<const lic::Model>(
-            lic::Model::from_bytes(e.decoder_network, e.decoder_network_size));
+            lic::Model::from_embedded(e.decoder_network, e.decoder_network_size));
       return s;
     });
   return std::make_unique<const TiledEncoder>(std::move(enc),
@@ -43,7 +43,7 @@ inline std::unique_ptr<const TiledEncoder> make_encoder(const Embedded& e) {
 }
 
 inline std::unique_ptr<const TiledDecoder> make_decoder(const Embedded& e) {
-  lic::Model g_s = lic::Model::from_bytes(e.network, e.network_size);
+  lic::Model g_s = lic::Model::from_embedded(e.network, e.network_size);
   return std::make_unique<const TiledDecoder>(
       Decoder(std::move(g_s), make_latent_coder(e), e.multiple, e.ga_fingerprint, e.gs_fingerprint),
       NetGeometry::from_bytes(e.network, e.network_size));
