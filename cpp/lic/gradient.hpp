@@ -19,14 +19,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "base/error.hpp"
+#include "base/file.hpp"
 #include "lic/kernels/dispatch.hpp"
 #include "lic/model_format.hpp"
 #include "lic/ops/conv.hpp"
@@ -42,11 +41,7 @@ namespace lic {
 class Gradient {
  public:
   static Gradient load_file(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    if (!f) throw Error("cannot open model file " + path);
-    std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(f)),
-                                    std::istreambuf_iterator<char>());
-    if (f.bad()) throw Error("cannot read model file " + path);
+    const std::vector<std::uint8_t> bytes = read_file(path);
     return from_bytes(bytes.data(), bytes.size());
   }
 

@@ -93,13 +93,8 @@ class Model {
   // The same, telling `observer` about every float value as it is computed (same results;
   // an observed run is a whole-tensor one, so every value exists to be seen).
   Tensor run(const Tensor& in, int threads, ValueObserver* observer) const {
-    if (in.channels != in_channels_)
-      throw Error("model " + name_ + " expects " + std::to_string(in_channels_) +
-                  " input channels, got " + std::to_string(in.channels));
-    if (in.data.size() != Tensor::checked_size(in.height, in.width, in.channels))
-      throw Error("input tensor data size does not match its shape");
     std::vector<int> hs, ws;
-    shapes(in.height, in.width, hs, ws);  // all size errors before any work
+    check_input(in, hs, ws);
     ThreadPool pool(threads);
     if (streamed() && observer == nullptr) {
       Tensor out = pooled_tensor(*pool_, hs.back(), ws.back(), out_channels_);
@@ -183,16 +178,22 @@ class Model {
 
   // The whole-tensor run of any model (float or int16 values, any graph): each step makes
   // its whole output tensor. `stop_before_last` stops before the final step (run_int16);
-  // `observer`, when set, is told about every float value as it is computed.
-  Values execute(const Tensor& in, ThreadPool& pool, bool stop_before_last,
-                 ValueObserver* observer = nullptr) const {
+  // The input's channels and size against the model, and every layer's shape (hs, ws):
+  // all size errors before any work.
+  void check_input(const Tensor& in, std::vector<int>& hs, std::vector<int>& ws) const {
     if (in.channels != in_channels_)
       throw Error("model " + name_ + " expects " + std::to_string(in_channels_) +
                   " input channels, got " + std::to_string(in.channels));
     if (in.data.size() != Tensor::checked_size(in.height, in.width, in.channels))
       throw Error("input tensor data size does not match its shape");
+    shapes(in.height, in.width, hs, ws);
+  }
+
+  // `observer`, when set, is told about every float value as it is computed.
+  Values execute(const Tensor& in, ThreadPool& pool, bool stop_before_last,
+                 ValueObserver* observer = nullptr) const {
     std::vector<int> hs, ws;
-    shapes(in.height, in.width, hs, ws);  // all size errors before any work
+    check_input(in, hs, ws);
     const int threads = pool.size();  // the int16 ops start their own threads
 
     // LIC_PROFILE=1 prints each step's time to stderr (for tuning; off by default).

@@ -30,6 +30,7 @@ from lic2cpp import __version__
 from lic2cpp.entropy import EntropyModel
 from lic2cpp.entropy import header_fingerprint as lice_fingerprint
 from lic2cpp.errors import LicError
+from lic2cpp.files import write_bytes_atomic
 from lic2cpp.hyper import MAGIC as HYPER_MAGIC
 from lic2cpp.hyper import HyperTables
 from lic2cpp.modelformat import ModelFile, downsampling_factor, output_side, read_licm
@@ -82,9 +83,7 @@ def _blob(path: Path) -> tuple[Path, bytes]:
     dest = cache_dir() / "blobs" / f"{digest}{path.suffix}"
     if not dest.is_file():
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(dest.name + ".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(dest)
+        write_bytes_atomic(dest, data)
     return dest, data
 
 

@@ -32,6 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from lic2cpp.errors import LicError
+from lic2cpp.files import write_bytes_atomic
 from lic2cpp.modelformat import fingerprint
 
 PRECISION_BITS = 16
@@ -121,10 +122,7 @@ class EntropyModel:
         return HEADER.unpack_from(self.to_bytes())[4]
 
     def save(self, path: str | Path) -> None:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(self.to_bytes())
-        tmp.replace(path)
+        write_bytes_atomic(path, self.to_bytes())
 
     @staticmethod
     def from_bytes(data: bytes) -> EntropyModel:

@@ -28,6 +28,7 @@ import numpy as np
 from lic2cpp import fixedpoint as fx
 from lic2cpp.entropy import ESCAPE_LENGTH_BITS, MAX_ABS_SYMBOL, PROB_ONE, _bit_length
 from lic2cpp.errors import LicError
+from lic2cpp.files import write_bytes_atomic
 from lic2cpp.load import compressai_package
 from lic2cpp.modelformat import (
     ModelFile,
@@ -180,10 +181,7 @@ class HyperTables:
         return int(HEADER.unpack_from(self.to_bytes())[4])
 
     def save(self, path: str | Path) -> None:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(self.to_bytes())
-        tmp.replace(path)
+        write_bytes_atomic(path, self.to_bytes())
 
     @staticmethod
     def from_bytes(data: bytes) -> HyperTables:
