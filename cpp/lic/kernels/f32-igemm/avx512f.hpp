@@ -36,6 +36,7 @@ LIC_TARGET_AVX512 inline void f32_igemm_x16__avx512f(const IgemmArgs& p) {
   const int kc = p.kc;
   for (int t = 0; t < p.ntaps; ++t) {
     const float* a = p.a + p.taps[t];
+#pragma GCC unroll 4
     for (int k = 0; k < kc; ++k, w += kNR) {
       const __m512 wv = _mm512_loadu_ps(w);
 #pragma GCC unroll 16
@@ -78,6 +79,7 @@ LIC_TARGET_AVX512 inline void f32_igemm_x32__avx512f(const IgemmArgs& p) {
   const int kc = p.kc;
   for (int t = 0; t < p.ntaps; ++t) {
     const float* a = p.a + p.taps[t];
+#pragma GCC unroll 4
     for (int k = 0; k < kc; ++k, w0 += kNR, w1 += kNR) {
       const __m512 wv0 = _mm512_loadu_ps(w0), wv1 = _mm512_loadu_ps(w1);
 #pragma GCC unroll 16
