@@ -81,10 +81,6 @@ class NetGeometry {
     bool fused = false;     // an activation folded into the convolution before it
   };
 
-  static NetGeometry from_bytes(const uint8_t* data, size_t size) {
-    return NetGeometry(parse_model(data, size));
-  }
-
   explicit NetGeometry(const ModelDesc& d) : in_channels_(d.in_channels), out_channels_(d.out_channels) {
     std::vector<int> readers(d.nodes.size() + 1, 0);
     for (const NodeDesc& n : d.nodes)

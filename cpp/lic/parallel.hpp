@@ -59,6 +59,18 @@ void parallel_for(int n, int threads, F&& fn) {
     if (e) std::rethrow_exception(e);
 }
 
+// fn(i) for every i in [0, n), items handed out one at a time in order to `threads`
+// threads (for a few uneven items, such as packing the weights of a network's layers:
+// put the largest first).
+template <class F>
+void parallel_each(int n, int threads, F&& fn) {
+  std::atomic<int> next{0};
+  const int t = std::max(1, std::min(threads, n));
+  parallel_for(t, t, [&](int, int) {
+    for (int i = next.fetch_add(1); i < n; i = next.fetch_add(1)) fn(i);
+  });
+}
+
 // `threads - 1` workers; the calling thread takes chunk 0 of every job. Between jobs a
 // worker spins for a short while (kSpinMicros) before it sleeps, and so does the caller
 // waiting for the workers: a streamed run hands out a job every 0.1-1 ms, and a thread

@@ -68,9 +68,14 @@ class Model {
   // A model compiled into the program (lic2cpp.codegen): as from_bytes, except that the
   // body's hash is not recomputed -- the build checked it, and hashing megabytes byte by
   // byte was half of a program's start-up (docs/performance.md). Every other check runs.
-  static Model from_embedded(const std::uint8_t* data, std::size_t size) {
-    return Model(parse_model(data, size, /*verify_hash=*/false));
+  static Model from_embedded(const std::uint8_t* data, std::size_t size, int threads = 1) {
+    return from_parsed(parse_model(data, size, /*verify_hash=*/false), threads);
   }
+
+  // A model from its parsed description (for callers that need the description too,
+  // such as the codec's tiling geometry: the bytes are parsed once). `threads` pack the
+  // layers' weights in parallel.
+  static Model from_parsed(ModelDesc d, int threads = 1) { return Model(std::move(d), threads); }
 
   std::uint64_t fingerprint() const { return fingerprint_; }
   const std::string& name() const { return name_; }
@@ -278,7 +283,7 @@ class Model {
     std::shared_ptr<const S16GdnOp> qgdn;
   };
 
-  explicit Model(ModelDesc d)
+  explicit Model(ModelDesc d, int threads = 1)
       : name_(d.name),
         fingerprint_(d.fingerprint),
         in_channels_(d.in_channels),
@@ -301,12 +306,6 @@ class Model {
       if (i == 0) channels_.push_back(in_channels_);
       channels_.push_back(nd.out_channels);
       lines_.push_back(describe(nd));
-      if (nd.op == Op::kConv2d) s.conv = std::make_shared<Conv2dOp>(nd);
-      if (nd.op == Op::kConvTranspose2d) s.convt = std::make_shared<ConvTranspose2dOp>(nd);
-      if (nd.op == Op::kGdn) s.gdn = std::make_shared<GdnOp>(nd);
-      if (nd.op == Op::kS16Conv2d) s.qconv = std::make_shared<S16Conv2dOp>(nd);
-      if (nd.op == Op::kS16ConvTranspose2d) s.qconvt = std::make_shared<S16ConvTranspose2dOp>(nd);
-      if (nd.op == Op::kS16Gdn) s.qgdn = std::make_shared<S16GdnOp>(nd);
       if (nd.op == Op::kQuantize) s.shift = nd.shift;
       if (nd.op == Op::kS16Add) s.shift = nd.out_shift;
       if (nd.op == Op::kS16Relu || nd.op == Op::kS16LeakyRelu) {
@@ -314,10 +313,9 @@ class Model {
         s.store.alpha_q = nd.alpha_q;  // 0 for ReLU
         s.store.alpha_shift = nd.alpha_shift;
       }
-      nd.qweight.clear();
-      nd.qweight.shrink_to_fit();
       steps_.push_back(std::move(s));
     }
+    make_ops(d, threads);
     // Fold an activation into the convolution before it when nothing else reads the
     // convolution's raw output: the activation then costs nothing (done at store time).
     for (std::size_t i = 0; i + 1 < n; ++i) {
@@ -354,6 +352,32 @@ class Model {
       s.frees.erase(std::unique(s.frees.begin(), s.frees.end()), s.frees.end());
     }
     find_chain(readers);
+  }
+
+  // The operators that hold weights, packed for the kernels: the layers in parallel,
+  // largest first (packing is most of a program's start-up, docs/performance.md).
+  void make_ops(ModelDesc& d, int threads) {
+    std::vector<std::size_t> order;
+    for (std::size_t i = 0; i < d.nodes.size(); ++i) order.push_back(i);
+    auto weights = [&](std::size_t i) {
+      const NodeDesc& nd = d.nodes[i];
+      return nd.weight.size() + nd.gamma.size() + nd.qweight.size();
+    };
+    std::stable_sort(order.begin(), order.end(),
+                     [&](std::size_t a, std::size_t b) { return weights(a) > weights(b); });
+    parallel_each(static_cast<int>(order.size()), threads, [&](int k) {
+      const std::size_t i = order[std::size_t(k)];
+      NodeDesc& nd = d.nodes[i];
+      Step& s = steps_[i];
+      if (nd.op == Op::kConv2d) s.conv = std::make_shared<Conv2dOp>(nd);
+      if (nd.op == Op::kConvTranspose2d) s.convt = std::make_shared<ConvTranspose2dOp>(nd);
+      if (nd.op == Op::kGdn) s.gdn = std::make_shared<GdnOp>(nd);
+      if (nd.op == Op::kS16Conv2d) s.qconv = std::make_shared<S16Conv2dOp>(nd);
+      if (nd.op == Op::kS16ConvTranspose2d) s.qconvt = std::make_shared<S16ConvTranspose2dOp>(nd);
+      if (nd.op == Op::kS16Gdn) s.qgdn = std::make_shared<S16GdnOp>(nd);
+      nd.qweight.clear();
+      nd.qweight.shrink_to_fit();
+    });
   }
 
   ChainRun stream(const std::vector<int>& hs, const std::vector<int>& ws, ThreadPool& pool) const {

@@ -67,7 +67,7 @@ class ChainRun {
   // for g_a (6 MB); two threads in bands of 32-64 and 4 (24 MB), where bands of 16 and 1
   // gave 1.69x and 1.71x the one-thread speed instead of 1.82-1.97x and 2.0x.
   static std::size_t budget_bytes(int threads) {
-    return threads <= 1 ? std::size_t(6) << 20 : std::size_t(24) << 20;
+    return threads <= 1 ? std::size_t(6) << 20 : std::size_t(12) << 20;
   }
 
   // hs, ws: heights and widths of the chain's values (input first), cs their channels.

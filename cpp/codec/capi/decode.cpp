@@ -14,7 +14,7 @@ namespace lic::codec {
 namespace {
 
 const TiledDecoder& decoder_of(lic2cpp_codec* c) {
-  if (!c->decoder) c->decoder = make_decoder(embedded_decoder());
+  if (!c->decoder) c->decoder = make_decoder(embedded_decoder(), c->threads);
   return *c->decoder;
 }
 
@@ -64,6 +64,10 @@ class CallbackTarget : public RowTarget {
 }  // namespace lic::codec
 
 extern "C" {
+
+LIC2CPP_API lic2cpp_status lic2cpp_load_decoder(lic2cpp_codec* codec) {
+  return lic::codec::guarded(codec, LIC2CPP_INTERNAL, [&] { lic::codec::decoder_of(codec); });
+}
 
 LIC2CPP_API uint64_t lic2cpp_model_fingerprint(void) {
   const lic::codec::Embedded e = lic::codec::embedded_decoder();

@@ -16,7 +16,7 @@ namespace lic::codec {
 namespace {
 
 const TiledEncoder& encoder_of(lic2cpp_codec* c) {
-  if (!c->encoder) c->encoder = make_encoder(embedded_encoder());
+  if (!c->encoder) c->encoder = make_encoder(embedded_encoder(), c->threads);
   return *c->encoder;
 }
 
@@ -33,6 +33,10 @@ T* malloc_copy(const T* data, size_t n) {
 }  // namespace lic::codec
 
 extern "C" {
+
+LIC2CPP_API lic2cpp_status lic2cpp_load_encoder(lic2cpp_codec* codec) {
+  return lic::codec::guarded(codec, LIC2CPP_INTERNAL, [&] { lic::codec::encoder_of(codec); });
+}
 
 LIC2CPP_API lic2cpp_status lic2cpp_encode_ex(lic2cpp_codec* codec, const uint8_t* rgb,
                                              uint32_t width, uint32_t height, size_t stride,

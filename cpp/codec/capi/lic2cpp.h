@@ -34,7 +34,7 @@
 #endif
 
 /* 2: banded coding (lic2cpp_set_band_rows) and RDOQ (lic2cpp_set_rdoq, ...); 1: first */
-#define LIC2CPP_API_VERSION 2
+#define LIC2CPP_API_VERSION 3
 
 #ifdef __cplusplus
 extern "C" {
@@ -113,6 +113,11 @@ LIC2CPP_API lic2cpp_status lic2cpp_set_max_memory(lic2cpp_codec* codec, uint64_t
  * 16): the bands are entropy-coded and decoded in parallel (bitstream 2.0). A height of at
  * least the latent's gives one band, a 1.x stream. Decoding reads any. */
 LIC2CPP_API lic2cpp_status lic2cpp_set_band_rows(lic2cpp_codec* codec, uint32_t rows);
+/* Unpack the embedded encoder's (decoder's) network now rather than on the first encode
+ * (decode): a caller may do it on a thread of its own while it reads its input (API
+ * version 3). Does nothing the second time. */
+LIC2CPP_API lic2cpp_status lic2cpp_load_encoder(lic2cpp_codec* codec);
+LIC2CPP_API lic2cpp_status lic2cpp_load_decoder(lic2cpp_codec* codec);
 
 /* Encodes width x height RGB pixels (row y at rgb + y * stride, stride >= 3 * width). On
  * success *data holds the bitstream (*size bytes), to be released with lic2cpp_free(). */

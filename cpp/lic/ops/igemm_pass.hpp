@@ -39,13 +39,15 @@ struct PackedPass {
     const std::size_t nt = dy.size();
     w.assign(std::size_t(panels) * nt * std::size_t(kc) * nr, 0.0f);
     bias.assign(std::size_t(panels) * nr, 0.0f);
-    for (int co = 0; co < cout; ++co) {
-      const std::size_t p = std::size_t(co / nr), j = std::size_t(co % nr);
-      bias[p * nr + j] = bias_in[std::size_t(co)];
+    for (int co = 0; co < cout; ++co) bias[std::size_t(co)] = bias_in[std::size_t(co)];
+    // In the packed array's order (16 source rows read at a time): writing it column by
+    // column was 2x slower, and packing is much of a program's start-up.
+    float* dst = w.data();
+    for (int p = 0; p < panels; ++p) {
+      const int cols = std::min(nr, cout - p * nr);
       for (std::size_t t = 0; t < nt; ++t)
-        for (int ci = 0; ci < kc; ++ci)
-          w[((p * nt + t) * std::size_t(kc) + std::size_t(ci)) * nr + j] =
-              weight_at(co, static_cast<int>(t), ci);
+        for (int ci = 0; ci < kc; ++ci, dst += nr)
+          for (int j = 0; j < cols; ++j) dst[j] = weight_at(p * nr + j, static_cast<int>(t), ci);
     }
   }
 };
