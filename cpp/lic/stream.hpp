@@ -64,8 +64,11 @@ class ChainRun {
   // Smaller windows stay in cache, larger bands mean fewer and larger parallel steps. On
   // the project machine (docs/performance.md#streaming), FactorizedPriorReLU(128, 192) on a
   // Kodak image: one thread was fastest in bands of 8 rows for g_s and of one latent row
-  // for g_a (6 MB); two threads in bands of 32-64 and 4 (24 MB), where bands of 16 and 1
-  // gave 1.69x and 1.71x the one-thread speed instead of 1.82-1.97x and 2.0x.
+  // for g_a (6 MB). Two threads: in a long-lived process (buffers recycled) bands of 32-64
+  // and 4 rows (24 MB) were best, but a program run once touches every page of its windows
+  // for the first time, and there 12 MB (bands of 32 and 1) gave the `decoder` and
+  // `encoder` programs 1.78x and 1.77-1.84x their one-thread speed against 1.68-1.76x and
+  // 1.64-1.70x with 24 MB (benchmarks/bench_e2e.py).
   static std::size_t budget_bytes(int threads) {
     return threads <= 1 ? std::size_t(6) << 20 : std::size_t(12) << 20;
   }
