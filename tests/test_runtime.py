@@ -253,16 +253,20 @@ def test_streamed_runs_equal_whole_tensor_runs(tmp_path, h, w) -> None:
     # A chain runs in bands of output rows, each operator keeping only the input rows it
     # still needs (lic/stream.hpp). Every output value must be bit for bit what the
     # whole-tensor execution (LIC_STREAM=0) gives, for any band height and thread count.
+    # Every buffer the runtime takes from its pool starts as NaN (LIC_POISON_BUFFERS): an
+    # element read before it is written (a window's margins) would show in the output.
     rng = np.random.default_rng(12)
+    poison = {"LIC_POISON_BUFFERS": "1"}
     for name, nodes, cin in streamed_cases(rng):
         path = save(tmp_path, nodes, name.replace(" ", "_"))
         x = rng.standard_normal((h, w, cin)).astype(np.float32)
-        whole = run_licm(path, x, 1, env={"LIC_STREAM": "0"})
+        whole = run_licm(path, x, 1, env={"LIC_STREAM": "0", **poison})
         want = torch_model(nodes, x)
         assert np.abs(whole - want).max() <= 2e-5 * max(1.0, np.abs(want).max()), name
         for band in ("1", "2", "3", "7", ""):
             for threads in (1, 2, 3):
-                got = run_licm(path, x, threads, env={"LIC_BAND_ROWS": band} if band else None)
+                env = {"LIC_BAND_ROWS": band, **poison} if band else poison
+                got = run_licm(path, x, threads, env=env)
                 assert got.shape == whole.shape
                 assert np.array_equal(got.view(np.uint32), whole.view(np.uint32)), \
                     (name, band, threads)

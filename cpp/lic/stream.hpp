@@ -207,12 +207,28 @@ class ChainRun {
     return total * sizeof(float);
   }
 
+  // Zeroes the margin columns of every row of a window whose real rows are `in_w` pixels
+  // wide; they stay zero from here on (rows are only ever written between the margins, or
+  // moved whole). The rest is written before it is read, so it is left as the pool gave it
+  // (zeroing whole windows was a serial pass over up to the whole budget on every run).
+  static void zero_margins(Window& w, int in_w) {
+    const std::size_t c = std::size_t(w.channels), rf = w.row_floats();
+    const std::size_t lo = std::size_t(w.left) * c;
+    const std::size_t hi = std::min(rf, (std::size_t(w.left) + std::size_t(in_w)) * c);
+    if (lo == 0 && hi == rf) return;
+    for (int r = 0; r < w.cap; ++r) {
+      float* row = w.buf.data() + std::size_t(r) * rf;
+      std::fill(row, row + lo, 0.0f);
+      std::fill(row + hi, row + rf, 0.0f);
+    }
+  }
+
   void allocate() {
     for (State& st : states_) {
       Window& w = st.win;
       w.cap = std::max(1, st.span + st.fresh);  // shifts at most every other band
       w.buf = pool_.take(std::size_t(w.cap) * w.row_floats());
-      std::fill(w.buf.begin(), w.buf.end(), 0.0f);  // margins stay zero from here on
+      zero_margins(w, ws_[std::size_t(&st - states_.data())]);
       w.base = w.r0 = w.r1 = 0;
       st.staging.cap = std::max(1, st.fresh);
       st.staging.buf = pool_.take(std::size_t(st.staging.cap) * st.staging.row_floats());
