@@ -116,7 +116,7 @@ class ConvTranspose2dOp {
     const kern::KernelTable& k = kern::kernels();
     const int sh = n_.stride_h, sw = n_.stride_w, cin = n_.cin, cout = n_.cout;
     std::vector<std::vector<std::ptrdiff_t>> taps;
-    for (const PackedPass& pass : passes_) taps.push_back(tap_offsets(pass, in.width));
+    for (const PackedPass& pass : passes_) taps.push_back(tap_offsets(pass, in.width, pass.kc));
     const int groups = panel_groups(k, passes_[0]), g = panel_group(k);
     const int per_row = sw * groups;
     // Items are (row, column phase, group of panels): enough to share even one row.

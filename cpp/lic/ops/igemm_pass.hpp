@@ -189,11 +189,12 @@ inline void igemm_row(const kern::KernelTable& k, const PackedPass& pp,
   }
 }
 
-// Tap offsets (floats from the anchor) of a pass over rows of `width` pixels of `cin`.
-inline std::vector<std::ptrdiff_t> tap_offsets(const PackedPass& pp, int width) {
+// Tap offsets (floats from the anchor) of a pass over rows of `width` pixels of
+// `channels` (the pass's kc unless its taps are whole kernel rows, conv.hpp).
+inline std::vector<std::ptrdiff_t> tap_offsets(const PackedPass& pp, int width, int channels) {
   std::vector<std::ptrdiff_t> taps(static_cast<std::size_t>(pp.ntaps()));
   for (std::size_t t = 0; t < taps.size(); ++t)
-    taps[t] = (std::ptrdiff_t(pp.dy[t]) * width + pp.dx[t]) * pp.kc;
+    taps[t] = (std::ptrdiff_t(pp.dy[t]) * width + pp.dx[t]) * channels;
   return taps;
 }
 
