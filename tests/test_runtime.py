@@ -248,7 +248,9 @@ def streamed_cases(rng) -> list[tuple[str, list[Node], int]]:
     ]
 
 
-@pytest.mark.parametrize("h,w", [(4, 6), (7, 5), (17, 11)])
+# (3, 150): rows wide enough that a band of one row is cut into column pieces between the
+# threads (lic/ops/igemm_pass.hpp column_pieces).
+@pytest.mark.parametrize("h,w", [(4, 6), (7, 5), (17, 11), (3, 150)])
 def test_streamed_runs_equal_whole_tensor_runs(tmp_path, h, w) -> None:
     # A chain runs in bands of output rows, each operator keeping only the input rows it
     # still needs (lic/stream.hpp). Every output value must be bit for bit what the

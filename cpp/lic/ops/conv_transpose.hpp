@@ -118,24 +118,29 @@ class ConvTranspose2dOp {
     std::vector<std::vector<std::ptrdiff_t>> taps;
     for (const PackedPass& pass : passes_) taps.push_back(tap_offsets(pass, in.width, pass.kc));
     const int groups = panel_groups(k, passes_[0]), g = panel_group(k);
-    const int per_row = sw * groups;
-    // Items are (row, column phase, group of panels): enough to share even one row.
+    const int pieces = column_pieces(threads, o1 - o0, ow / sw);
+    const int per_row = pieces * sw * groups;
+    // Items are (row, column piece, column phase, group of panels): enough to share even
+    // one row.
     threads.parallel_for((o1 - o0) * per_row, [&](int i0, int i1) {
       for (int i = i0; i < i1; ++i) {
-        const int oy = o0 + i / per_row, rx = (i % per_row) / groups, p = (i % groups) * g;
+        const int oy = o0 + i / per_row, piece = i % per_row / (sw * groups);
+        const int rx = (i % (sw * groups)) / groups, p = (i % groups) * g;
         const int ry = (oy + n_.pad_top) % sh;  // the phase whose outputs are out0 + j * sh
         const PhaseAxis& fy = py_[std::size_t(ry)];
         const PhaseAxis& fx = px_[std::size_t(rx)];
-        const int n = fx.count(ow, sw);
-        if (n <= 0) continue;
+        int j0 = 0, j1 = 0;
+        piece_bounds(fx.count(ow, sw), pieces, piece, j0, j1);
+        if (j1 <= j0) continue;
         const std::size_t pi = std::size_t(ry * sw + rx);
         // Anchor: input row q0 + j for output row out0 + j * sh; padded column q0 + left.
         const int iy = fy.q0 + (oy - fy.out0) / sh;
-        const float* a = passes_[pi].ntaps() ? in.row(iy) + std::ptrdiff_t(fx.q0 + in.left) * cin
-                                             : in.data;
-        igemm_row(k, passes_[pi], taps[pi].data(), a, std::ptrdiff_t(cin), n,
-                  out.row(oy) + std::ptrdiff_t(fx.out0) * cout, std::ptrdiff_t(sw) * cout, act,
-                  alpha, p, std::min(p + g, passes_[pi].panels));
+        const float* a = passes_[pi].ntaps()
+                             ? in.row(iy) + std::ptrdiff_t(fx.q0 + j0 + in.left) * cin
+                             : in.data;
+        igemm_row(k, passes_[pi], taps[pi].data(), a, std::ptrdiff_t(cin), j1 - j0,
+                  out.row(oy) + std::ptrdiff_t(fx.out0 + j0 * sw) * cout,
+                  std::ptrdiff_t(sw) * cout, act, alpha, p, std::min(p + g, passes_[pi].panels));
       }
     });
   }
@@ -148,14 +153,21 @@ class ConvTranspose2dOp {
     const kern::KernelTable& k = kern::kernels();
     const std::ptrdiff_t tap0 = 0, ncol = cols_.cout;
     const int groups = panel_groups(k, cols_), g = panel_group(k);
-    threads.parallel_for((r1 - r0) * groups, [&](int i0, int i1) {
+    // Items are (row, group of panels, column piece): a streamed run's band may hold a
+    // single row, and its few panel groups alone would leave threads idle.
+    const int pieces = column_pieces(threads, r1 - r0, in_w);
+    threads.parallel_for((r1 - r0) * groups * pieces, [&](int i0, int i1) {
       for (int i = i0; i < i1; ++i) {
-        const int r = r0 + i / groups, p = (i % groups) * g;
-        igemm_row(k, cols_, &tap0, in.row(r) + std::ptrdiff_t(in.left) * n_.cin, n_.cin,
-                  in_w, cols.row(r), ncol, kern::kActNone, 0.0f, p, std::min(p + g, cols_.panels));
+        const int r = r0 + i / (groups * pieces), p = (i / pieces % groups) * g;
+        int x0 = 0, x1 = 0;
+        piece_bounds(in_w, pieces, i % pieces, x0, x1);
+        igemm_row(k, cols_, &tap0, in.row(r) + std::ptrdiff_t(in.left + x0) * n_.cin, n_.cin,
+                  x1 - x0, cols.row(r) + std::ptrdiff_t(x0) * ncol, ncol, kern::kActNone, 0.0f,
+                  p, std::min(p + g, cols_.panels));
       }
     });
   }
+
 
   // Gather form, step 2: output rows [o0, o1) from the columns of input rows; `cols` must
   // hold every row of [0, in_h) that these output rows read.
@@ -163,9 +175,14 @@ class ConvTranspose2dOp {
                    const RowOut& out, int act, float alpha, ThreadPool& threads) const {
     const int sh = n_.stride_h, sw = n_.stride_w, kh = n_.kh, kw = n_.kw, cout = n_.cout;
     const std::size_t ncol = std::size_t(cols_.cout);
-    threads.parallel_for(o1 - o0, [&](int r0, int r1) {
+    // Items are (output row, column piece), as in compute_cols.
+    const int pieces = column_pieces(threads, o1 - o0, ow);
+    threads.parallel_for((o1 - o0) * pieces, [&](int i0, int i1) {
       std::vector<int> kys, iys;
-      for (int oy = o0 + r0; oy < o0 + r1; ++oy) {
+      for (int i = i0; i < i1; ++i) {
+        const int oy = o0 + i / pieces;
+        int x0 = 0, x1 = 0;
+        piece_bounds(ow, pieces, i % pieces, x0, x1);
         // Kernel rows reaching this output row, and the input row each comes from.
         kys.clear();
         iys.clear();
@@ -177,9 +194,9 @@ class ConvTranspose2dOp {
           }
         }
         // q, r: (ox + pad_left) divided by the stride, kept incrementally (no division).
-        int q = n_.pad_left / sw, r = n_.pad_left % sw;
+        int q = (x0 + n_.pad_left) / sw, r = (x0 + n_.pad_left) % sw;
         float* orow = out.row(oy);
-        for (int ox = 0; ox < ow; ++ox) {
+        for (int ox = x0; ox < x1; ++ox) {
           float* o = orow + std::size_t(ox) * std::size_t(cout);
           for (int co = 0; co < cout; ++co) o[co] = bias_[std::size_t(co)];
           for (std::size_t t = 0; t < kys.size(); ++t) {

@@ -142,6 +142,22 @@ inline int panel_groups(const kern::KernelTable& k, const PackedPass& pp) {
   return (pp.panels + panel_group(k) - 1) / panel_group(k);
 }
 
+// Pieces to cut each output row into for a parallel loop over `rows` rows of `width`
+// pixels: one per thread when there are fewer rows than threads (a streamed band of a
+// wide image may hold a single row, and splitting it by panels instead would have every
+// thread read the whole input row), none narrower than 64 pixels. Every output value is
+// computed the same way whatever the split.
+inline int column_pieces(const ThreadPool& threads, int rows, int width) {
+  if (rows >= threads.size()) return 1;
+  return std::max(1, std::min(threads.size(), width / 64));
+}
+
+// Bounds of piece `piece` of `pieces` over [0, n).
+inline void piece_bounds(int n, int pieces, int piece, int& begin, int& end) {
+  begin = static_cast<int>(static_cast<long long>(n) * piece / pieces);
+  end = static_cast<int>(static_cast<long long>(n) * (piece + 1) / pieces);
+}
+
 // One row of output pixels for panels [p0, p1) (all by default): `cols` pixels, anchors at
 // a + x * a_stride, results at c + x * c_stride (+ 16 * panel). Loop order: panel (or pair
 // of panels), block of taps, pixel tiles — a block's weights are read from cache by every
