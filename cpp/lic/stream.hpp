@@ -67,8 +67,8 @@ class ChainRun {
   // for g_a (6 MB). Two threads: in a long-lived process (buffers recycled) bands of 32-64
   // and 4 rows (24 MB) were best, but a program run once touches every page of its windows
   // for the first time, and there 12 MB (bands of 32 and 1) gave the `decoder` and
-  // `encoder` programs 1.78x and 1.77-1.84x their one-thread speed against 1.68-1.76x and
-  // 1.64-1.70x with 24 MB (benchmarks/bench_e2e.py).
+  // `encoder` programs 1.78x and 1.77x their one-thread speed against 1.68-1.76x and
+  // 1.64-1.70x with 24 MB (docs/performance.md#threads).
   static std::size_t budget_bytes(int threads) {
     return threads <= 1 ? std::size_t(6) << 20 : std::size_t(12) << 20;
   }
