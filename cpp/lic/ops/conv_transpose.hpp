@@ -153,14 +153,14 @@ class ConvTranspose2dOp {
     const kern::KernelTable& k = kern::kernels();
     const std::ptrdiff_t tap0 = 0, ncol = cols_.cout;
     const int groups = panel_groups(k, cols_), g = panel_group(k);
-    // Items are (row, group of panels, column piece): a streamed run's band may hold a
+    // Items are (row, column piece, group of panels): a streamed run's band may hold a
     // single row, and its few panel groups alone would leave threads idle.
     const int pieces = column_pieces(threads, r1 - r0, in_w);
-    threads.parallel_for((r1 - r0) * groups * pieces, [&](int i0, int i1) {
+    threads.parallel_for((r1 - r0) * pieces * groups, [&](int i0, int i1) {
       for (int i = i0; i < i1; ++i) {
-        const int r = r0 + i / (groups * pieces), p = (i / pieces % groups) * g;
+        const int r = r0 + i / (pieces * groups), p = (i % groups) * g;
         int x0 = 0, x1 = 0;
-        piece_bounds(in_w, pieces, i % pieces, x0, x1);
+        piece_bounds(in_w, pieces, i / groups % pieces, x0, x1);
         igemm_row(k, cols_, &tap0, in.row(r) + std::ptrdiff_t(in.left + x0) * n_.cin, n_.cin,
                   x1 - x0, cols.row(r) + std::ptrdiff_t(x0) * ncol, ncol, kern::kActNone, 0.0f,
                   p, std::min(p + g, cols_.panels));
