@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "fuzz_common.hpp"
@@ -274,37 +275,31 @@ void check_s16_igemm(Input& in) {
 
   const std::size_t c_size = static_cast<std::size_t>((mr - 1) * p.c_stride + nc);
   auto inside = [&](std::size_t at) { return std::ptrdiff_t(at) % p.c_stride < nc; };
-  for (const KernelTable& t : simd_levels()) {
-    if (out32) {
-      const std::vector<std::int32_t> init(c_size, kSentinel32);
+  // Either output form: against the scalar twin, the sentinels past nc, and the int64
+  // reference (`finish` maps it to what the kernel stores) wherever it fits.
+  auto check = [&](auto sentinel, auto finish, const char* form) {
+    using T = decltype(sentinel);
+    const std::vector<T> init(c_size, sentinel);
+    for (const KernelTable& t : simd_levels()) {
       const auto want = run_s16_igemm(scalar(), mr, p, init), got = run_s16_igemm(t, mr, p, init);
-      if (want != got) fuzz::fail("s16 igemm (int32 output) differs from the scalar twin");
+      if (want != got) fuzz::fail((std::string("s16 igemm") + form + " differs from the scalar twin").c_str());
       for (std::size_t at = 0; at < c_size; ++at) {
         if (!inside(at)) {
-          if (got[at] != kSentinel32) fuzz::fail("s16 igemm wrote past nc");
+          if (got[at] != sentinel) fuzz::fail("s16 igemm wrote past nc");
           continue;
         }
         bool fits = false;
         const std::int64_t ref = s16_reference(p, int(at / std::size_t(p.c_stride)),
                                                int(at % std::size_t(p.c_stride)), fits);
-        if (fits && ref != got[at]) fuzz::fail("s16 igemm (int32 output) differs from int64 reference");
-      }
-    } else {
-      const std::vector<std::int16_t> init(c_size, kSentinel16);
-      const auto want = run_s16_igemm(scalar(), mr, p, init), got = run_s16_igemm(t, mr, p, init);
-      if (want != got) fuzz::fail("s16 igemm differs from the scalar twin");
-      for (std::size_t at = 0; at < c_size; ++at) {
-        if (!inside(at)) {
-          if (got[at] != kSentinel16) fuzz::fail("s16 igemm wrote past nc");
-          continue;
-        }
-        bool fits = false;
-        const std::int64_t acc = s16_reference(p, int(at / std::size_t(p.c_stride)),
-                                               int(at % std::size_t(p.c_stride)), fits);
-        if (fits && s16_finish(acc, p) != got[at]) fuzz::fail("s16 igemm differs from int64 reference");
+        if (fits && finish(ref) != got[at])
+          fuzz::fail((std::string("s16 igemm") + form + " differs from int64 reference").c_str());
       }
     }
-  }
+  };
+  if (out32)
+    check(kSentinel32, [](std::int64_t acc) { return acc; }, " (int32 output)");
+  else
+    check(kSentinel16, [&](std::int64_t acc) { return s16_finish(acc, p); }, "");
 }
 
 // Runs `call` with the scalar table and each SIMD level into fresh outputs; all must agree.

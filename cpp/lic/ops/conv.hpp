@@ -87,19 +87,10 @@ class Conv2dOp {
     const kern::KernelTable& k = kern::kernels();
     const int sh = n_.stride_h, sw = n_.stride_w, cin = n_.cin;
     const std::vector<std::ptrdiff_t> taps = tap_offsets(pass_, in.width, cin);
-    const int groups = panel_groups(k, pass_), g = panel_group(k);
-    const int pieces = column_pieces(threads, o1 - o0, ow);
-    // Items are (row, column piece, group of panels): enough of them to share even one row.
-    threads.parallel_for((o1 - o0) * pieces * groups, [&](int i0, int i1) {
-      for (int i = i0; i < i1; ++i) {
-        const int oy = o0 + i / (pieces * groups), p = (i % groups) * g;
-        int x0 = 0, x1 = 0;
-        piece_bounds(ow, pieces, i / groups % pieces, x0, x1);
-        igemm_row(k, pass_, taps.data(),
-                  in.row(oy * sh - n_.pad_top) + std::ptrdiff_t(x0) * sw * cin,
-                  std::ptrdiff_t(sw) * cin, x1 - x0, out.row(oy) + std::ptrdiff_t(x0) * n_.cout,
-                  n_.cout, act, alpha, p, std::min(p + g, pass_.panels));
-      }
+    for_row_pieces(threads, k, pass_, o0, o1, ow, [&](int oy, int x0, int x1, int p0, int p1) {
+      igemm_row(k, pass_, taps.data(), in.row(oy * sh - n_.pad_top) + std::ptrdiff_t(x0) * sw * cin,
+                std::ptrdiff_t(sw) * cin, x1 - x0, out.row(oy) + std::ptrdiff_t(x0) * n_.cout,
+                n_.cout, act, alpha, p0, p1);
     });
   }
 

@@ -152,19 +152,10 @@ class ConvTranspose2dOp {
     if (r1 <= r0) return;
     const kern::KernelTable& k = kern::kernels();
     const std::ptrdiff_t tap0 = 0, ncol = cols_.cout;
-    const int groups = panel_groups(k, cols_), g = panel_group(k);
-    // Items are (row, column piece, group of panels): a streamed run's band may hold a
-    // single row, and its few panel groups alone would leave threads idle.
-    const int pieces = column_pieces(threads, r1 - r0, in_w);
-    threads.parallel_for((r1 - r0) * pieces * groups, [&](int i0, int i1) {
-      for (int i = i0; i < i1; ++i) {
-        const int r = r0 + i / (pieces * groups), p = (i % groups) * g;
-        int x0 = 0, x1 = 0;
-        piece_bounds(in_w, pieces, i / groups % pieces, x0, x1);
-        igemm_row(k, cols_, &tap0, in.row(r) + std::ptrdiff_t(in.left + x0) * n_.cin, n_.cin,
-                  x1 - x0, cols.row(r) + std::ptrdiff_t(x0) * ncol, ncol, kern::kActNone, 0.0f,
-                  p, std::min(p + g, cols_.panels));
-      }
+    for_row_pieces(threads, k, cols_, r0, r1, in_w, [&](int r, int x0, int x1, int p0, int p1) {
+      igemm_row(k, cols_, &tap0, in.row(r) + std::ptrdiff_t(in.left + x0) * n_.cin, n_.cin,
+                x1 - x0, cols.row(r) + std::ptrdiff_t(x0) * ncol, ncol, kern::kActNone, 0.0f, p0,
+                p1);
     });
   }
 
@@ -175,7 +166,7 @@ class ConvTranspose2dOp {
                    const RowOut& out, int act, float alpha, ThreadPool& threads) const {
     const int sh = n_.stride_h, sw = n_.stride_w, kh = n_.kh, kw = n_.kw, cout = n_.cout;
     const std::size_t ncol = std::size_t(cols_.cout);
-    // Items are (output row, column piece), as in compute_cols.
+    // Items are (output row, column piece), as in for_row_pieces.
     const int pieces = column_pieces(threads, o1 - o0, ow);
     threads.parallel_for((o1 - o0) * pieces, [&](int i0, int i1) {
       std::vector<int> kys, iys;

@@ -158,6 +158,24 @@ inline void piece_bounds(int n, int pieces, int piece, int& begin, int& end) {
   end = static_cast<int>(static_cast<long long>(n) * (piece + 1) / pieces);
 }
 
+// fn(row, x0, x1, p0, p1) for every item (row, column piece [x0, x1), panels [p0, p1)) of
+// rows [r0, r1) of `width` pixels computed with pass `pp`, the items shared out between
+// the threads in that order (column pieces only when rows are fewer than threads).
+template <class Fn>
+void for_row_pieces(ThreadPool& threads, const kern::KernelTable& k, const PackedPass& pp, int r0,
+                    int r1, int width, Fn&& fn) {
+  const int groups = panel_groups(k, pp), g = panel_group(k);
+  const int pieces = column_pieces(threads, r1 - r0, width);
+  threads.parallel_for((r1 - r0) * pieces * groups, [&](int i0, int i1) {
+    for (int i = i0; i < i1; ++i) {
+      const int p = (i % groups) * g;
+      int x0 = 0, x1 = 0;
+      piece_bounds(width, pieces, i / groups % pieces, x0, x1);
+      fn(r0 + i / (pieces * groups), x0, x1, p, std::min(p + g, pp.panels));
+    }
+  });
+}
+
 // One row of output pixels for panels [p0, p1) (all by default): `cols` pixels, anchors at
 // a + x * a_stride, results at c + x * c_stride (+ 16 * panel). Loop order: panel (or pair
 // of panels), block of taps, pixel tiles — a block's weights are read from cache by every
