@@ -23,8 +23,9 @@ from lic2cpp.toolchain import compile_program, cpp_dir
 
 def conv_node(rng, cin, cout, k, stride, pads, inp=0) -> Node:
     kh, kw = (k, k) if isinstance(k, int) else k
+    sh, sw = (stride, stride) if isinstance(stride, int) else stride
     top, left, bottom, right = pads
-    attrs = dict(cin=cin, cout=cout, kh=kh, kw=kw, stride_h=stride, stride_w=stride,
+    attrs = dict(cin=cin, cout=cout, kh=kh, kw=kw, stride_h=sh, stride_w=sw,
                  pad_top=top, pad_left=left, pad_bottom=bottom, pad_right=right)
     return Node("conv2d", [inp], attrs,
                 {"weight": rng.standard_normal((cout, cin, kh, kw)).astype(np.float32)
@@ -124,6 +125,11 @@ CONV_CASES = [
     (4, 9, (3, 5), 1, (0, 2, 2, 1)),  # rectangular kernel, asymmetric padding
     (2, 33, 1, 1, (0, 0, 0, 0)),
     (96, 20, 7, 1, (3, 3, 3, 3)),   # 96*49*16 weights per panel: reduction split in blocks
+    # Winograd form (lic/ops/conv_winograd.hpp): 16+ input channels, 2 or 3 taps per phase
+    (16, 20, 5, 2, (2, 2, 2, 2)),    # g_a's layers: phases of 3 and 2 taps, channel tail
+    (17, 33, 3, 1, (1, 0, 1, 2)),    # one 3-tap phase, asymmetric padding, 3 panels
+    (24, 16, (2, 4), (1, 2), (0, 1, 1, 0)),  # stride 1 down, 2 across: two 2-tap phases
+    (16, 40, (1, 6), (3, 2), (0, 3, 0, 2)),  # stride 3 down, 2 across: two 3-tap phases
 ]
 
 
@@ -245,6 +251,14 @@ def streamed_cases(rng) -> list[tuple[str, list[Node], int]]:
                    conv_node(rng, 9, 20, 4, 3, (1, 0, 2, 3), 3), gdn_node(rng, 20, 1, 4),
                    Node("leaky_relu", [5], {"alpha": 0.2}),
                    deconv_node(rng, 20, 4, 5, 2, 2, 1, 6)], 5),
+        # the Winograd form (16+ input channels): 5x5 stride 2 with a fused ReLU, 3x3
+        # stride 1 before GDN, a fused leaky ReLU (lic/ops/conv_winograd.hpp)
+        ("winograd analysis", [conv_node(rng, 3, 16, 5, 2, (2, 2, 2, 2)), Node("relu", [1]),
+                               conv_node(rng, 16, 20, 5, 2, (2, 2, 2, 2), 2), Node("relu", [3]),
+                               conv_node(rng, 20, 18, 3, 1, (1, 1, 1, 1), 4),
+                               gdn_node(rng, 18, 0, 5),
+                               conv_node(rng, 18, 33, (3, 4), (1, 2), (1, 1, 1, 2), 6),
+                               Node("leaky_relu", [7], {"alpha": 0.1})], 3),
     ]
 
 

@@ -301,7 +301,7 @@ class ChainRun {
     Timer t(profile_, st);
     switch (g.op) {
       case Op::kConv2d:
-        g.conv->compute_rows(st.win.view(), o0, o1, ow, out, g.act, g.alpha, threads_);
+        g.conv->compute_rows(st.win.view(), o0, o1, ow, out, g.act, g.alpha, threads_, pool_);
         break;
       case Op::kConvTranspose2d:
         if (g.convt->gather())

@@ -47,6 +47,26 @@ struct IgemmArgs {
   std::ptrdiff_t w_next;
 };
 
+// f32_vlincomb: rows of linear combinations of vectors (the transforms of the Winograd
+// convolution, lic/ops/conv_winograd.hpp). For rows r < rows and elements i < n:
+//   acc = init ? init[i] : 0;  then for j < terms: acc = fma(coef[j], x[j][r*x_stride + i], acc)
+//   y[r*y_stride + i] = act == kActLeaky ? (acc >= 0 ? acc : alpha * acc) : acc
+// One chain of fused multiply-adds per result, in term order, at every level: all levels
+// give the same bits. y must not overlap any x[j] or init.
+struct LincombArgs {
+  const float* const* x;
+  const float* coef;
+  int terms;
+  std::ptrdiff_t x_stride;
+  const float* init;
+  float* y;
+  std::ptrdiff_t y_stride;
+  int rows;
+  std::size_t n;
+  int act;
+  float alpha;
+};
+
 // s16_igemm_MRx16: the int16 implicit-GEMM micro-kernel (arithmetic in docs/int16.md).
 // Same addressing as f32_igemm (anchor, a_stride, taps; a and taps in int16 elements), but
 // the reduction runs over input-channel pairs, as vpmaddwd multiplies them: `w` is one
@@ -85,6 +105,7 @@ enum class Isa : int { kScalar = 0, kAvx2Fma = 1, kAvx512 = 2, kAvx512Vnni = 3 }
 constexpr int kIsaCount = 4;
 
 using IgemmFn = void (*)(const IgemmArgs&);
+using LincombFn = void (*)(const LincombArgs&);
 // y[i] = x[i] >= 0 ? x[i] : alpha * x[i]   (y may equal x)
 using LeakyFn = void (*)(const float* x, float* y, std::size_t n, float alpha);
 // y[i] = pos[i] ? g[i] : alpha * g[i]   (y may equal g): the gradient through a leaky ReLU
@@ -126,6 +147,7 @@ struct KernelTable {
   IgemmFn igemm[kMaxMR];  // igemm[m - 1] handles a tile of m rows, m <= mr
   int mr32;                 // tile rows of the 32-column kernels; 0 when there are none
   IgemmFn igemm32[kMaxMR];  // igemm32[m - 1]: two full panels, a tile of m <= mr32 rows
+  LincombFn lincomb;
   LeakyFn leaky;
   LeakyGradFn leaky_grad;
   AddFn add;

@@ -24,6 +24,9 @@
 #include "lic/kernels/f32-igemm/scalar.hpp"
 #include "lic/kernels/f32-vadd/avx2.hpp"
 #include "lic/kernels/f32-vadd/scalar.hpp"
+#include "lic/kernels/f32-vlincomb/avx2-fma.hpp"
+#include "lic/kernels/f32-vlincomb/avx512f.hpp"
+#include "lic/kernels/f32-vlincomb/scalar.hpp"
 #include "lic/kernels/f32-vleaky-grad/avx2.hpp"
 #include "lic/kernels/f32-vleaky-grad/scalar.hpp"
 #include "lic/kernels/f32-vleaky/avx2.hpp"
@@ -92,6 +95,7 @@ inline void init_scalar(KernelTable& t) {
   t.igemm[3] = f32_igemm_x16__scalar<4>;
   t.igemm[4] = f32_igemm_x16__scalar<5>;
   t.igemm[5] = f32_igemm_x16__scalar<6>;
+  t.lincomb = f32_vlincomb__scalar;
   t.leaky = f32_vleaky__scalar;
   t.leaky_grad = f32_vleaky_grad__scalar;
   t.add = f32_vadd__scalar;
@@ -120,6 +124,7 @@ inline void init_avx2_fma(KernelTable& t) {
   t.igemm[3] = f32_igemm_x16__avx2_fma<4>;
   t.igemm[4] = f32_igemm_x16__avx2_fma<5>;
   t.igemm[5] = f32_igemm_x16__avx2_fma<6>;
+  t.lincomb = f32_vlincomb__avx2_fma;
   t.leaky = f32_vleaky__avx2;
   t.leaky_grad = f32_vleaky_grad__avx2;
   t.add = f32_vadd__avx2;
@@ -151,8 +156,10 @@ inline void init_avx512_vnni(KernelTable& t) {
 #endif
 
 #ifdef LIC_HAVE_X86_KERNELS
-// Only the GEMM kernel has an AVX-512 version (the element-wise ones are memory-bound).
+// Only the GEMM and the Winograd transforms' kernel have AVX-512 versions (the
+// element-wise ones are memory-bound).
 inline void init_avx512(KernelTable& t) {
+  t.lincomb = f32_vlincomb__avx512f;
   t.mr = kMRAvx512;
   t.igemm[0] = f32_igemm_x16__avx512f<1>;
   t.igemm[1] = f32_igemm_x16__avx512f<2>;

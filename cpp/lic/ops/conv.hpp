@@ -7,10 +7,12 @@
 #pragma once
 
 #include <algorithm>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "base/error.hpp"
+#include "lic/ops/conv_winograd.hpp"
 #include "lic/ops/igemm_pass.hpp"
 #include "lic/model_format.hpp"
 #include "lic/tensor.hpp"
@@ -23,6 +25,10 @@ class Conv2dOp {
   static constexpr int kIm2colBelow = 16;
 
   explicit Conv2dOp(const NodeDesc& n) : n_(node_shape(n)) {
+    if (WinogradConv::suits(n)) {
+      wino_ = std::make_shared<const WinogradConv>(n);
+      return;
+    }
     pass_.cout = n.cout;
     const F32View& w = n.weight;
     const int kh = n.kh, kw = n.kw, cin = n.cin;
@@ -70,6 +76,7 @@ class Conv2dOp {
   void margins(int in_w, int& left, int& right) const {
     int oh = 0, ow = 0;
     output_size(n_.kh, in_w, oh, ow);
+    if (wino_) ow = WinogradConv::tiles(ow) * WinogradConv::kM;  // whole tiles are read
     left = n_.pad_left;
     right = std::max(0, (ow - 1) * n_.stride_w + n_.kw - n_.pad_left - in_w);
   }
@@ -82,8 +89,9 @@ class Conv2dOp {
 
   // Output rows [o0, o1) (ow pixels each) from the input rows in `in`.
   void compute_rows(const RowWindow& in, int o0, int o1, int ow, const RowOut& out, int act,
-                    float alpha, ThreadPool& threads) const {
+                    float alpha, ThreadPool& threads, BufferPool& pool) const {
     if (o1 <= o0) return;
+    if (wino_) return wino_->compute_rows(in, o0, o1, ow, out, act, alpha, threads, pool);
     const kern::KernelTable& k = kern::kernels();
     const int sh = n_.stride_h, sw = n_.stride_w, cin = n_.cin;
     const std::vector<std::ptrdiff_t> taps = tap_offsets(pass_, in.width, cin);
@@ -105,7 +113,7 @@ class Conv2dOp {
     int i0 = 0, i1 = 0;
     input_rows(0, oh, i0, i1);
     PaddedInput p = pad_input(in, -i0, left, std::max(0, i1 - in.height), right, pool);
-    compute_rows(p.window, 0, oh, ow, rows_of(out), act, alpha, threads);
+    compute_rows(p.window, 0, oh, ow, rows_of(out), act, alpha, threads, pool);
     pool.give(std::move(p.data));
     return out;
   }
@@ -114,7 +122,8 @@ class Conv2dOp {
 
  private:
   NodeDesc n_;
-  PackedPass pass_;
+  PackedPass pass_;                            // the direct form
+  std::shared_ptr<const WinogradConv> wino_;  // or the Winograd form, where it suits n
 };
 
 }  // namespace lic

@@ -1,0 +1,302 @@
+// CONV2D by Winograd's minimal filtering along the rows: fewer multiply-adds than the direct
+// implicit GEMM for the analysis transform's 5x5 stride-2 layers (docs/runtime.md#winograd).
+//
+// Along x, a stride-s convolution is s interleaved stride-1 ones (phases): output column
+// ox reads padded input columns ox*s + kx, and the taps kx = phi, phi + s, ... of phase
+// phi read the decimated row d[j] = x[j*s + phi] at j = ox, ox + 1, ... (5 taps at stride 2:
+// a 3-tap and a 2-tap correlation). Each phase's correlation is computed in tiles of
+// kM = 4 outputs by F(4, r): n = 4 + r - 1 products of transformed inputs and transformed
+// taps give the 4 outputs (Toom-Cook, points 0, 1, -1, 2, -2, infinity). The products of one
+// transform point p, summed over input channels and kernel rows ky, are an ordinary
+// implicit GEMM over kh taps of the transformed input rows; the kernel rows stay direct.
+// F(4, 3) + F(4, 2) need 11 products per 4 outputs where the direct form needs 20.
+//
+// Per round of output rows: (1) every input row the round reads is transformed, per point,
+// into V; (2) per (rows, panel group): the GEMM of each point into M, then the output
+// transform with bias and activation into the output rows. Every output value is computed
+// the same way whatever the round, band or thread split, so streamed and whole-tensor runs
+// stay bit-identical; the transforms are chains of FMAs in a fixed order (f32-vlincomb)
+// at every instruction-set level.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <vector>
+
+#include "lic/kernels/dispatch.hpp"
+#include "lic/model_format.hpp"
+#include "lic/ops/igemm_pass.hpp"
+#include "lic/parallel.hpp"
+#include "lic/workspace.hpp"
+
+namespace lic {
+
+// F(m, r) by Toom-Cook: outputs y[i] = sum_k g[k] d[i + k] (i < m) are
+// AT (G g . BT d), with n = m + r - 1 points 0, 1, -1, 2, -2, ... and infinity.
+struct MinimalFilter {
+  int m = 0, r = 0, n = 0;
+  std::vector<double> at;  // m x n
+  std::vector<double> g;   // n x r
+  std::vector<double> bt;  // n x n
+};
+
+inline MinimalFilter minimal_filter(int m, int r) {
+  MinimalFilter f;
+  f.m = m;
+  f.r = r;
+  f.n = m + r - 1;
+  const int finite = f.n - 1;
+  std::vector<double> a(static_cast<std::size_t>(finite));
+  for (int j = 0; j < finite; ++j) a[std::size_t(j)] = j == 0 ? 0.0 : (j % 2 ? 1.0 : -1.0) * ((j + 1) / 2);
+  const auto at = [&](int i, int j) -> double& { return f.at[std::size_t(i * f.n + j)]; };
+  const auto g = [&](int j, int k) -> double& { return f.g[std::size_t(j * r + k)]; };
+  const auto bt = [&](int j, int k) -> double& { return f.bt[std::size_t(j * f.n + k)]; };
+  f.at.assign(std::size_t(m * f.n), 0.0);
+  f.g.assign(std::size_t(f.n * r), 0.0);
+  f.bt.assign(std::size_t(f.n * f.n), 0.0);
+  // Coefficients of prod_{l in points, l != skip} (x - a_l), lowest power first.
+  const auto product = [&](int skip) {
+    std::vector<double> c{1.0};
+    for (int l = 0; l < finite; ++l) {
+      if (l == skip) continue;
+      std::vector<double> next(c.size() + 1, 0.0);
+      for (std::size_t i = 0; i < c.size(); ++i) {
+        next[i] -= a[std::size_t(l)] * c[i];
+        next[i + 1] += c[i];
+      }
+      c = next;
+    }
+    return c;
+  };
+  for (int j = 0; j < finite; ++j) {
+    for (int i = 0; i < m; ++i) at(i, j) = std::pow(a[std::size_t(j)], i);
+    double den = 1.0;
+    for (int l = 0; l < finite; ++l)
+      if (l != j) den *= a[std::size_t(j)] - a[std::size_t(l)];
+    for (int k = 0; k < r; ++k) g(j, k) = std::pow(a[std::size_t(j)], k) / den;
+    const std::vector<double> c = product(j);
+    for (std::size_t k = 0; k < c.size(); ++k) bt(j, int(k)) = c[k];
+  }
+  at(m - 1, finite) = 1.0;  // the point at infinity
+  g(finite, r - 1) = 1.0;
+  const std::vector<double> c = product(-1);
+  for (std::size_t k = 0; k < c.size(); ++k) bt(finite, int(k)) = c[k];
+  return f;
+}
+
+class WinogradConv {
+ public:
+  static constexpr int kM = 4;          // outputs per tile
+  static constexpr int kMaxPoints = 16;  // products per tile, all phases together
+  static constexpr int kMaxRows = 32;    // kernel rows
+  // Input channels below which the direct pass reads whole kernel rows (conv.hpp): too
+  // few multiply-adds per product for the transforms to pay.
+  static constexpr int kMinChannels = 16;
+  // Transformed input rows of one round stay within this (L2-sized).
+  static constexpr std::size_t kRoundBytes = std::size_t(2) << 20;
+
+  // Whether the Winograd form computes CONV2D node n: enough input channels, stride 1 or 2
+  // along x, and every phase 2 or 3 taps (5x5 stride 2: 3 + 2; 3x3 stride 1: 3).
+  static bool suits(const NodeDesc& n) {
+    if (n.cin < kMinChannels || n.kh > kMaxRows || n.stride_w < 1 || n.stride_w > 2) return false;
+    for (int phi = 0; phi < n.stride_w; ++phi) {
+      const int r = phase_taps(n.kw, n.stride_w, phi);
+      if (r < 2 || r > 3) return false;
+    }
+    return true;
+  }
+
+  explicit WinogradConv(const NodeDesc& n) : n_(node_shape(n)), bias_(n.bias) {
+    const int kh = n.kh, kw = n.kw, cin = n.cin;
+    for (int phi = 0; phi < n.stride_w; ++phi) {
+      Phase ph;
+      ph.phi = phi;
+      ph.f = minimal_filter(kM, phase_taps(kw, n.stride_w, phi));
+      ph.point0 = points_;
+      points_ += ph.f.n;
+      phases_.push_back(std::move(ph));
+    }
+    for (const Phase& ph : phases_) {
+      for (int pt = 0; pt < ph.f.n; ++pt) {
+        PackedPass pass;
+        pass.kc = cin;
+        pass.cout = n.cout;
+        for (int ky = 0; ky < kh; ++ky) {
+          pass.dy.push_back(ky);
+          pass.dx.push_back(0);
+        }
+        // Transformed taps: U(co, ky, ci) = sum_i G[pt][i] w(co, ky, phi + i*s, ci), in double.
+        const std::vector<float> zero(std::size_t(n.cout), 0.0f);  // bias: added at the end
+        pass.pack(zero, [&](int co, int ky, int ci) {
+          double u = 0.0;
+          for (int i = 0; i < ph.f.r; ++i) {
+            const int kx = ph.phi + i * n.stride_w;
+            u += ph.f.g[std::size_t(pt * ph.f.r + i)] *
+                 double(n.weight[((std::size_t(co) * kh + std::size_t(ky)) * kw + std::size_t(kx)) *
+                                     cin + std::size_t(ci)]);
+          }
+          return static_cast<float>(u);
+        });
+        passes_.push_back(std::move(pass));
+      }
+    }
+  }
+
+  static int tiles(int ow) { return (ow + kM - 1) / kM; }
+
+  // Output rows [o0, o1) (ow pixels each) from the input rows in `in`, whose right margin
+  // covers tiles(ow) * kM output columns.
+  void compute_rows(const RowWindow& in, int o0, int o1, int ow, const RowOut& out, int act,
+                    float alpha, ThreadPool& threads, BufferPool& pool) const {
+    if (o1 <= o0) return;
+    const kern::KernelTable& k = kern::kernels();
+    Round rd;
+    rd.t = tiles(ow);
+    rd.ow = ow;
+    rd.rows = rows_per_round(rd.t);
+    rd.kcap = ((rd.rows - 1) * n_.stride_h + n_.kh - 1) / n_.stride_h + 2;
+    rd.cpad = passes_[0].panels * kern::kNR;
+    std::vector<float> v = pool.take(std::size_t(points_) * std::size_t(n_.stride_h) *
+                                     std::size_t(rd.kcap) * rd.t * std::size_t(n_.cin));
+    std::vector<float> m = pool.take(std::size_t(points_) * std::size_t(rd.rows) *
+                                     std::size_t(rd.t) * std::size_t(rd.cpad));
+    rd.v = v.data();
+    rd.m = m.data();
+    for (int r0 = o0; r0 < o1; r0 += rd.rows) {
+      rd.r0 = r0;
+      rd.r1 = std::min(o1, r0 + rd.rows);
+      rd.i0 = r0 * n_.stride_h - n_.pad_top;
+      rd.i1 = (rd.r1 - 1) * n_.stride_h - n_.pad_top + n_.kh;
+      rd.kbase = floor_div(rd.i0, n_.stride_h);
+      const int nph = static_cast<int>(phases_.size());
+      threads.parallel_for((rd.i1 - rd.i0) * nph, [&](int a, int b) {
+        for (int i = a; i < b; ++i) transform_input_row(k, in, rd, rd.i0 + i / nph, phases_[std::size_t(i % nph)]);
+      });
+      const int groups = panel_groups(k, passes_[0]), g = panel_group(k);
+      const int chunks = std::min(rd.r1 - r0, ceil_div(threads.size(), groups));
+      threads.parallel_for(chunks * groups, [&](int a, int b) {
+        for (int i = a; i < b; ++i) {
+          int y0 = 0, y1 = 0;
+          piece_bounds(rd.r1 - r0, chunks, i / groups, y0, y1);
+          const int p0 = (i % groups) * g;
+          products_and_outputs(k, rd, r0 + y0, r0 + y1, p0, std::min(p0 + g, passes_[0].panels),
+                               out, act, alpha);
+        }
+      });
+    }
+    pool.give(std::move(m));
+    pool.give(std::move(v));
+  }
+
+ private:
+  struct Phase {
+    int phi = 0;     // first tap kx
+    int point0 = 0;  // index of its first transform point among all phases'
+    MinimalFilter f;
+  };
+
+  // One round of output rows [r0, r1) and its buffers: V holds, per point p, row parity q
+  // and k, the transformed input row k * stride_h + q as t tiles of cin floats
+  // (rows of equal parity contiguous, so that consecutive output rows are t tiles apart
+  // in every tap and one GEMM covers several rows); M holds, per point, the GEMM results
+  // of each output pixel tile (cpad floats).
+  struct Round {
+    int t = 0, ow = 0, rows = 0, kcap = 0, cpad = 0;
+    int r0 = 0, r1 = 0, i0 = 0, i1 = 0, kbase = 0;
+    float* v = nullptr;
+    float* m = nullptr;
+  };
+
+  static int phase_taps(int kw, int s, int phi) { return kw > phi ? (kw - phi + s - 1) / s : 0; }
+
+  int rows_per_round(int t) const {
+    const std::size_t row_bytes =
+        std::size_t(points_) * std::size_t(t) * std::size_t(n_.cin) * sizeof(float);
+    const long long fit = static_cast<long long>(kRoundBytes / std::max<std::size_t>(1, row_bytes));
+    return static_cast<int>(std::max(1LL, (fit - n_.kh + n_.stride_h) / n_.stride_h));
+  }
+
+  std::size_t v_plane(const Round& rd) const {
+    return std::size_t(n_.stride_h) * std::size_t(rd.kcap) * std::size_t(rd.t) * std::size_t(n_.cin);
+  }
+
+  float* v_row(const Round& rd, int point, int iy) const {
+    const int k = floor_div(iy, n_.stride_h), q = iy - k * n_.stride_h;
+    const std::size_t row = (std::size_t(point) * std::size_t(n_.stride_h) + std::size_t(q)) *
+                                std::size_t(rd.kcap) + std::size_t(k - rd.kbase);
+    return rd.v + row * std::size_t(rd.t) * std::size_t(n_.cin);
+  }
+
+  // V rows of input row iy for the points of phase ph: point pt of tile j is
+  // sum_i BT[pt][i] x[(kM j + i) s + phi] over the padded row.
+  void transform_input_row(const kern::KernelTable& k, const RowWindow& in, const Round& rd,
+                           int iy, const Phase& ph) const {
+    const int cin = n_.cin, s = n_.stride_w;
+    const float* row = in.row(iy);
+    std::array<const float*, kMaxPoints> x{};
+    std::array<float, kMaxPoints> coef{};
+    for (int pt = 0; pt < ph.f.n; ++pt) {
+      int terms = 0;
+      for (int i = 0; i < ph.f.n; ++i) {
+        const double c = ph.f.bt[std::size_t(pt * ph.f.n + i)];
+        if (c == 0.0) continue;
+        x[std::size_t(terms)] = row + std::ptrdiff_t(i * s + ph.phi) * cin;
+        coef[std::size_t(terms++)] = static_cast<float>(c);
+      }
+      kern::LincombArgs a{x.data(), coef.data(), terms, std::ptrdiff_t(kM) * s * cin, nullptr,
+                          v_row(rd, ph.point0 + pt, iy), cin, rd.t, std::size_t(cin),
+                          kern::kActNone, 0.0f};
+      k.lincomb(a);
+    }
+  }
+
+  // Output rows [y0, y1) of the round, panels [p0, p1): each point's GEMM over the kh
+  // transformed rows, then the output transform (bias first, then the products of each
+  // phase in point order) and the activation.
+  void products_and_outputs(const kern::KernelTable& k, const Round& rd, int y0, int y1, int p0,
+                            int p1, const RowOut& out, int act, float alpha) const {
+    const std::size_t plane = std::size_t(rd.rows) * std::size_t(rd.t) * std::size_t(rd.cpad);
+    const int cols = (y1 - y0) * rd.t;
+    std::array<std::ptrdiff_t, kMaxRows> taps{};
+    const int anchor = y0 * n_.stride_h - n_.pad_top;
+    for (int p = 0; p < points_; ++p) {
+      const float* base = rd.v + std::size_t(p) * v_plane(rd);
+      for (int ky = 0; ky < n_.kh; ++ky) taps[std::size_t(ky)] = v_row(rd, p, anchor + ky) - base;
+      float* c = rd.m + std::size_t(p) * plane + std::size_t(y0 - rd.r0) * std::size_t(rd.t) * std::size_t(rd.cpad);
+      igemm_row(k, passes_[std::size_t(p)], taps.data(), base, n_.cin, cols, c, rd.cpad,
+                kern::kActNone, 0.0f, p0, p1);
+    }
+    const int c0 = p0 * kern::kNR, c1 = std::min(n_.cout, p1 * kern::kNR);
+    std::array<const float*, kMaxPoints> x{};
+    std::array<float, kMaxPoints> coef{};
+    for (int oy = y0; oy < y1; ++oy) {
+      const std::size_t pix0 = std::size_t(oy - rd.r0) * std::size_t(rd.t);
+      for (int j = 0; j < kM && j < rd.ow; ++j) {
+        int terms = 0;
+        for (const Phase& ph : phases_)
+          for (int pt = 0; pt < ph.f.n; ++pt) {
+            const double a = ph.f.at[std::size_t(j * ph.f.n + pt)];
+            if (a == 0.0) continue;
+            x[std::size_t(terms)] = rd.m + std::size_t(ph.point0 + pt) * plane +
+                                    pix0 * std::size_t(rd.cpad) + std::size_t(c0);
+            coef[std::size_t(terms++)] = static_cast<float>(a);
+          }
+        kern::LincombArgs a{x.data(), coef.data(), terms, rd.cpad, bias_.data() + c0,
+                            out.row(oy) + std::ptrdiff_t(j) * n_.cout + c0,
+                            std::ptrdiff_t(kM) * n_.cout, (rd.ow - j + kM - 1) / kM,
+                            std::size_t(c1 - c0), act, alpha};
+        k.lincomb(a);
+      }
+    }
+  }
+
+  NodeDesc n_;
+  std::vector<float> bias_;
+  std::vector<Phase> phases_;
+  int points_ = 0;
+  std::vector<PackedPass> passes_;  // one per transform point: kh taps of cin channels
+};
+
+}  // namespace lic
