@@ -420,6 +420,55 @@ int check_gdn_finish(const KernelTable& t, const KernelTable& s, Rng& rng) {
   return cases;
 }
 
+// f32-vlincomb: rows of linear combinations, bit-exact against the scalar twin (the same
+// FMA chain per result) for 0 to 11 terms, with and without init and activation, over
+// several rows with gaps between them (which must stay unwritten), every n to 80 and primes.
+int check_vlincomb(const KernelTable& t, const KernelTable& scalar, Rng& rng) {
+  std::vector<std::size_t> sizes;
+  for (std::size_t n = 0; n <= 80; ++n) sizes.push_back(n);
+  for (std::size_t n : {97, 127, 128, 131, 251}) sizes.push_back(n);
+  int cases = 0;
+  for (std::size_t n : sizes) {
+    ++cases;
+    const int terms = rng.pick(0, 11), rows = rng.pick(1, 3);
+    const std::ptrdiff_t x_stride = std::ptrdiff_t(n) + rng.pick(0, 5);
+    const std::ptrdiff_t y_stride = std::ptrdiff_t(n) + rng.pick(0, 5);
+    std::vector<std::vector<float>> xs(static_cast<std::size_t>(terms));
+    std::vector<const float*> x(std::size_t(terms) + 1, nullptr);
+    std::vector<float> coef(std::size_t(terms) + 1, 0.0f);
+    for (int j = 0; j < terms; ++j) {  // each term sized exactly: ASan sees an over-read
+      xs[std::size_t(j)].resize(std::size_t(rows - 1) * std::size_t(x_stride) + n);
+      for (float& v : xs[std::size_t(j)]) v = rng.any();
+      x[std::size_t(j)] = xs[std::size_t(j)].data();
+      coef[std::size_t(j)] = rng.pick(0, 3) == 0 ? float(rng.pick(-5, 5)) / 4.0f : rng.uni(-2.0f, 2.0f);
+    }
+    std::vector<float> init(n);
+    for (float& v : init) v = rng.any();
+    const bool with_init = rng.pick(0, 1) == 1;
+    const int act = rng.pick(0, 1) ? lic::kern::kActLeaky : lic::kern::kActNone;
+    const float alpha = rng.pick(0, 1) ? 0.0f : 0.1f;
+    const std::size_t out_n = std::size_t(rows - 1) * std::size_t(y_stride) + n;
+    Guarded got(out_n), want(out_n);
+    lic::kern::LincombArgs a{x.data(), coef.data(), terms, x_stride,
+                             with_init ? init.data() : nullptr, got.data(), y_stride, rows, n,
+                             act, alpha};
+    t.lincomb(a);
+    a.y = want.data();
+    scalar.lincomb(a);
+    const std::string where = std::string(t.isa) + " f32-vlincomb n=" + std::to_string(n) +
+                              " terms=" + std::to_string(terms) + " rows=" + std::to_string(rows);
+    const auto inside = [&](long off) { return std::size_t(off % y_stride) < n; };
+    if (!got.guards_intact(where, inside)) return cases;
+    for (std::size_t i = 0; i < out_n; ++i)
+      if (inside(long(i)) && !same_value(got.data()[i], want.data()[i])) {
+        fail(where + ": element " + std::to_string(i) + " is " + std::to_string(got.data()[i]) +
+             ", the scalar twin gives " + std::to_string(want.data()[i]));
+        return cases;
+      }
+  }
+  return cases;
+}
+
 // The scalar twins themselves against hand-computed values.
 int check_scalar_basics(const KernelTable& s) {
   const float x[4] = {-2.0f, 0.0f, 3.0f, -0.5f};
@@ -438,7 +487,15 @@ int check_scalar_basics(const KernelTable& s) {
   if (y[0] != 2.0f || y[1] != 1.0f || y[2] != 12.0f || y[3] != -0.25f) fail("scalar add");
   s.square(x, y, 4);
   if (y[0] != 4.0f || y[1] != 0.0f || y[2] != 9.0f || y[3] != 0.25f) fail("scalar square");
-  return 6;
+  // Two rows of norm + 2 x - 0.5 norm, the second row 2 floats on, then leaky (alpha 0.5).
+  const float* terms[2] = {x, norm};
+  const float coef[2] = {2.0f, -0.5f};
+  float z[6] = {0, 0, 0, 0, 0, 0};
+  s.lincomb({terms, coef, 2, 2, norm, z, 4, 2, 2, lic::kern::kActLeaky, 0.5f});
+  // row 0: 4 - 4 - 2 = -2 -> -1; 1 + 0 - 0.5 = 0.5; row 1: 4 + 6 - 4.5 = 5.5; 1 - 1 - 0.125
+  if (z[0] != -1.0f || z[1] != 0.5f || z[4] != 5.5f || z[5] != -0.0625f || z[2] != 0.0f)
+    fail("scalar lincomb");
+  return 7;
 }
 
 // ---------------------------------------------------------------------------------- bench
@@ -525,6 +582,18 @@ std::vector<KernelCase> kernel_cases() {
       igemm_row<1, true>(), igemm_row<2, true>(), igemm_row<3, true>(), igemm_row<4, true>(),
       igemm_row<5, true>(), igemm_row<6, true>(), igemm_row<7, true>(), igemm_row<8, true>(),
       igemm_row<9, true>(), igemm_row<10, true>(), igemm_row<11, true>(), igemm_row<12, true>(),
+      {"f32-vlincomb", always, [](const KernelTable& t) { return fn_id(t.lincomb); },
+       check_vlincomb,
+       [](const KernelTable& t) {  // a Winograd input transform: 4 terms, 48 rows of 128
+         Rng rng(7);
+         std::vector<float> x(41 * 1024), y(48 * 128);
+         for (float& v : x) v = rng.uni(-3.0f, 3.0f);
+         const float* terms[4] = {x.data(), x.data() + 256, x.data() + 512, x.data() + 768};
+         const float coef[4] = {4.0f, -5.0f, 1.0f, 2.0f};
+         const lic::kern::LincombArgs a{terms, coef, 4, 1024, nullptr, y.data(), 128, 40, 128,
+                                        lic::kern::kActNone, 0.0f};
+         return ns_per_call([&] { t.lincomb(a); });
+       }},
       {"f32-vleaky", always, [](const KernelTable& t) { return fn_id(t.leaky); }, check_vleaky,
        [](const KernelTable& t) {
          return bench_vector([](const KernelTable& k, const float* x, const float*, float* y,
