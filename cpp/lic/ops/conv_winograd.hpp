@@ -6,7 +6,7 @@
 // phi read the decimated row d[j] = x[j*s + phi] at j = ox, ox + 1, ... (5 taps at stride 2:
 // a 3-tap and a 2-tap correlation). Each phase's correlation is computed in tiles of
 // kM = 4 outputs by F(4, r): n = 4 + r - 1 products of transformed inputs and transformed
-// taps give the 4 outputs (Toom-Cook, points 0, 1, -1, 2, -2, infinity). The products of one
+// taps give the 4 outputs (Toom-Cook, points 0, 1, -1, 2, -2, infinity; taps transformed in float at load time). The products of one
 // transform point p, summed over input channels and kernel rows ky, are an ordinary
 // implicit GEMM over kh taps of the transformed input rows; the kernel rows stay direct.
 // F(4, 3) + F(4, 2) need 11 products per 4 outputs where the direct form needs 20.
@@ -118,30 +118,19 @@ class WinogradConv {
       points_ += ph.f.n;
       phases_.push_back(std::move(ph));
     }
-    for (const Phase& ph : phases_) {
-      for (int pt = 0; pt < ph.f.n; ++pt) {
-        PackedPass pass;
-        pass.kc = cin;
-        pass.cout = n.cout;
-        for (int ky = 0; ky < kh; ++ky) {
-          pass.dy.push_back(ky);
-          pass.dx.push_back(0);
-        }
-        // Transformed taps: U(co, ky, ci) = sum_i G[pt][i] w(co, ky, phi + i*s, ci), in double.
-        const std::vector<float> zero(std::size_t(n.cout), 0.0f);  // bias: added at the end
-        pass.pack(zero, [&](int co, int ky, int ci) {
-          double u = 0.0;
-          for (int i = 0; i < ph.f.r; ++i) {
-            const int kx = ph.phi + i * n.stride_w;
-            u += ph.f.g[std::size_t(pt * ph.f.r + i)] *
-                 double(n.weight[((std::size_t(co) * kh + std::size_t(ky)) * kw + std::size_t(kx)) *
-                                     cin + std::size_t(ci)]);
-          }
-          return static_cast<float>(u);
-        });
-        passes_.push_back(std::move(pass));
+    passes_.resize(std::size_t(points_));
+    for (PackedPass& pass : passes_) {
+      pass.kc = cin;
+      pass.cout = n.cout;
+      pass.panels = (n.cout + kern::kNR - 1) / kern::kNR;
+      for (int ky = 0; ky < kh; ++ky) {
+        pass.dy.push_back(ky);
+        pass.dx.push_back(0);
       }
+      pass.w.assign(std::size_t(pass.panels) * std::size_t(kh) * std::size_t(cin) * kern::kNR, 0.0f);
+      pass.bias.assign(std::size_t(pass.panels) * kern::kNR, 0.0f);  // bias: added at the end
     }
+    pack_transformed_taps(n);
   }
 
   static int tiles(int ow) { return (ow + kM - 1) / kM; }
@@ -152,37 +141,49 @@ class WinogradConv {
                     float alpha, ThreadPool& threads, BufferPool& pool) const {
     if (o1 <= o0) return;
     const kern::KernelTable& k = kern::kernels();
-    Round rd;
-    rd.t = tiles(ow);
-    rd.ow = ow;
-    rd.rows = rows_per_round(rd.t);
-    rd.kcap = ((rd.rows - 1) * n_.stride_h + n_.kh - 1) / n_.stride_h + 2;
-    rd.cpad = passes_[0].panels * kern::kNR;
-    std::vector<float> v = pool.take(std::size_t(points_) * std::size_t(n_.stride_h) *
-                                     std::size_t(rd.kcap) * rd.t * std::size_t(n_.cin));
-    std::vector<float> m = pool.take(std::size_t(points_) * std::size_t(rd.rows) *
-                                     std::size_t(rd.t) * std::size_t(rd.cpad));
-    rd.v = v.data();
-    rd.m = m.data();
-    for (int r0 = o0; r0 < o1; r0 += rd.rows) {
-      rd.r0 = r0;
-      rd.r1 = std::min(o1, r0 + rd.rows);
-      rd.i0 = r0 * n_.stride_h - n_.pad_top;
-      rd.i1 = (rd.r1 - 1) * n_.stride_h - n_.pad_top + n_.kh;
-      rd.kbase = floor_div(rd.i0, n_.stride_h);
-      const int nph = static_cast<int>(phases_.size());
-      threads.parallel_for((rd.i1 - rd.i0) * nph, [&](int a, int b) {
-        for (int i = a; i < b; ++i) transform_input_row(k, in, rd, rd.i0 + i / nph, phases_[std::size_t(i % nph)]);
+    const int nt = threads.size(), panels = passes_[0].panels;
+    if (o1 - o0 >= nt) {
+      // Each thread its own rows, their input transforms included: one synchronisation per
+      // call (the few input rows two neighbours both read are transformed by both). Split
+      // by panels instead, two phases per round, a 2-thread g_a spent 8% of its time waiting.
+      threads.parallel_for(nt, [&](int a, int b) {
+        for (int i = a; i < b; ++i) {
+          int y0 = 0, y1 = 0;
+          piece_bounds(o1 - o0, nt, i, y0, y1);
+          std::vector<float> v, m;
+          Round rd = round_buffers(ow, pool, v, m);
+          for (int r0 = o0 + y0; r0 < o0 + y1; r0 += rd.rows) {
+            begin_round(rd, r0, std::min(o0 + y1, r0 + rd.rows));
+            for (int iy = rd.i0; iy < rd.i1; ++iy)
+              for (const Phase& ph : phases_) transform_input_row(k, in, rd, iy, ph);
+            products_and_outputs(k, rd, rd.r0, rd.r1, 0, panels, out, act, alpha);
+          }
+          pool.give(std::move(m));
+          pool.give(std::move(v));
+        }
       });
-      const int groups = panel_groups(k, passes_[0]), g = panel_group(k);
-      const int chunks = std::min(rd.r1 - r0, ceil_div(threads.size(), groups));
+      return;
+    }
+    // Fewer rows than threads (a streamed band's last layer): per round, the input rows'
+    // transforms shared out, then (rows, panel group) items.
+    std::vector<float> v, m;
+    Round rd = round_buffers(ow, pool, v, m);
+    const int nph = static_cast<int>(phases_.size());
+    const int groups = panel_groups(k, passes_[0]), g = panel_group(k);
+    for (int r0 = o0; r0 < o1; r0 += rd.rows) {
+      begin_round(rd, r0, std::min(o1, r0 + rd.rows));
+      threads.parallel_for((rd.i1 - rd.i0) * nph, [&](int a, int b) {
+        for (int i = a; i < b; ++i)
+          transform_input_row(k, in, rd, rd.i0 + i / nph, phases_[std::size_t(i % nph)]);
+      });
+      const int chunks = std::min(rd.r1 - r0, ceil_div(nt, groups));
       threads.parallel_for(chunks * groups, [&](int a, int b) {
         for (int i = a; i < b; ++i) {
           int y0 = 0, y1 = 0;
           piece_bounds(rd.r1 - r0, chunks, i / groups, y0, y1);
           const int p0 = (i % groups) * g;
-          products_and_outputs(k, rd, r0 + y0, r0 + y1, p0, std::min(p0 + g, passes_[0].panels),
-                               out, act, alpha);
+          products_and_outputs(k, rd, r0 + y0, r0 + y1, p0, std::min(p0 + g, panels), out, act,
+                               alpha);
         }
       });
     }
@@ -209,6 +210,40 @@ class WinogradConv {
     float* m = nullptr;
   };
 
+  // Each point's pass gets its transformed taps U(co, ky, ci) = sum_i G[pt][i]
+  // w(co, ky, phi + i*s, ci) (point pt of phase phi), one f32-vlincomb per kernel row and
+  // point (a scalar loop in double precision took 7.3 ms for g_a's three layers against
+  // 5.0), scattered into
+  // the packed layout [panel][ky][ci][16].
+  void pack_transformed_taps(const NodeDesc& n) {
+    const kern::KernelTable& k = kern::kernels();
+    const std::size_t cin = std::size_t(n.cin), kh = std::size_t(n.kh), kw = std::size_t(n.kw);
+    std::vector<float> row(kw * cin), u(cin);  // the taps of one kernel row; one U row
+    std::array<const float*, 3> x{};
+    std::array<float, 3> coef{};
+    for (int co = 0; co < n.cout; ++co)
+      for (std::size_t ky = 0; ky < kh; ++ky) {
+        const std::size_t at = (std::size_t(co) * kh + ky) * kw * cin;
+        for (std::size_t i = 0; i < row.size(); ++i) row[i] = n.weight[at + i];
+        const std::size_t panel = std::size_t(co) / kern::kNR, j = std::size_t(co) % kern::kNR;
+        for (const Phase& ph : phases_)
+          for (int pt = 0; pt < ph.f.n; ++pt) {
+            int terms = 0;
+            for (int i = 0; i < ph.f.r; ++i) {
+              const double g = ph.f.g[std::size_t(pt * ph.f.r + i)];
+              if (g == 0.0) continue;
+              x[std::size_t(terms)] = row.data() + std::size_t(ph.phi + i * n.stride_w) * cin;
+              coef[std::size_t(terms++)] = static_cast<float>(g);
+            }
+            k.lincomb({x.data(), coef.data(), terms, 0, nullptr, u.data(), 0, 1, cin,
+                       kern::kActNone, 0.0f});
+            PackedPass& pass = passes_[std::size_t(ph.point0 + pt)];
+            float* dst = pass.w.data() + ((panel * kh + ky) * cin) * kern::kNR + j;
+            for (std::size_t ci = 0; ci < cin; ++ci) dst[ci * kern::kNR] = u[ci];
+          }
+      }
+  }
+
   static int phase_taps(int kw, int s, int phi) { return kw > phi ? (kw - phi + s - 1) / s : 0; }
 
   int rows_per_round(int t) const {
@@ -216,6 +251,31 @@ class WinogradConv {
         std::size_t(points_) * std::size_t(t) * std::size_t(n_.cin) * sizeof(float);
     const long long fit = static_cast<long long>(kRoundBytes / std::max<std::size_t>(1, row_bytes));
     return static_cast<int>(std::max(1LL, (fit - n_.kh + n_.stride_h) / n_.stride_h));
+  }
+
+  // A round's geometry for outputs ow wide, its V and M taken from `pool` into v and m.
+  Round round_buffers(int ow, BufferPool& pool, std::vector<float>& v, std::vector<float>& m) const {
+    Round rd;
+    rd.t = tiles(ow);
+    rd.ow = ow;
+    rd.rows = rows_per_round(rd.t);
+    rd.kcap = ((rd.rows - 1) * n_.stride_h + n_.kh - 1) / n_.stride_h + 2;
+    rd.cpad = passes_[0].panels * kern::kNR;
+    v = pool.take(std::size_t(points_) * v_plane(rd));
+    m = pool.take(std::size_t(points_) * std::size_t(rd.rows) * std::size_t(rd.t) *
+                  std::size_t(rd.cpad));
+    rd.v = v.data();
+    rd.m = m.data();
+    return rd;
+  }
+
+  // Output rows [r0, r1) and the input rows they read.
+  void begin_round(Round& rd, int r0, int r1) const {
+    rd.r0 = r0;
+    rd.r1 = r1;
+    rd.i0 = r0 * n_.stride_h - n_.pad_top;
+    rd.i1 = (r1 - 1) * n_.stride_h - n_.pad_top + n_.kh;
+    rd.kbase = floor_div(rd.i0, n_.stride_h);
   }
 
   std::size_t v_plane(const Round& rd) const {
