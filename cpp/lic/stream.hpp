@@ -124,11 +124,17 @@ class ChainRun {
     float* row(int r) { return buf.data() + std::ptrdiff_t(r - base) * std::ptrdiff_t(row_floats()); }
     RowWindow view() const { return RowWindow{buf.data(), base, width, channels, left}; }
     RowOut out() { return RowOut{buf.data(), base, std::ptrdiff_t(row_floats())}; }
+    // Where the real columns of its rows go (past the left margin).
+    RowOut interior() {
+      return RowOut{buf.data() + std::size_t(left) * std::size_t(channels), base,
+                    std::ptrdiff_t(row_floats())};
+    }
   };
 
   struct State {
-    Window win;      // input rows, or the GEMM columns of the gather form
-    Window staging;  // gather form: new input rows before their columns are computed
+    Window win;      // input rows, the GEMM columns of the gather form, or the transformed
+                     // input rows of the Winograd form
+    Window staging;  // those two forms: new input rows before they are transformed
     int span = 0;    // dry run: most window rows in use at once
     int fresh = 0;   // dry run: most rows added at once
     double ms = 0, cpu_ms = 0;
@@ -137,6 +143,11 @@ class ChainRun {
   bool gather(std::size_t s) const {
     return stages_[s].op == Op::kConvTranspose2d && stages_[s].convt->gather();
   }
+  const WinogradConv* winograd(std::size_t s) const {
+    return stages_[s].op == Op::kConv2d ? stages_[s].conv->winograd() : nullptr;
+  }
+  // Whether operator s's window holds its input rows transformed (from staging rows).
+  bool transformed(std::size_t s) const { return gather(s) || winograd(s) != nullptr; }
 
   void geometry(std::size_t s) {
     const ChainStage& g = stages_[s];
@@ -154,6 +165,13 @@ class ChainRun {
       st.win.channels = g.convt->gather_cols();
       st.staging.width = in_w;
       st.staging.channels = in_c;
+    } else if (const WinogradConv* wg = winograd(s)) {
+      // Each input row is transformed once, when it arrives, and kept that way: computing
+      // the transforms per band redid them for the kh - stride rows two bands share.
+      st.staging = st.win;
+      st.win.width = WinogradConv::tiles(ws_[s + 1]);
+      st.win.channels = wg->points() * in_c;
+      st.win.left = 0;
     }
   }
 
@@ -228,10 +246,12 @@ class ChainRun {
       Window& w = st.win;
       w.cap = std::max(1, st.span + st.fresh);  // shifts at most every other band
       w.buf = pool_.take(std::size_t(w.cap) * w.row_floats());
-      zero_margins(w, ws_[std::size_t(&st - states_.data())]);
+      const int in_w = ws_[std::size_t(&st - states_.data())];
+      if (st.staging.channels == 0) zero_margins(w, in_w);  // rows of the input itself
       w.base = w.r0 = w.r1 = 0;
       st.staging.cap = std::max(1, st.fresh);
       st.staging.buf = pool_.take(std::size_t(st.staging.cap) * st.staging.row_floats());
+      zero_margins(st.staging, in_w);
     }
     band_buf_ = pool_.take(std::size_t(band_) * std::size_t(ws_.back()) * std::size_t(cs_.back()));
   }
@@ -258,16 +278,25 @@ class ChainRun {
                    std::size_t(w.r1 - w.r0) * w.row_floats() * sizeof(float));
       w.base = w.r0;
     }
-    if (gather(std::size_t(s))) {
-      // Columns of the new real rows (rows outside the input are never read).
-      if (ra < rb) {
+    if (transformed(std::size_t(s))) {
+      const WinogradConv* wg = winograd(std::size_t(s));
+      // The gather form never reads rows outside the input; the Winograd form reads them
+      // as zeros, which transform to zeros.
+      if (wg && !dry_) {
+        for (int r = a; r < b; ++r)
+          if (r < ra || r >= rb) std::fill(w.row(r), w.row(r) + w.row_floats(), 0.0f);
+      }
+      if (ra < rb) {  // the new real rows, through staging
         Window& in = st.staging;
         in.base = ra;
-        produce(s - 1, ra, rb, in.out());
+        produce(s - 1, ra, rb, dry_ ? RowOut{} : in.interior());
         if (!dry_) {
           Timer t(profile_, st);
-          stages_[std::size_t(s)].convt->compute_cols(in.view(), ws_[std::size_t(s)], ra, rb,
-                                                      w.out(), threads_);
+          if (wg)
+            wg->transform_rows(in.view(), ws_[std::size_t(s) + 1], ra, rb, w.out(), threads_);
+          else
+            stages_[std::size_t(s)].convt->compute_cols(in.view(), ws_[std::size_t(s)], ra, rb,
+                                                        w.out(), threads_);
         }
       }
     } else {
@@ -301,7 +330,10 @@ class ChainRun {
     Timer t(profile_, st);
     switch (g.op) {
       case Op::kConv2d:
-        g.conv->compute_rows(st.win.view(), o0, o1, ow, out, g.act, g.alpha, threads_, pool_);
+        if (const WinogradConv* wg = g.conv->winograd())
+          wg->compute_rows_from(st.win.view(), o0, o1, ow, out, g.act, g.alpha, threads_, pool_);
+        else
+          g.conv->compute_rows(st.win.view(), o0, o1, ow, out, g.act, g.alpha, threads_, pool_);
         break;
       case Op::kConvTranspose2d:
         if (g.convt->gather())

@@ -119,6 +119,9 @@ class Conv2dOp {
   }
 
   const NodeDesc& desc() const { return n_; }
+  // The Winograd form, when this layer uses it (a streamed run keeps its transformed
+  // input rows: lic/stream.hpp).
+  const WinogradConv* winograd() const { return wino_.get(); }
 
  private:
   NodeDesc n_;

@@ -148,59 +148,75 @@ class WinogradConv {
 
   static int tiles(int ow) { return (ow + kM - 1) / kM; }
 
-  // Output rows [o0, o1) (ow pixels each) from the input rows in `in`, whose right margin
-  // covers tiles(ow) * kM output columns.
-  void compute_rows(const RowWindow& in, int o0, int o1, int ow, const RowOut& out, int act,
-                    float alpha, ThreadPool& threads, BufferPool& pool) const {
+  // Floats of one transformed input row (every point's t tiles of cin) for outputs ow wide.
+  std::size_t transformed_row_floats(int ow) const {
+    return std::size_t(points_) * std::size_t(tiles(ow)) * std::size_t(n_.cin);
+  }
+  int points() const { return points_; }
+
+  // Transformed rows [r0, r1) of the input rows in `in` (zero-padded, its right margin
+  // covering tiles(ow) * kM output columns) into v: row r at v.row(r), point p's tile j at
+  // (p * tiles(ow) + j) * cin.
+  void transform_rows(const RowWindow& in, int ow, int r0, int r1, const RowOut& v,
+                      ThreadPool& threads) const {
+    const kern::KernelTable& k = kern::kernels();
+    const int nph = static_cast<int>(phases_.size());
+    threads.parallel_for((r1 - r0) * nph, [&](int a, int b) {
+      for (int i = a; i < b; ++i)
+        transform_row(k, in.row(r0 + i / nph), phases_[std::size_t(i % nph)], tiles(ow),
+                      v.row(r0 + i / nph));
+    });
+  }
+
+  // Output rows [o0, o1) (ow pixels each) from the transformed input rows in v.
+  void compute_rows_from(const RowWindow& v, int o0, int o1, int ow, const RowOut& out, int act,
+                         float alpha, ThreadPool& threads, BufferPool& pool) const {
     if (o1 <= o0) return;
     const kern::KernelTable& k = kern::kernels();
     const int nt = threads.size(), panels = passes_[0].panels;
-    if (o1 - o0 >= nt) {
-      // Each thread its own rows, their input transforms included: one synchronisation per
-      // call (the few input rows two neighbours both read are transformed by both). Split
-      // by panels instead, two phases per round, a 2-thread g_a spent 8% of its time waiting.
+    const std::size_t m_row = std::size_t(points_) * std::size_t(tiles(ow)) * std::size_t(panels) * kern::kNR;
+    if (o1 - o0 >= nt) {  // each thread its own rows, all panels
       threads.parallel_for(nt, [&](int a, int b) {
         for (int i = a; i < b; ++i) {
           int y0 = 0, y1 = 0;
           piece_bounds(o1 - o0, nt, i, y0, y1);
-          std::vector<float> v, m;
-          Round rd = round_buffers(ow, pool, v, m);
-          for (int r0 = o0 + y0; r0 < o0 + y1; r0 += rd.rows) {
-            begin_round(rd, r0, std::min(o0 + y1, r0 + rd.rows));
-            for (int iy = rd.i0; iy < rd.i1; ++iy)
-              for (const Phase& ph : phases_) transform_input_row(k, in, rd, iy, ph);
-            products_and_outputs(k, rd, rd.r0, rd.r1, 0, panels, out, act, alpha);
-          }
+          const int chunk = std::min(y1 - y0, kMaxChunkRows);
+          std::vector<float> m = pool.take(std::size_t(chunk) * m_row);
+          for (int r = o0 + y0; r < o0 + y1; r += chunk)
+            products_and_outputs(k, v, r, std::min(o0 + y1, r + chunk), ow, 0, panels, m.data(),
+                                 out, act, alpha);
           pool.give(std::move(m));
-          pool.give(std::move(v));
         }
       });
       return;
     }
-    // Fewer rows than threads (a streamed band's last layer): per round, the input rows'
-    // transforms shared out, then (rows, panel group) items.
-    std::vector<float> v, m;
-    Round rd = round_buffers(ow, pool, v, m);
-    const int nph = static_cast<int>(phases_.size());
+    // Fewer rows than threads (a streamed band's last layers): (row, panel group) items.
     const int groups = panel_groups(k, passes_[0]), g = panel_group(k);
-    for (int r0 = o0; r0 < o1; r0 += rd.rows) {
-      begin_round(rd, r0, std::min(o1, r0 + rd.rows));
-      threads.parallel_for((rd.i1 - rd.i0) * nph, [&](int a, int b) {
-        for (int i = a; i < b; ++i)
-          transform_input_row(k, in, rd, rd.i0 + i / nph, phases_[std::size_t(i % nph)]);
-      });
-      const int chunks = std::min(rd.r1 - r0, ceil_div(nt, groups));
-      threads.parallel_for(chunks * groups, [&](int a, int b) {
-        for (int i = a; i < b; ++i) {
-          int y0 = 0, y1 = 0;
-          piece_bounds(rd.r1 - r0, chunks, i / groups, y0, y1);
-          const int p0 = (i % groups) * g;
-          products_and_outputs(k, rd, r0 + y0, r0 + y1, p0, std::min(p0 + g, panels), out, act,
-                               alpha);
-        }
-      });
-    }
+    std::vector<float> m = pool.take(std::size_t(o1 - o0) * m_row);
+    threads.parallel_for((o1 - o0) * groups, [&](int a, int b) {
+      for (int i = a; i < b; ++i) {
+        const int oy = o0 + i / groups, p0 = (i % groups) * g;
+        products_and_outputs(k, v, oy, oy + 1, ow, p0, std::min(p0 + g, panels),
+                             m.data() + std::size_t(oy - o0) * m_row, out, act, alpha);
+      }
+    });
     pool.give(std::move(m));
+  }
+
+  // Output rows [o0, o1) from the input rows in `in` (the whole-tensor path): in rounds,
+  // the rows a round reads transformed into a scratch buffer, then computed from it.
+  void compute_rows(const RowWindow& in, int o0, int o1, int ow, const RowOut& out, int act,
+                    float alpha, ThreadPool& threads, BufferPool& pool) const {
+    const std::size_t row = transformed_row_floats(ow);
+    const int rows = rows_per_round(row);
+    std::vector<float> v = pool.take(std::size_t((rows - 1) * n_.stride_h + n_.kh) * row);
+    for (int r0 = o0; r0 < o1; r0 += rows) {
+      const int r1 = std::min(o1, r0 + rows);
+      const int i0 = r0 * n_.stride_h - n_.pad_top, i1 = (r1 - 1) * n_.stride_h - n_.pad_top + n_.kh;
+      transform_rows(in, ow, i0, i1, RowOut{v.data(), i0, std::ptrdiff_t(row)}, threads);
+      compute_rows_from(RowWindow{v.data(), i0, tiles(ow), points_ * n_.cin, 0}, r0, r1, ow, out,
+                        act, alpha, threads, pool);
+    }
     pool.give(std::move(v));
   }
 
@@ -211,17 +227,8 @@ class WinogradConv {
     MinimalFilter f;
   };
 
-  // One round of output rows [r0, r1) and its buffers: V holds, per point p, row parity q
-  // and k, the transformed input row k * stride_h + q as t tiles of cin floats
-  // (rows of equal parity contiguous, so that consecutive output rows are t tiles apart
-  // in every tap and one GEMM covers several rows); M holds, per point, the GEMM results
-  // of each output pixel tile (cpad floats).
-  struct Round {
-    int t = 0, ow = 0, rows = 0, kcap = 0, cpad = 0;
-    int r0 = 0, r1 = 0, i0 = 0, i1 = 0, kbase = 0;
-    float* v = nullptr;
-    float* m = nullptr;
-  };
+  // Rows of GEMM results one products_and_outputs call holds at once.
+  static constexpr int kMaxChunkRows = 4;
 
   // Each point's pass gets its transformed taps U(co, ky, ci) = sum_i G[pt][i]
   // w(co, ky, phi + i*s, ci) (point pt of phase phi), one f32-vlincomb per kernel row and
@@ -260,55 +267,18 @@ class WinogradConv {
 
   static int phase_taps(int kw, int s, int phi) { return kw > phi ? (kw - phi + s - 1) / s : 0; }
 
-  int rows_per_round(int t) const {
-    const std::size_t row_bytes =
-        std::size_t(points_) * std::size_t(t) * std::size_t(n_.cin) * sizeof(float);
-    const long long fit = static_cast<long long>(kRoundBytes / std::max<std::size_t>(1, row_bytes));
+  // Output rows per round of the whole-tensor path: their transformed input rows within
+  // kRoundBytes.
+  int rows_per_round(std::size_t row_floats) const {
+    const long long fit = static_cast<long long>(kRoundBytes / std::max<std::size_t>(1, row_floats * sizeof(float)));
     return static_cast<int>(std::max(1LL, (fit - n_.kh + n_.stride_h) / n_.stride_h));
   }
 
-  // A round's geometry for outputs ow wide, its V and M taken from `pool` into v and m.
-  Round round_buffers(int ow, BufferPool& pool, std::vector<float>& v, std::vector<float>& m) const {
-    Round rd;
-    rd.t = tiles(ow);
-    rd.ow = ow;
-    rd.rows = rows_per_round(rd.t);
-    rd.kcap = ((rd.rows - 1) * n_.stride_h + n_.kh - 1) / n_.stride_h + 2;
-    rd.cpad = passes_[0].panels * kern::kNR;
-    v = pool.take(std::size_t(points_) * v_plane(rd));
-    m = pool.take(std::size_t(points_) * std::size_t(rd.rows) * std::size_t(rd.t) *
-                  std::size_t(rd.cpad));
-    rd.v = v.data();
-    rd.m = m.data();
-    return rd;
-  }
-
-  // Output rows [r0, r1) and the input rows they read.
-  void begin_round(Round& rd, int r0, int r1) const {
-    rd.r0 = r0;
-    rd.r1 = r1;
-    rd.i0 = r0 * n_.stride_h - n_.pad_top;
-    rd.i1 = (r1 - 1) * n_.stride_h - n_.pad_top + n_.kh;
-    rd.kbase = floor_div(rd.i0, n_.stride_h);
-  }
-
-  std::size_t v_plane(const Round& rd) const {
-    return std::size_t(n_.stride_h) * std::size_t(rd.kcap) * std::size_t(rd.t) * std::size_t(n_.cin);
-  }
-
-  float* v_row(const Round& rd, int point, int iy) const {
-    const int k = floor_div(iy, n_.stride_h), q = iy - k * n_.stride_h;
-    const std::size_t row = (std::size_t(point) * std::size_t(n_.stride_h) + std::size_t(q)) *
-                                std::size_t(rd.kcap) + std::size_t(k - rd.kbase);
-    return rd.v + row * std::size_t(rd.t) * std::size_t(n_.cin);
-  }
-
-  // V rows of input row iy for the points of phase ph: point pt of tile j is
-  // sum_i BT[pt][i] x[(kM j + i) s + phi] over the padded row.
-  void transform_input_row(const kern::KernelTable& k, const RowWindow& in, const Round& rd,
-                           int iy, const Phase& ph) const {
+  // Phase ph's points of one input row: point pt of tile j is sum_i BT[pt][i]
+  // x[(kM j + i) s + phi] over the padded row, stored at v + ((point0 + pt) * t + j) * cin.
+  void transform_row(const kern::KernelTable& k, const float* row, const Phase& ph, int t,
+                     float* v) const {
     const int cin = n_.cin, s = n_.stride_w;
-    const float* row = in.row(iy);
     std::array<const float*, kMaxPoints> x{};
     std::array<float, kMaxPoints> coef{};
     for (int pt = 0; pt < ph.f.n; ++pt) {
@@ -319,51 +289,47 @@ class WinogradConv {
         x[std::size_t(terms)] = row + std::ptrdiff_t(i * s + ph.phi) * cin;
         coef[std::size_t(terms++)] = static_cast<float>(c);
       }
-      kern::LincombArgs a{x.data(), coef.data(), terms, std::ptrdiff_t(kM) * s * cin, nullptr,
-                          v_row(rd, ph.point0 + pt, iy), cin, rd.t, std::size_t(cin),
-                          kern::kActNone, 0.0f};
-      k.lincomb(a);
+      k.lincomb({x.data(), coef.data(), terms, std::ptrdiff_t(kM) * s * cin, nullptr,
+                 v + std::ptrdiff_t(ph.point0 + pt) * t * cin, cin, t, std::size_t(cin),
+                 kern::kActNone, 0.0f});
     }
   }
 
-  // Output rows [y0, y1) of the round, panels [p0, p1): each point's GEMM over the kh
-  // transformed rows, then the output transform (bias first, then the products of each
-  // phase in point order) and the activation.
-  void products_and_outputs(const kern::KernelTable& k, const Round& rd, int y0, int y1, int p0,
-                            int p1, const RowOut& out, int act, float alpha) const {
-    const std::size_t plane = std::size_t(rd.rows) * std::size_t(rd.t) * std::size_t(rd.cpad);
-    const int cols = (y1 - y0) * rd.t;
+  // Output rows [y0, y1), panels [p0, p1): each point's GEMM over the kh transformed rows
+  // (point-major, so a point's weights are read from cache by every row) into m
+  // (per row: per point t tiles of the padded channel count), then the output transform
+  // (bias first, then the products of each phase in point order) and the activation.
+  void products_and_outputs(const kern::KernelTable& k, const RowWindow& v, int y0, int y1,
+                            int ow, int p0, int p1, float* m, const RowOut& out, int act,
+                            float alpha) const {
+    const int t = tiles(ow), cin = n_.cin;
+    const std::ptrdiff_t cpad = std::ptrdiff_t(passes_[0].panels) * kern::kNR;
+    const std::ptrdiff_t plane = std::ptrdiff_t(t) * cpad, m_row = points_ * plane;
+    const std::ptrdiff_t v_row = std::ptrdiff_t(points_) * t * cin;
     std::array<std::ptrdiff_t, kMaxRows> taps{};
-    const int anchor = y0 * n_.stride_h - n_.pad_top;
-    for (int p = 0; p < points_; ++p) {
-      const float* base = rd.v + std::size_t(p) * v_plane(rd);
-      for (int ky = 0; ky < n_.kh; ++ky) taps[std::size_t(ky)] = v_row(rd, p, anchor + ky) - base;
-      float* c = rd.m + std::size_t(p) * plane + std::size_t(y0 - rd.r0) * std::size_t(rd.t) * std::size_t(rd.cpad);
-      igemm_row(k, passes_[std::size_t(p)], taps.data(), base, n_.cin, cols, c, rd.cpad,
-                kern::kActNone, 0.0f, p0, p1);
-    }
+    for (int ky = 0; ky < n_.kh; ++ky) taps[std::size_t(ky)] = ky * v_row;
+    for (int p = 0; p < points_; ++p)
+      for (int oy = y0; oy < y1; ++oy)
+        igemm_row(k, passes_[std::size_t(p)], taps.data(),
+                  v.row(oy * n_.stride_h - n_.pad_top) + std::ptrdiff_t(p) * t * cin, cin, t,
+                  m + (oy - y0) * m_row + p * plane, cpad, kern::kActNone, 0.0f, p0, p1);
     const int c0 = p0 * kern::kNR, c1 = std::min(n_.cout, p1 * kern::kNR);
     std::array<const float*, kMaxPoints> x{};
     std::array<float, kMaxPoints> coef{};
-    for (int oy = y0; oy < y1; ++oy) {
-      const std::size_t pix0 = std::size_t(oy - rd.r0) * std::size_t(rd.t);
-      for (int j = 0; j < kM && j < rd.ow; ++j) {
+    for (int oy = y0; oy < y1; ++oy)
+      for (int j = 0; j < kM && j < ow; ++j) {
         int terms = 0;
         for (const Phase& ph : phases_)
           for (int pt = 0; pt < ph.f.n; ++pt) {
             const double a = ph.f.at[std::size_t(j * ph.f.n + pt)];
             if (a == 0.0) continue;
-            x[std::size_t(terms)] = rd.m + std::size_t(ph.point0 + pt) * plane +
-                                    pix0 * std::size_t(rd.cpad) + std::size_t(c0);
+            x[std::size_t(terms)] = m + (oy - y0) * m_row + (ph.point0 + pt) * plane + c0;
             coef[std::size_t(terms++)] = static_cast<float>(a);
           }
-        kern::LincombArgs a{x.data(), coef.data(), terms, rd.cpad, bias_.data() + c0,
-                            out.row(oy) + std::ptrdiff_t(j) * n_.cout + c0,
-                            std::ptrdiff_t(kM) * n_.cout, (rd.ow - j + kM - 1) / kM,
-                            std::size_t(c1 - c0), act, alpha};
-        k.lincomb(a);
+        k.lincomb({x.data(), coef.data(), terms, cpad, bias_.data() + c0,
+                   out.row(oy) + std::ptrdiff_t(j) * n_.cout + c0, std::ptrdiff_t(kM) * n_.cout,
+                   (ow - j + kM - 1) / kM, std::size_t(c1 - c0), act, alpha});
       }
-    }
   }
 
   NodeDesc n_;
