@@ -119,32 +119,23 @@ class WinogradConv {
       phases_.push_back(std::move(ph));
     }
     passes_.resize(std::size_t(points_));
-    const int panels = (n.cout + kern::kNR - 1) / kern::kNR;
-    const std::size_t per_pass = std::size_t(panels) * std::size_t(kh) * std::size_t(cin) * kern::kNR;
-    // One buffer for every point's weights (12.6 MB for g_a's three layers), in huge pages
-    // where it is large enough: a fresh process faults in every page it packs.
-    packed_.reserve(std::size_t(points_) * per_pass);
-    if (packed_.capacity() * sizeof(float) >= kHugePageBufferBytes)
-      advise_huge_pages(packed_.data(), packed_.capacity() * sizeof(float));
-    packed_.resize(std::size_t(points_) * per_pass);  // zero past cout
-    for (int p = 0; p < points_; ++p) {
-      PackedPass& pass = passes_[std::size_t(p)];
+    // (Huge pages for these 12.6 MB of g_a weights made 4 in 20 runs of the encoder
+    // spend 60-140 ms in the kernel: fresh 2 MB pages are sometimes slow to get on the
+    // project's VM. 4 KiB pages cost ~3% of one-thread time and made the median 2-thread
+    // run 15% faster.)
+    for (PackedPass& pass : passes_) {
       pass.kc = cin;
       pass.cout = n.cout;
-      pass.panels = panels;
+      pass.panels = (n.cout + kern::kNR - 1) / kern::kNR;
       for (int ky = 0; ky < kh; ++ky) {
         pass.dy.push_back(ky);
         pass.dx.push_back(0);
       }
-      pass.shared_w = packed_.data() + std::size_t(p) * per_pass;
-      pass.bias.assign(std::size_t(panels) * kern::kNR, 0.0f);  // bias: added at the end
+      pass.w.assign(std::size_t(pass.panels) * std::size_t(kh) * std::size_t(cin) * kern::kNR, 0.0f);
+      pass.bias.assign(std::size_t(pass.panels) * kern::kNR, 0.0f);  // bias: added at the end
     }
     pack_transformed_taps(n);
   }
-
-  // The passes point into packed_: never copied or moved.
-  WinogradConv(const WinogradConv&) = delete;
-  WinogradConv& operator=(const WinogradConv&) = delete;
 
   static int tiles(int ow) { return (ow + kM - 1) / kM; }
 
@@ -238,7 +229,6 @@ class WinogradConv {
   void pack_transformed_taps(const NodeDesc& n) {
     const kern::KernelTable& k = kern::kernels();
     const std::size_t cin = std::size_t(n.cin), kh = std::size_t(n.kh), kw = std::size_t(n.kw);
-    const std::size_t per_pass = packed_.size() / std::size_t(points_);
     std::vector<float> row(kw * cin), u(cin);  // the taps of one kernel row; one U row
     std::array<const float*, 3> x{};
     std::array<float, 3> coef{};
@@ -258,7 +248,7 @@ class WinogradConv {
             }
             k.lincomb({x.data(), coef.data(), terms, 0, nullptr, u.data(), 0, 1, cin,
                        kern::kActNone, 0.0f});
-            float* dst = packed_.data() + std::size_t(ph.point0 + pt) * per_pass +
+            float* dst = passes_[std::size_t(ph.point0 + pt)].w.data() +
                          ((panel * kh + ky) * cin) * kern::kNR + j;
             for (std::size_t ci = 0; ci < cin; ++ci) dst[ci * kern::kNR] = u[ci];
           }
@@ -337,7 +327,6 @@ class WinogradConv {
   std::vector<Phase> phases_;
   int points_ = 0;
   std::vector<PackedPass> passes_;  // one per transform point: kh taps of cin channels
-  std::vector<float> packed_;       // their weights
 };
 
 }  // namespace lic
