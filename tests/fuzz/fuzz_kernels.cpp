@@ -188,6 +188,20 @@ void check_elementwise(Input& in) {
   scalar().gdn_finish(x.data(), norm.data(), r.data(), n, inverse);
   best().gdn_finish(x.data(), norm.data(), s.data(), n, inverse);
   compare("gdn_finish differs");
+  // f32-vlincomb: up to 3 terms (x, y, norm) over 2 rows of n / 2, the same FMA chain at
+  // every level: bit-identical.
+  const int terms = in.pick(0, 3), half = int(n / 2);
+  const float* xs[3] = {x.data(), y.data(), norm.data()};
+  const float coef[3] = {in.value(), in.value(), in.value()};
+  const float* init = in.byte() & 1 ? norm.data() : nullptr;
+  const int act = in.byte() & 1 ? lic::kern::kActLeaky : lic::kern::kActNone;
+  lic::kern::LincombArgs a{xs, coef, terms, half, init, r.data(), half, 2, std::size_t(half),
+                           act, alpha};
+  scalar().lincomb(a);
+  a.y = s.data();
+  best().lincomb(a);
+  for (int i = 0; i < 2 * half; ++i)
+    if (!same(r[std::size_t(i)], s[std::size_t(i)])) fuzz::fail("lincomb differs");
 }
 
 constexpr std::int16_t kSentinel16 = -12345;
