@@ -223,6 +223,7 @@ def test_scalar_kernels_match_torch(tmp_path) -> None:
     rng = np.random.default_rng(9)
     check(tmp_path, relu_synthesis(rng), 5, 3, force_scalar=True)
     check(tmp_path, gdn_analysis(rng), 13, 11, force_scalar=True)
+    check(tmp_path, [conv_node(rng, 16, 20, 5, 2, (2, 2, 2, 2))], 9, 13, force_scalar=True)
 
 
 def test_thread_count_does_not_change_results(tmp_path) -> None:
@@ -322,6 +323,9 @@ def test_ops_under_sanitizers(tmp_path) -> None:
     rng = np.random.default_rng(11)
     check(tmp_path, relu_synthesis(rng, 5, 6), 3, 2, sanitize=True)
     check(tmp_path, gdn_analysis(rng, 6, 5), 9, 7, sanitize=True, threads=2)
+    check(tmp_path, [conv_node(rng, 16, 20, 5, 2, (2, 2, 2, 2)), Node("relu", [1]),
+                     conv_node(rng, 20, 17, 3, 1, (1, 1, 1, 1), 2)], 11, 9, sanitize=True,
+          threads=2)
     check(tmp_path, gdn_synthesis(rng, 5, 6), 2, 3, sanitize=True, force_scalar=True)
     # streamed in bands of one and two rows, on two threads
     nodes = relu_synthesis(rng, 5, 6)
