@@ -15,37 +15,16 @@
 #include <utility>
 #include <vector>
 
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
 
 #include "lic/tensor.hpp"
 
 namespace lic {
 
 // (A template over the element type: float buffers for the float ops, int16 ones for the
-// fixed-point ops of docs/int16.md.)
-// Asks the kernel to back the 2 MiB-aligned part of [p, p + bytes) with huge pages when it
-// is first touched. A fresh process first touches every buffer it uses: perf put 6-20% of
-// a decoder's CPU time (1 and 2 threads) in page faults (clear_page); with the windows in 2 MiB
-// pages its faults went from 7555 to 4492. Best effort: where transparent huge pages are
-// off, or not Linux, nothing changes.
-inline void advise_huge_pages(void* p, std::size_t bytes) {
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  constexpr std::uintptr_t kHuge = std::uintptr_t(1) << 21;
-  const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(p);
-  const std::uintptr_t lo = (a + kHuge - 1) & ~(kHuge - 1);
-  const std::uintptr_t hi = (a + bytes) & ~(kHuge - 1);
-  if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE);
-#else
-  (void)p;
-  (void)bytes;
-#endif
-}
-
-// Buffers of at least this many bytes are given huge pages (one at the least).
-constexpr std::size_t kHugePageBufferBytes = std::size_t(3) << 20;
-
+// fixed-point ops of docs/int16.md.) Buffers use the system's ordinary pages: advised into
+// 2 MiB pages, the encoder of a 2048x2048 image took a median 1738 ms instead of 1429 on the
+// project's VM (fresh huge pages are sometimes slow to get there), with no gain on Kodak
+// images (docs/performance.md#threads).
 template <class T>
 class BasicBufferPool {
  public:
@@ -65,10 +44,6 @@ class BasicBufferPool {
         free_[best] = std::move(free_.back());
         free_.pop_back();
       }
-    }
-    if (v.capacity() < n && n * sizeof(T) >= kHugePageBufferBytes) {
-      v.reserve(n);  // allocated, not yet touched: the advice decides the page size
-      advise_huge_pages(v.data(), n * sizeof(T));
     }
     v.resize(n);  // within capacity: no allocation
     // LIC_POISON_BUFFERS=1 (tests): every buffer handed out holds NaN (int16: -32768), so

@@ -119,10 +119,6 @@ class WinogradConv {
       phases_.push_back(std::move(ph));
     }
     passes_.resize(std::size_t(points_));
-    // (Huge pages for these 12.6 MB of g_a weights made 4 in 20 runs of the encoder
-    // spend 60-140 ms in the kernel: fresh 2 MB pages are sometimes slow to get on the
-    // project's VM. 4 KiB pages cost ~3% of one-thread time and made the median 2-thread
-    // run 15% faster.)
     for (PackedPass& pass : passes_) {
       pass.kc = cin;
       pass.cout = n.cout;
