@@ -15,7 +15,6 @@
 #include <utility>
 #include <vector>
 
-
 #include "lic/tensor.hpp"
 
 namespace lic {
@@ -45,7 +44,7 @@ class BasicBufferPool {
         free_.pop_back();
       }
     }
-    v.resize(n);  // within capacity: no allocation
+    v.resize(n);  // allocates only when no kept buffer holds n
     // LIC_POISON_BUFFERS=1 (tests): every buffer handed out holds NaN (int16: -32768), so
     // that reading an element nobody wrote shows in the output.
     static const bool poison = std::getenv("LIC_POISON_BUFFERS") != nullptr;

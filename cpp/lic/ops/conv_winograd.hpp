@@ -6,14 +6,16 @@
 // phi read the decimated row d[j] = x[j*s + phi] at j = ox, ox + 1, ... (5 taps at stride 2:
 // a 3-tap and a 2-tap correlation). Each phase's correlation is computed in tiles of
 // kM = 4 outputs by F(4, r): n = 4 + r - 1 products of transformed inputs and transformed
-// taps give the 4 outputs (Toom-Cook, points 0, 1, -1, 2, -2, infinity; taps transformed in float at load time). The products of one
-// transform point p, summed over input channels and kernel rows ky, are an ordinary
-// implicit GEMM over kh taps of the transformed input rows; the kernel rows stay direct.
-// F(4, 3) + F(4, 2) need 11 products per 4 outputs where the direct form needs 20.
+// taps give the 4 outputs (Toom-Cook, points 0, 1, -1, 2, -2, infinity; the taps are
+// transformed once, at load time). The products of one transform point, summed over input
+// channels and kernel rows ky, are an ordinary implicit GEMM over kh taps of the
+// transformed input rows; the kernel rows stay direct. F(4, 3) + F(4, 2) need 11 products
+// per 4 outputs where the direct form needs 20.
 //
-// Per round of output rows: (1) every input row the round reads is transformed, per point,
-// into V; (2) per (rows, panel group): the GEMM of each point into M, then the output
-// transform with bias and activation into the output rows. Every output value is computed
+// Each input row is transformed once (transform_rows; a streamed run keeps the transformed
+// rows in the operator's window, lic/stream.hpp; the whole-tensor path transforms a round's
+// rows into a scratch buffer), then per output row each point's GEMM and the output
+// transform with bias and activation (compute_rows_from). Every output value is computed
 // the same way whatever the round, band or thread split, so streamed and whole-tensor runs
 // stay bit-identical; the transforms are chains of FMAs in a fixed order (f32-vlincomb)
 // at every instruction-set level.
@@ -94,7 +96,7 @@ class WinogradConv {
   // Input channels below which the direct pass reads whole kernel rows (conv.hpp): too
   // few multiply-adds per product for the transforms to pay.
   static constexpr int kMinChannels = 16;
-  // Transformed input rows of one round stay within this (L2-sized).
+  // The whole-tensor path's transformed input rows of one round stay within this.
   static constexpr std::size_t kRoundBytes = std::size_t(2) << 20;
 
   // Whether the Winograd form computes CONV2D node n: enough input channels, stride 1 or 2
@@ -162,7 +164,9 @@ class WinogradConv {
     const kern::KernelTable& k = kern::kernels();
     const int nt = threads.size(), panels = passes_[0].panels;
     const std::size_t m_row = std::size_t(points_) * std::size_t(tiles(ow)) * std::size_t(panels) * kern::kNR;
-    if (o1 - o0 >= nt) {  // each thread its own rows, all panels
+    // Each thread its own rows and all panels (split by panel groups, with two
+    // synchronisations a band, two threads spent 8% of g_a's time waiting on each other).
+    if (o1 - o0 >= nt) {
       threads.parallel_for(nt, [&](int a, int b) {
         for (int i = a; i < b; ++i) {
           int y0 = 0, y1 = 0;

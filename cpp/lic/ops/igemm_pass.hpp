@@ -31,7 +31,6 @@ struct PackedPass {
 
   int ntaps() const { return static_cast<int>(dy.size()); }
 
-
   // weight_at(co, tap, ci) gives the weight; taps were pushed into dy/dx already.
   template <class WeightAt>
   void pack(const std::vector<float>& bias_in, WeightAt weight_at) {

@@ -6,10 +6,10 @@
 
 #ifdef LIC_HAVE_X86_KERNELS
 
-#include <cmath>
 #include <cstddef>
 
 #include "lic/kernels/contracts.hpp"
+#include "lic/kernels/f32-vlincomb/scalar.hpp"
 
 namespace lic {
 namespace kern {
@@ -28,12 +28,7 @@ LIC_TARGET_AVX2_FMA inline void f32_vlincomb__avx2_fma(const LincombArgs& p) {
       if (p.act == kActLeaky) acc = x86::leaky8(acc, alpha);
       _mm256_storeu_ps(y + i, acc);
     }
-    for (; i < p.n; ++i) {
-      float acc = p.init ? p.init[i] : 0.0f;
-      for (int j = 0; j < p.terms; ++j) acc = std::fma(p.coef[j], p.x[j][xo + std::ptrdiff_t(i)], acc);
-      if (p.act == kActLeaky && !(acc >= 0.0f)) acc *= p.alpha;
-      y[i] = acc;
-    }
+    for (; i < p.n; ++i) y[i] = f32_vlincomb_one(p, xo, i);
   }
 }
 
