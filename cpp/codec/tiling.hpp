@@ -205,6 +205,9 @@ class NetGeometry {
                  (iw + g.pad_lo[1] + std::max(0LL, need_w - iw)) * g.cin;
         if (g.cin < Conv2dOp::kIm2colBelow)
           scratch = std::max(scratch, threads * ow * g.k[0] * g.k[1] * (long long)g.cin);
+        if (WinogradConv::suits(g.cin, g.k[0], g.k[1], g.s[1]))
+          scratch = std::max(scratch, WinogradConv::scratch_floats(g.cin, g.cout, g.k[0], g.k[1],
+                                                                   g.s[0], g.s[1], ow, threads));
       } else if (g.op == Op::kConvTranspose2d) {
         if (g.cout < ConvTranspose2dOp::kGatherBelow) {
           // column buffer of a band of 32 output rows: the input rows it reads

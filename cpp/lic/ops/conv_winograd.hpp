@@ -101,13 +101,27 @@ class WinogradConv {
 
   // Whether the Winograd form computes CONV2D node n: enough input channels, stride 1 or 2
   // along x, and every phase 2 or 3 taps (5x5 stride 2: 3 + 2; 3x3 stride 1: 3).
-  static bool suits(const NodeDesc& n) {
-    if (n.cin < kMinChannels || n.kh > kMaxRows || n.stride_w < 1 || n.stride_w > 2) return false;
-    for (int phi = 0; phi < n.stride_w; ++phi) {
-      const int r = phase_taps(n.kw, n.stride_w, phi);
+  static bool suits(const NodeDesc& n) { return suits(n.cin, n.kh, n.kw, n.stride_w); }
+  static bool suits(int cin, int kh, int kw, int stride_w) {
+    if (cin < kMinChannels || kh > kMaxRows || stride_w < 1 || stride_w > 2) return false;
+    for (int phi = 0; phi < stride_w; ++phi) {
+      const int r = phase_taps(kw, stride_w, phi);
       if (r < 2 || r > 3) return false;
     }
     return true;
+  }
+
+  // Floats the whole-tensor path (compute_rows) takes besides its padded input and its
+  // output, for outputs ow wide: a round's transformed rows and every thread's products
+  // (codec/tiling.hpp counts them in its memory bound).
+  static long long scratch_floats(int cin, int cout, int kh, int kw, int sh, int sw, long long ow,
+                                  int threads) {
+    long long points = 0;
+    for (int phi = 0; phi < sw; ++phi) points += kM + phase_taps(kw, sw, phi) - 1;
+    const long long row = points * ((ow + kM - 1) / kM) * cin;
+    const long long round = ((rows_per_round(row, kh, sh) - 1) * sh + kh) * row;
+    const long long products = points * ((ow + kM - 1) / kM) * ((cout + kern::kNR - 1) / kern::kNR) * kern::kNR;
+    return round + std::max(threads, 1) * kMaxChunkRows * products;
   }
 
   explicit WinogradConv(const NodeDesc& n) : n_(node_shape(n)), bias_(n.bias) {
@@ -199,7 +213,7 @@ class WinogradConv {
   void compute_rows(const RowWindow& in, int o0, int o1, int ow, const RowOut& out, int act,
                     float alpha, ThreadPool& threads, BufferPool& pool) const {
     const std::size_t row = transformed_row_floats(ow);
-    const int rows = rows_per_round(row);
+    const int rows = rows_per_round(static_cast<long long>(row), n_.kh, n_.stride_h);
     std::vector<float> v = pool.take(std::size_t((rows - 1) * n_.stride_h + n_.kh) * row);
     for (int r0 = o0; r0 < o1; r0 += rows) {
       const int r1 = std::min(o1, r0 + rows);
@@ -258,10 +272,11 @@ class WinogradConv {
   static int phase_taps(int kw, int s, int phi) { return kw > phi ? (kw - phi + s - 1) / s : 0; }
 
   // Output rows per round of the whole-tensor path: their transformed input rows within
-  // kRoundBytes.
-  int rows_per_round(std::size_t row_floats) const {
-    const long long fit = static_cast<long long>(kRoundBytes / std::max<std::size_t>(1, row_floats * sizeof(float)));
-    return static_cast<int>(std::max(1LL, (fit - n_.kh + n_.stride_h) / n_.stride_h));
+  // kRoundBytes (at least one output row's).
+  static int rows_per_round(long long row_floats, int kh, int sh) {
+    const long long row_bytes = std::max(1LL, row_floats) * static_cast<long long>(sizeof(float));
+    const long long fit = static_cast<long long>(kRoundBytes) / row_bytes;
+    return static_cast<int>(std::max(1LL, (fit - kh + sh) / sh));
   }
 
   // Phase ph's points of one input row: point pt of tile j is sum_i BT[pt][i]
