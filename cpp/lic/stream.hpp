@@ -18,6 +18,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdio>
@@ -26,6 +27,7 @@
 #include <ctime>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "lic/model_format.hpp"
@@ -96,7 +98,11 @@ class ChainRun {
   // given, otherwise to `sink` one band at a time.
   void run(const RowSource& source, Tensor* out, const RowSink* sink) {
     source_ = &source;
+    const auto start = std::chrono::steady_clock::now();
     allocate();
+    if (profile_)
+      std::fprintf(stderr, "lic profile: allocating the windows %.3f ms\n",
+                   std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
     const int last = static_cast<int>(stages_.size()) - 1;
     const int oh = hs_.back();
     const std::ptrdiff_t stride = std::ptrdiff_t(ws_.back()) * cs_.back();
@@ -241,19 +247,40 @@ class ChainRun {
     }
   }
 
+  // Takes every window, staging buffer and the band buffer from the pool, largest first,
+  // shared out between the threads: fresh memory is filled (and faulted in) as it is
+  // taken, which one thread did alone (a Kodak image's g_a, 2 threads: 7.9-8.4 ms, now
+  // 3.6-4.9).
   void allocate() {
-    for (State& st : states_) {
-      Window& w = st.win;
-      w.cap = std::max(1, st.span + st.fresh);  // shifts at most every other band
-      w.buf = pool_.take(std::size_t(w.cap) * w.row_floats());
-      const int in_w = ws_[std::size_t(&st - states_.data())];
-      if (st.staging.channels == 0) zero_margins(w, in_w);  // rows of the input itself
-      w.base = w.r0 = w.r1 = 0;
+    std::vector<std::pair<std::size_t, int>> items;  // (floats, buffer): 2 per stage, then the band
+    for (std::size_t s = 0; s < states_.size(); ++s) {
+      State& st = states_[s];
+      st.win.cap = std::max(1, st.span + st.fresh);  // shifts at most every other band
+      st.win.base = st.win.r0 = st.win.r1 = 0;
       st.staging.cap = std::max(1, st.fresh);
-      st.staging.buf = pool_.take(std::size_t(st.staging.cap) * st.staging.row_floats());
-      zero_margins(st.staging, in_w);
+      items.emplace_back(std::size_t(st.win.cap) * st.win.row_floats(), int(2 * s));
+      items.emplace_back(std::size_t(st.staging.cap) * st.staging.row_floats(), int(2 * s + 1));
     }
-    band_buf_ = pool_.take(std::size_t(band_) * std::size_t(ws_.back()) * std::size_t(cs_.back()));
+    const int band_item = int(2 * states_.size());
+    items.emplace_back(std::size_t(band_) * std::size_t(ws_.back()) * std::size_t(cs_.back()), band_item);
+    std::stable_sort(items.begin(), items.end(),
+                     [](const auto& a, const auto& b) { return a.first > b.first; });
+    std::atomic<int> next{0};
+    threads_.parallel_for(threads_.size(), [&](int, int) {
+      for (int i = next.fetch_add(1); i < int(items.size()); i = next.fetch_add(1)) {
+        const int id = items[std::size_t(i)].second;
+        std::vector<float> buf = pool_.take(items[std::size_t(i)].first);
+        if (id == band_item) {
+          band_buf_ = std::move(buf);
+          continue;
+        }
+        State& st = states_[std::size_t(id / 2)];
+        const int in_w = ws_[std::size_t(id / 2)];
+        Window& w = id % 2 ? st.staging : st.win;
+        w.buf = std::move(buf);
+        if (id % 2 || st.staging.channels == 0) zero_margins(w, in_w);  // rows of the input itself
+      }
+    });
   }
 
   // Makes operator s's window hold its input rows [i0, i1).
