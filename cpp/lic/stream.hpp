@@ -259,7 +259,10 @@ class ChainRun {
       st.win.base = st.win.r0 = st.win.r1 = 0;
       st.staging.cap = std::max(1, st.fresh);
       items.emplace_back(std::size_t(st.win.cap) * st.win.row_floats(), int(2 * s));
-      items.emplace_back(std::size_t(st.staging.cap) * st.staging.row_floats(), int(2 * s + 1));
+      // (an operator without staging takes nothing: a take of 0 floats would hold on to
+      // the smallest buffer the pool keeps)
+      if (st.staging.channels > 0)
+        items.emplace_back(std::size_t(st.staging.cap) * st.staging.row_floats(), int(2 * s + 1));
     }
     const int band_item = int(2 * states_.size());
     items.emplace_back(std::size_t(band_) * std::size_t(ws_.back()) * std::size_t(cs_.back()), band_item);
