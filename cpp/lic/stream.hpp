@@ -308,14 +308,14 @@ class ChainRun {
                    std::size_t(w.r1 - w.r0) * w.row_floats() * sizeof(float));
       w.base = w.r0;
     }
+    // Rows outside the input are zeros (the Winograd form's transformed rows too: zeros
+    // transform to zeros); the gather form never reads them.
+    if (!dry_ && !gather(std::size_t(s))) {
+      for (int r = a; r < b; ++r)
+        if (r < ra || r >= rb) std::fill(w.row(r), w.row(r) + w.row_floats(), 0.0f);
+    }
     if (transformed(std::size_t(s))) {
       const WinogradConv* wg = winograd(std::size_t(s));
-      // The gather form never reads rows outside the input; the Winograd form reads them
-      // as zeros, which transform to zeros.
-      if (wg && !dry_) {
-        for (int r = a; r < b; ++r)
-          if (r < ra || r >= rb) std::fill(w.row(r), w.row(r) + w.row_floats(), 0.0f);
-      }
       if (ra < rb) {  // the new real rows, through staging
         Window& in = st.staging;
         in.base = ra;
@@ -329,16 +329,10 @@ class ChainRun {
                                                         w.out(), threads_);
         }
       }
-    } else {
-      if (!dry_) {
-        for (int r = a; r < b; ++r)
-          if (r < ra || r >= rb) std::fill(w.row(r), w.row(r) + w.row_floats(), 0.0f);
-      }
-      if (ra < rb) {
-        const RowOut dst = dry_ ? RowOut{} : RowOut{w.row(ra) + std::ptrdiff_t(w.left) * w.channels,
-                                                    ra, std::ptrdiff_t(w.row_floats())};
-        produce(s - 1, ra, rb, dst);
-      }
+    } else if (ra < rb) {
+      const RowOut dst = dry_ ? RowOut{} : RowOut{w.row(ra) + std::ptrdiff_t(w.left) * w.channels,
+                                                  ra, std::ptrdiff_t(w.row_floats())};
+      produce(s - 1, ra, rb, dst);
     }
     w.r1 = b;
   }

@@ -159,7 +159,6 @@ class ConvTranspose2dOp {
     });
   }
 
-
   // Gather form, step 2: output rows [o0, o1) from the columns of input rows; `cols` must
   // hold every row of [0, in_h) that these output rows read.
   void gather_rows(const RowOut& cols, int in_h, int in_w, int o0, int o1, int ow,
