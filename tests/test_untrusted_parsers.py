@@ -232,6 +232,19 @@ def load_or_licerror(data: bytes, tmp: Path, weights_only: bool) -> None:
         net.g_s(net.g_a(torch.zeros(1, 3, 16, 16)))
 
 
+def test_unexpected_key_with_a_newline_gives_one_line(tmp_path: Path) -> None:
+    # Keys come from the file: a mutated pickle once gave one starting with a newline, and
+    # the error quoted it raw (found by test_checkpoint_mutated).
+    sd = dict(STATE_DICT)
+    sd["\nntropy_bottleneck._offset"] = torch.zeros(1)
+    path = tmp_path / "ckpt.pth"
+    path.write_bytes(saved(sd, zipped=True))
+    with pytest.raises(LicError) as err:
+        load_model(path, "bmshj2018-factorized-relu")
+    assert "\n" not in str(err.value)
+    assert str(err.value).startswith("checkpoint has '\\nntropy_bottleneck._offset' (1 unexpected")
+
+
 @pytest.mark.parametrize("weights_only", [True, False])
 def test_checkpoint_fixtures_load(tmp_path: Path, weights_only: bool) -> None:
     for data in (CKPT_ZIP, CKPT_LEGACY):

@@ -219,7 +219,8 @@ def _check_keys(net: nn.Module, sd: Mapping[str, torch.Tensor], arch: str) -> No
             raise LicError(f"'{key}' holds non-finite values (NaN or infinity)")
     unexpected = sorted(set(sd) - set(expected))
     if unexpected:
-        raise LicError(f"checkpoint has '{unexpected[0]}' ({len(unexpected)} unexpected keys "
+        # repr: the key comes from the file and may hold a newline (same text otherwise)
+        raise LicError(f"checkpoint has {unexpected[0]!r} ({len(unexpected)} unexpected keys "
                        f"in all), which {arch} does not have")
 
 
