@@ -143,3 +143,103 @@ def test_png_reading_refuses_corrupt_files(png_tool: Path, tmp_path: Path) -> No
         err = proc.stderr.strip()
         assert len(err.splitlines()) == 1 and name in err, (name, err)
         assert "AddressSanitizer" not in err and "runtime error" not in err
+
+
+# The Huffman-only deflate coder (cpp/codec/io/deflate_huffman.hpp) on its own.
+
+def code_lengths(png_tool: Path, limit: int, freq: list[int]) -> list[int]:
+    proc = subprocess.run([str(png_tool), "--code-lengths", str(limit), *map(str, freq)],
+                          capture_output=True, text=True, timeout=60, check=True)
+    return json.loads(proc.stdout)
+
+
+def huffman_cost(freq: list[int]) -> tuple[int, int]:
+    """Cost (sum of weight x length) and depth of an unconstrained Huffman code, by the
+    textbook heap construction: each merge adds the merged weight once."""
+    import heapq
+
+    heap = [(f, 0) for f in freq if f]
+    heapq.heapify(heap)
+    cost = 0
+    while len(heap) > 1:
+        (a, da), (b, db) = heapq.heappop(heap), heapq.heappop(heap)
+        cost += a + b
+        heapq.heappush(heap, (a + b, max(da, db) + 1))
+    return cost, heap[0][1]
+
+
+def best_limited_cost(freq: list[int], limit: int) -> int:
+    """Cheapest complete code with lengths <= limit, by trying every non-decreasing length
+    sequence for the weights sorted in decreasing order (fine for a dozen symbols)."""
+    from fractions import Fraction
+    from itertools import combinations_with_replacement
+
+    w = sorted((f for f in freq if f), reverse=True)
+    best = None
+    for lens in combinations_with_replacement(range(1, limit + 1), len(w)):
+        if sum(Fraction(1, 2 ** n) for n in lens) == 1:
+            cost = sum(f * n for f, n in zip(w, lens))
+            best = cost if best is None else min(best, cost)
+    assert best is not None
+    return best
+
+
+def kraft(lens: list[int]) -> float:
+    return sum(2.0 ** -n for n in lens if n)
+
+
+def test_code_lengths_unconstrained_are_huffman(png_tool: Path) -> None:
+    rng = np.random.default_rng(5)
+    freq = [int(f) for f in rng.integers(30, 5000, 257)]
+    freq[3] = 0  # an unused symbol gets no code
+    cost, depth = huffman_cost(freq)
+    assert depth < 15  # the limit does not bind: the code must be a Huffman code
+    lens = code_lengths(png_tool, 15, freq)
+    assert lens[3] == 0 and all(n > 0 for f, n in zip(freq, lens) if f)
+    assert kraft(lens) == 1.0
+    assert sum(f * n for f, n in zip(freq, lens)) == cost
+
+
+@pytest.mark.parametrize("n,limit", [(8, 4), (12, 5), (10, 7)])
+def test_code_lengths_limited_are_optimal(png_tool: Path, n: int, limit: int) -> None:
+    fib = [1, 1]
+    while len(fib) < n:
+        fib.append(fib[-1] + fib[-2])  # Fibonacci weights: a Huffman code n-1 bits deep
+    lens = code_lengths(png_tool, limit, fib)
+    assert max(lens) <= limit < n - 1 and kraft(lens) == 1.0
+    assert sum(f * k for f, k in zip(fib, lens)) == best_limited_cost(fib, limit)
+
+
+def test_code_lengths_deflate_limit(png_tool: Path) -> None:
+    fib = [1, 1]
+    while len(fib) < 40:
+        fib.append(fib[-1] + fib[-2])
+    lens = code_lengths(png_tool, 15, fib + [0] * 217)
+    assert max(lens) == 15 and kraft(lens) == 1.0
+    assert code_lengths(png_tool, 15, [0, 7, 0]) == [0, 1, 0]
+    assert code_lengths(png_tool, 7, [0, 0]) == [0, 0]
+
+
+@pytest.mark.parametrize("kind", ["empty", "one", "skewed", "random", "long"])
+def test_huffman_only_deflate_round_trip(png_tool: Path, tmp_path: Path, kind: str) -> None:
+    rng = np.random.default_rng(11)
+    data = {
+        "empty": b"",
+        "one": b"\x05",
+        # Paeth-residual-like: mostly small values, a Fibonacci-like tail to the rare ones
+        "skewed": np.minimum(rng.geometric(0.45, 200_000), 255).astype(np.uint8).tobytes(),
+        "random": rng.integers(0, 256, 150_000, dtype=np.uint8).tobytes(),  # stored blocks
+        "long": bytes(300_000),  # one symbol: a 1-bit code
+    }[kind]
+    (tmp_path / "in").write_bytes(data)
+    subprocess.run([str(png_tool), "--deflate", str(tmp_path / "in"), str(tmp_path / "out")],
+                   check=True, timeout=60)
+    out = (tmp_path / "out").read_bytes()
+    assert zlib.decompress(out, wbits=-15) == data
+    btype = (out[0] >> 1) & 3
+    # stored where that is smaller (noise, a header would outweigh a byte or two)
+    assert btype == (0 if kind in ("empty", "one", "random") else 2)
+    if kind == "skewed":  # within a few bytes of the entropy-coded size
+        counts = np.bincount(np.frombuffer(data, np.uint8), minlength=256)
+        p = counts[counts > 0] / len(data)
+        assert len(out) < 1.01 * float(-(counts[counts > 0] * np.log2(p)).sum() / 8) + 200

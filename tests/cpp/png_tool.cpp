@@ -7,6 +7,11 @@
 //   png_tool --read IN OUT.ppm
 // Reads any image as the encoder does (PNG: the libdeflate fast path where it applies,
 // libpng otherwise) and writes its pixels as PPM; a bad file is a one-line error.
+//   png_tool --deflate IN OUT
+// The bytes of IN as one final Huffman-only deflate block (codec/io/deflate_huffman.hpp),
+// raw deflate data in OUT.
+//   png_tool --code-lengths LIMIT F0 F1 ...
+// The optimal code lengths of at most LIMIT bits for those frequencies, as a JSON list.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -15,11 +20,36 @@
 
 #include "base/error.hpp"
 #include "base/file.hpp"
+#include "codec/io/deflate_huffman.hpp"
 #include "codec/io/image_file.hpp"
 
 using namespace lic::codec;
 
 int main(int argc, char** argv) {
+  if (argc >= 3 && std::string(argv[1]) == "--code-lengths") {
+    std::vector<uint32_t> freq;
+    for (int i = 3; i < argc; ++i) freq.push_back(static_cast<uint32_t>(std::strtoul(argv[i], nullptr, 10)));
+    std::vector<uint8_t> len(freq.size());
+    huffman_only::optimal_code_lengths(freq.data(), static_cast<int>(freq.size()), std::atoi(argv[2]), len.data());
+    std::printf("[");
+    for (size_t i = 0; i < len.size(); ++i) std::printf("%s%d", i ? ", " : "", len[i]);
+    std::printf("]\n");
+    return 0;
+  }
+  if (argc == 4 && std::string(argv[1]) == "--deflate") {
+    try {
+      const std::vector<uint8_t> in = lic::read_file(argv[2]);
+      std::vector<uint8_t> out;
+      huffman_only::BitWriter w(out);
+      huffman_only::write_huffman_block(w, out, in.data(), in.size(), true);
+      w.align();
+      lic::write_file_atomic(argv[3], out);
+      return 0;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "png_tool: error: %s\n", e.what());
+      return 1;
+    }
+  }
   if (argc == 4 && std::string(argv[1]) == "--read") {
     try {
       write_image(argv[3], read_image(argv[2]));

@@ -1,19 +1,20 @@
-// A fast PNG encoder for 8-bit RGB images (the decoder's output), on zlib.
+// A fast PNG encoder for 8-bit RGB images (the decoder's output).
 //
 // libpng's defaults (adaptive filters, zlib level 6) took 160 ms of a 540 ms decode of a
-// Kodak image; this writer takes about 9 ms for a file 4% smaller (docs/performance.md#png):
+// Kodak image; this writer takes about 2 ms for a file 4% smaller (docs/performance.md#png):
 // - every row gets the Paeth filter (the best single filter on decoded images, which are
 //   smooth), in SSE2 on x86-64;
-// - deflate codes the residuals with Huffman codes only (zlib's Z_HUFFMAN_ONLY, no string
-//   matching): on decoded Kodak images 1% smaller than zlib's run-length strategy and 25%
-//   faster, and both smaller and much faster than levels 1-6 with string matching (on
-//   photographs themselves run-length is 6% smaller; the decoder writes decoded images);
-// - the image is cut into strips of kStripRows rows deflated independently (each ends with
-//   a full flush, pigz style, so their streams concatenate into one valid zlib stream; the
-//   Adler-32 checksums are combined), which `threads` threads compress in parallel. The
-//   strips do not depend on the thread count: the file is the same for any.
-// Files are standard PNGs (IHDR, IDAT chunks of at most 1 MiB, IEND); tests read them back
-// with libpng and Pillow.
+// - deflate codes the residuals with Huffman codes only (deflate_huffman.hpp: no string
+//   matching): on decoded Kodak images 1% smaller than zlib's run-length strategy, and both
+//   smaller and much faster than levels 1-6 with string matching (on photographs
+//   themselves run-length is 6% smaller; the decoder writes decoded images);
+// - the image is cut into strips of kStripRows rows deflated independently (each but the
+//   last ends with an empty stored block, zlib's full flush, so their streams concatenate
+//   into one valid zlib stream; the Adler-32 checksums are combined), which `threads`
+//   threads compress in parallel. The strips do not depend on the thread count: the file
+//   is the same for any.
+// zlib computes the checksums. Files are standard PNGs (IHDR, IDAT chunks of at most 1 MiB,
+// IEND); tests read them back with libpng, libdeflate, zlib and Pillow.
 #pragma once
 
 #include <zlib.h>
@@ -32,6 +33,7 @@
 #include "base/error.hpp"
 #include "base/file.hpp"
 #include "codec/core/image.hpp"
+#include "codec/io/deflate_huffman.hpp"
 #include "lic/parallel.hpp"
 
 namespace lic::codec::png {
@@ -92,46 +94,30 @@ inline void paeth_row(const uint8_t* cur, const uint8_t* prev, uint8_t* out, siz
 }
 
 struct Strip {
-  std::vector<uint8_t> z;  // raw deflate data, ending with a full flush (or the final block)
+  std::vector<uint8_t> z;  // raw deflate data, byte-aligned at its end
   uLong adler = 0;         // Adler-32 of the strip's filtered bytes
   size_t raw = 0;          // filtered bytes
 };
 
-// Rows [y0, y1) filtered and deflated; `last` ends the deflate stream.
+// Rows [y0, y1) filtered and deflated; `last` ends the deflate stream, other strips end
+// with an empty stored block so that the next strip's data can follow.
 inline Strip deflate_strip(const Image& img, uint32_t y0, uint32_t y1, bool last) {
   const size_t n = static_cast<size_t>(img.width) * 3;
-  z_stream z;
-  std::memset(&z, 0, sizeof z);
-  // Raw deflate (negative window bits): the zlib header and checksum are written once for
-  // the whole image.
-  if (deflateInit2(&z, 1, Z_DEFLATED, -15, 8, Z_HUFFMAN_ONLY) != Z_OK)
-    throw Error("cannot start zlib");
   Strip s;
-  s.adler = adler32(0, nullptr, 0);
-  std::vector<uint8_t> line(n + 1), zeros(n, 0), buf(deflateBound(&z, static_cast<uLong>(n + 1)) + 64);
-  s.z.reserve(static_cast<size_t>(y1 - y0) * n / 2);
+  s.raw = static_cast<size_t>(y1 - y0) * (n + 1);
+  std::vector<uint8_t> filtered(s.raw), zeros(y0 ? 0 : n, 0);
   for (uint32_t y = y0; y < y1; ++y) {
     const uint8_t* cur = img.rgb.data() + static_cast<size_t>(y) * n;
+    uint8_t* line = filtered.data() + static_cast<size_t>(y - y0) * (n + 1);
     line[0] = 4;  // Paeth
-    paeth_row(cur, y ? cur - n : zeros.data(), line.data() + 1, n);
-    s.adler = adler32(s.adler, line.data(), static_cast<uInt>(n + 1));
-    z.next_in = line.data();
-    z.avail_in = static_cast<uInt>(n + 1);
-    const int flush = y + 1 < y1 ? Z_NO_FLUSH : (last ? Z_FINISH : Z_FULL_FLUSH);
-    int rc;
-    do {
-      z.next_out = buf.data();
-      z.avail_out = static_cast<uInt>(buf.size());
-      rc = deflate(&z, flush);
-      if (rc == Z_STREAM_ERROR) {
-        deflateEnd(&z);
-        throw Error("zlib failed while writing a PNG");
-      }
-      s.z.insert(s.z.end(), buf.data(), buf.data() + (buf.size() - z.avail_out));
-    } while (z.avail_out == 0 || (flush == Z_FINISH && rc != Z_STREAM_END));
+    paeth_row(cur, y ? cur - n : zeros.data(), line + 1, n);
   }
-  s.raw = static_cast<size_t>(y1 - y0) * (n + 1);
-  deflateEnd(&z);
+  s.adler = adler32(adler32(0, nullptr, 0), filtered.data(), static_cast<uInt>(s.raw));
+  s.z.reserve(s.raw / 2);
+  huffman_only::BitWriter w(s.z);
+  huffman_only::write_huffman_block(w, s.z, filtered.data(), s.raw, last);
+  if (!last) huffman_only::write_empty_stored_block(w);
+  w.align();
   return s;
 }
 
