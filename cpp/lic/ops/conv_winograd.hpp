@@ -143,7 +143,7 @@ class WinogradConv {
         pass.dy.push_back(ky);
         pass.dx.push_back(0);
       }
-      pass.w.assign(std::size_t(pass.panels) * std::size_t(kh) * std::size_t(cin) * kern::kNR, 0.0f);
+      resize_populated(pass.w, std::size_t(pass.panels) * std::size_t(kh) * std::size_t(cin) * kern::kNR);
       pass.bias.assign(std::size_t(pass.panels) * kern::kNR, 0.0f);  // bias: added at the end
     }
     pack_transformed_taps(n);
@@ -240,31 +240,38 @@ class WinogradConv {
   // point (a scalar loop in double precision took 7.3 ms for g_a's three layers against
   // 5.0), scattered into
   // the packed layout [panel][ky][ci][16].
+  // Each (panel, kernel row) at a time: the panel's taps of that row are first gathered
+  // channel-major, tap by tap ([tap][ci][j], as the packed layout holds a point), so that
+  // each point's transformed taps come out of one f32-vlincomb straight into the packed
+  // array, written in order. (Transforming one output channel at a time and scattering
+  // it with a stride of kNR floats took 4x longer: packing is most of a program's loading.)
   void pack_transformed_taps(const NodeDesc& n) {
     const kern::KernelTable& k = kern::kernels();
+    constexpr std::size_t nr = kern::kNR;
     const std::size_t cin = std::size_t(n.cin), kh = std::size_t(n.kh), kw = std::size_t(n.kw);
-    std::vector<float> row(kw * cin), u(cin);  // the taps of one kernel row; one U row
+    const std::size_t block = cin * nr;  // one tap (or one point) of a panel's kernel row
+    std::vector<float> taps(kw * block);
     std::array<const float*, 3> x{};
     std::array<float, 3> coef{};
-    for (int co = 0; co < n.cout; ++co)
+    for (std::size_t panel = 0; panel < std::size_t(passes_[0].panels); ++panel)
       for (std::size_t ky = 0; ky < kh; ++ky) {
-        const std::size_t at = (std::size_t(co) * kh + ky) * kw * cin;
-        for (std::size_t i = 0; i < row.size(); ++i) row[i] = n.weight[at + i];
-        const std::size_t panel = std::size_t(co) / kern::kNR, j = std::size_t(co) % kern::kNR;
+        std::fill(taps.begin(), taps.end(), 0.0f);  // channels past cout stay zero
+        for (std::size_t j = 0; j < nr && panel * nr + j < std::size_t(n.cout); ++j) {
+          const std::size_t at = ((panel * nr + j) * kh + ky) * kw * cin;  // F32View: little-endian bytes
+          for (std::size_t tap = 0; tap < kw; ++tap)
+            for (std::size_t ci = 0; ci < cin; ++ci) taps[tap * block + ci * nr + j] = n.weight[at + tap * cin + ci];
+        }
         for (const Phase& ph : phases_)
           for (int pt = 0; pt < ph.f.n; ++pt) {
             int terms = 0;
             for (int i = 0; i < ph.f.r; ++i) {
               const double g = ph.f.g[std::size_t(pt * ph.f.r + i)];
               if (g == 0.0) continue;
-              x[std::size_t(terms)] = row.data() + std::size_t(ph.phi + i * n.stride_w) * cin;
+              x[std::size_t(terms)] = taps.data() + std::size_t(ph.phi + i * n.stride_w) * block;
               coef[std::size_t(terms++)] = static_cast<float>(g);
             }
-            k.lincomb({x.data(), coef.data(), terms, 0, nullptr, u.data(), 0, 1, cin,
-                       kern::kActNone, 0.0f});
-            float* dst = passes_[std::size_t(ph.point0 + pt)].w.data() +
-                         ((panel * kh + ky) * cin) * kern::kNR + j;
-            for (std::size_t ci = 0; ci < cin; ++ci) dst[ci * kern::kNR] = u[ci];
+            float* dst = passes_[std::size_t(ph.point0 + pt)].w.data() + (panel * kh + ky) * block;
+            k.lincomb({x.data(), coef.data(), terms, 0, nullptr, dst, 0, 1, block, kern::kActNone, 0.0f});
           }
       }
   }

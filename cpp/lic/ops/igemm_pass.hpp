@@ -37,7 +37,8 @@ struct PackedPass {
     constexpr int nr = kern::kNR;
     panels = (cout + nr - 1) / nr;
     const std::size_t nt = dy.size();
-    w.assign(std::size_t(panels) * nt * std::size_t(kc) * nr, 0.0f);
+    w.clear();
+    resize_populated(w, std::size_t(panels) * nt * std::size_t(kc) * nr);  // zeros
     bias.assign(std::size_t(panels) * nr, 0.0f);
     for (int co = 0; co < cout; ++co) bias[std::size_t(co)] = bias_in[std::size_t(co)];
     // In the packed array's order (16 source rows read at a time): writing it column by

@@ -57,7 +57,8 @@ struct PackedPassS16 {
     constexpr int nr = kern::kNR;
     panels = (cout + nr - 1) / nr;
     const std::size_t nt = dy.size(), np = std::size_t(pairs());
-    w.assign(std::size_t(panels) * nt * np * 2 * nr, 0);
+    w.clear();
+    resize_populated(w, std::size_t(panels) * nt * np * 2 * nr);  // zeros
     bias.assign(std::size_t(panels) * nr, 0);
     for (int co = 0; co < cout; ++co) {
       const std::size_t p = std::size_t(co / nr), j = std::size_t(co % nr);
