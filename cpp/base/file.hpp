@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "base/error.hpp"
+#include "base/pages.hpp"
 
 namespace lic {
 
@@ -19,6 +20,15 @@ inline std::vector<std::uint8_t> read_file(const std::string& path) {
   FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) throw Error("cannot open " + path + ": " + std::strerror(errno));
   std::vector<std::uint8_t> data;
+  // A file whose size is known is read straight into a buffer of that size; the loop
+  // below then finds its end (or reads what was added since, or all of a pipe).
+  long size = -1;
+  if (std::fseek(f, 0, SEEK_END) == 0) size = std::ftell(f);
+  if (std::fseek(f, 0, SEEK_SET) != 0) size = -1;
+  if (size > 0 && static_cast<std::uint64_t>(size) <= kMaxInputFile) {
+    resize_populated(data, static_cast<std::size_t>(size));
+    data.resize(std::fread(data.data(), 1, data.size(), f));
+  }
   std::uint8_t buf[1 << 16];
   std::size_t n;
   while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) {

@@ -38,7 +38,9 @@ class Decoder {
   // `multiple` is the matching g_a's downsampling factor; `ga_fingerprint` and
   // `gs_fingerprint` name the model's float g_a and g_s (both networks are part of the
   // fingerprint a bitstream carries; an int16 g_s keeps its float model's, see Encoder).
-  Decoder(lic::Model g_s, std::unique_ptr<const LatentCoder> coder, uint32_t multiple,
+  // g_s may still be being packed on another thread (codec/capi/halves.hpp): synthesis()
+  // waits for it, so the entropy decoding before it overlaps the packing.
+  Decoder(lic::PendingModel g_s, std::unique_ptr<const LatentCoder> coder, uint32_t multiple,
           uint64_t ga_fingerprint, uint64_t gs_fingerprint)
       : g_s_(std::move(g_s)), coder_(std::move(coder)), multiple_(multiple) {
     if (multiple_ < 1 || multiple_ > kMaxMultiple) throw Error("invalid network multiple");
@@ -47,7 +49,7 @@ class Decoder {
 
   uint64_t fingerprint() const { return fingerprint_; }
   uint32_t multiple() const { return multiple_; }
-  const lic::Model& synthesis() const { return g_s_; }
+  const lic::Model& synthesis() const { return g_s_.get(); }
   const LatentCoder& coder() const { return *coder_; }
 
   // Checks the container (docs/bitstream.md: every check before anything is allocated).
@@ -89,8 +91,8 @@ class Decoder {
   void synthesize(const lic::Tensor& y, uint32_t x0, uint32_t y0, uint32_t width, uint32_t height,
                   int threads, RowAt row_at) const {
     const size_t n = static_cast<size_t>(width) * 3;
-    if (g_s_.int16_output()) {
-      const lic::QTensor q = g_s_.run_int16(y, threads);
+    if (synthesis().int16_output()) {
+      const lic::QTensor q = synthesis().run_int16(y, threads);
       check_cover(q.channels, q.height, q.width, x0 + width, y0 + height);
       for (uint32_t yy = 0; yy < height; ++yy) {
         const int16_t* src = q.data.data() + (static_cast<size_t>(y0 + yy) * q.width + x0) * 3;
@@ -113,8 +115,8 @@ class Decoder {
                        uint32_t width, uint32_t height, int threads, RowAt row_at) const {
     const size_t n = static_cast<size_t>(width) * 3;
     int oh = 0, ow = 0;
-    g_s_.output_size(lh, lw, oh, ow);
-    check_cover(g_s_.out_channels(), oh, ow, x0 + width, y0 + height);
+    synthesis().output_size(lh, lw, oh, ow);
+    check_cover(synthesis().out_channels(), oh, ow, x0 + width, y0 + height);
     // Only the rows and columns inside the region are kept.
     const lic::RowSink sink = [&](int r0, int r1, const lic::RowOut& rows) {
       const int a = std::max(r0, static_cast<int>(y0));
@@ -125,7 +127,7 @@ class Decoder {
         for (size_t i = 0; i < n; ++i) out[i] = to_byte(in[i]);
       }
     };
-    g_s_.run_rows(lh, lw, source, sink, threads);
+    synthesis().run_rows(lh, lw, source, sink, threads);
   }
 
   static uint8_t to_byte(float v) {
@@ -147,7 +149,7 @@ class Decoder {
       throw Error("the synthesis network output does not cover the image");
   }
 
-  lic::Model g_s_;
+  lic::PendingModel g_s_;
   std::unique_ptr<const LatentCoder> coder_;
   uint32_t multiple_;
   uint64_t fingerprint_ = 0;

@@ -60,7 +60,9 @@ class Encoder {
   // the model's float g_a and g_s (both are part of the fingerprint a bitstream carries).
   // An int16 g_a (docs/int16.md) keeps its float model's fingerprints: its latent space is
   // the same, so its bitstreams decode with the float decoder and the other way round.
-  Encoder(lic::Model g_a, std::unique_ptr<const LatentCoder> coder, uint32_t multiple,
+  // g_a may still be being packed on another thread (codec/capi/halves.hpp): analysis()
+  // waits for it, so the caller can read its image meanwhile.
+  Encoder(lic::PendingModel g_a, std::unique_ptr<const LatentCoder> coder, uint32_t multiple,
           uint64_t ga_fingerprint, uint64_t gs_fingerprint)
       : g_a_(std::move(g_a)), coder_(std::move(coder)), multiple_(multiple) {
     if (multiple_ < 1 || multiple_ > kMaxMultiple) throw Error("invalid network multiple");
@@ -86,7 +88,7 @@ class Encoder {
 
   uint64_t fingerprint() const { return fingerprint_; }
   uint32_t multiple() const { return multiple_; }
-  const lic::Model& analysis() const { return g_a_; }
+  const lic::Model& analysis() const { return g_a_.get(); }
   const LatentCoder& coder() const { return *coder_; }
 
   // The whole image in one piece (images within the 1.0 limits; codec/tiled.hpp runs g_a
@@ -115,7 +117,7 @@ class Encoder {
     const int w = static_cast<int>(width), h = static_cast<int>(height);
     const int pw = round_up(w), ph = round_up(h);
     int oh = 0, ow = 0;
-    g_a_.output_size(ph, pw, oh, ow);
+    analysis().output_size(ph, pw, oh, ow);
     if (oh != ph / m || ow != pw / m)
       throw Error("the analysis network does not downsample by " + std::to_string(multiple_));
     // x = rgb / 255, padded to a multiple of the downsampling factor by edge replication.
@@ -131,23 +133,23 @@ class Encoder {
       for (int yy = 0; yy < ph; ++yy) pad_row(yy, x.data.data() + static_cast<size_t>(yy) * pw * 3);
       lic::Tensor y;
       {
-        lic::ProfileScope analysis("encoder: g_a");
-        y = g_a_.run(x, threads);
+        lic::ProfileScope profile("encoder: g_a");
+        y = analysis().run(x, threads);
       }
       return encode_latent(width, height, std::move(y), threads, opt, &x);
     }
     const lic::RowSource source = [&](int r0, int r1, const lic::RowOut& dst) {
       for (int yy = r0; yy < r1; ++yy) pad_row(yy, dst.row(yy));
     };
-    lic::Tensor y(oh, ow, g_a_.out_channels());
+    lic::Tensor y(oh, ow, analysis().out_channels());
     const lic::RowSink sink = [&](int r0, int r1, const lic::RowOut& rows) {
       const size_t row = static_cast<size_t>(ow) * y.channels;
       for (int yy = r0; yy < r1; ++yy)
         std::memcpy(y.data.data() + static_cast<size_t>(yy) * row, rows.row(yy), row * sizeof(float));
     };
     {
-      lic::ProfileScope analysis("encoder: g_a");
-      g_a_.run_rows(ph, pw, source, sink, threads);
+      lic::ProfileScope profile("encoder: g_a");
+      analysis().run_rows(ph, pw, source, sink, threads);
     }
     return encode_latent(width, height, std::move(y), threads, opt);
   }
@@ -210,7 +212,7 @@ class Encoder {
     return (v + m - 1) / m * m;
   }
 
-  lic::Model g_a_;
+  lic::PendingModel g_a_;
   std::unique_ptr<const LatentCoder> coder_;
   uint32_t multiple_;
   uint64_t fingerprint_ = 0;

@@ -18,6 +18,11 @@
 #include <thread>
 #include <vector>
 
+#if defined(__linux__)
+#include <pthread.h>
+#include <sched.h>
+#endif
+
 namespace lic {
 
 // A hint to the CPU that this is a spin-wait loop.
@@ -31,6 +36,34 @@ inline void cpu_relax() {
 inline void chunk_bounds(int n, int t, int i, int& begin, int& end) {
   begin = static_cast<int>(static_cast<long long>(n) * i / t);
   end = static_cast<int>(static_cast<long long>(n) * (i + 1) / t);
+}
+
+// A new thread running fn, started on a CPU other than the caller's where there is one.
+// Linux queues a new thread on its creator's CPU, and on the benchmark VM it waited there
+// for the creator's next pause (spawn to first instruction: median 1.0 ms with the other
+// CPU idle, 0.07 ms when placed on the other CPU; docs/performance.md#threads): a thread
+// started for a 1 ms loop then ran after the loop's first half instead of beside it. The
+// thread is placed by its CPU mask, then widens the mask back before it runs fn.
+template <class F>
+std::thread start_thread(F&& fn) {
+#if defined(__linux__)
+  cpu_set_t all;
+  const int me = sched_getcpu();
+  if (me >= 0 && sched_getaffinity(0, sizeof all, &all) == 0 && CPU_COUNT(&all) > 1 && CPU_ISSET(me, &all)) {
+    cpu_set_t others = all;
+    CPU_CLR(me, &others);
+    auto placed = std::make_shared<std::atomic<bool>>(false);
+    std::thread t([fn = std::forward<F>(fn), all, placed]() mutable {
+      while (!placed->load(std::memory_order_acquire)) cpu_relax();  // the creator's mask first
+      sched_setaffinity(0, sizeof all, &all);
+      fn();
+    });
+    pthread_setaffinity_np(t.native_handle(), sizeof others, &others);
+    placed->store(true, std::memory_order_release);
+    return t;
+  }
+#endif
+  return std::thread(std::forward<F>(fn));
 }
 
 template <class F>
@@ -52,7 +85,7 @@ void parallel_for(int n, int threads, F&& fn) {
     }
   };
   pool.reserve(static_cast<std::size_t>(t - 1));
-  for (int i = 1; i < t; ++i) pool.emplace_back(chunk, i);
+  for (int i = 1; i < t; ++i) pool.push_back(start_thread([&chunk, i] { chunk(i); }));
   chunk(0);
   for (auto& th : pool) th.join();
   for (auto& e : errors)
@@ -71,6 +104,67 @@ void parallel_each(int n, int threads, F&& fn) {
   });
 }
 
+// A loop over n items that threads other than the one running it can join: for_each()
+// takes items in its thread until none are left, and any thread that calls help()
+// meanwhile takes items too. (A codec thread that needs a network still being packed on
+// another thread helps to pack it instead of waiting idle: codec/capi/halves.hpp.) Items
+// are handed out one at a time, in order; one loop at a time.
+class SharedLoop {
+ public:
+  template <class F>
+  void for_each(int n, F&& fn) {
+    std::function<void(int)> job = [&](int i) { fn(i); };
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      job_ = &job;
+      n_ = n;
+      next_.store(0, std::memory_order_relaxed);
+      done_ = 0;
+      error_ = nullptr;
+    }
+    take_items();
+    std::unique_lock<std::mutex> lock(mu_);
+    finished_.wait(lock, [&] { return done_ == n_ && helpers_ == 0; });
+    job_ = nullptr;
+    if (error_) std::rethrow_exception(error_);
+  }
+
+  // Takes items of the loop running now, if any, until none are left.
+  void help() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (job_ == nullptr) return;
+      ++helpers_;
+    }
+    take_items();
+    std::lock_guard<std::mutex> lock(mu_);
+    --helpers_;
+    finished_.notify_all();
+  }
+
+ private:
+  void take_items() {
+    for (int i = next_.fetch_add(1); i < n_; i = next_.fetch_add(1)) {
+      std::exception_ptr error;
+      try {
+        (*job_)(i);
+      } catch (...) {
+        error = std::current_exception();
+      }
+      std::lock_guard<std::mutex> lock(mu_);
+      if (error && !error_) error_ = error;
+      if (++done_ == n_) finished_.notify_all();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable finished_;
+  const std::function<void(int)>* job_ = nullptr;
+  int n_ = 0, done_ = 0, helpers_ = 0;
+  std::atomic<int> next_{0};
+  std::exception_ptr error_;
+};
+
 // `threads - 1` workers; the calling thread takes chunk 0 of every job. Between jobs a
 // worker spins for a short while (kSpinMicros) before it sleeps, and so does the caller
 // waiting for the workers: a streamed run hands out a job every 0.1-1 ms, and a thread
@@ -78,13 +172,13 @@ void parallel_each(int n, int threads, F&& fn) {
 // on the next job. One job at a time (parallel_for is not re-entrant).
 class ThreadPool {
  public:
-  static constexpr int kSpinMicros = 50;
+  static constexpr int kSpinMicros = 2000;
 
   explicit ThreadPool(int threads)
       : size_(std::max(1, threads)),
         spin_(static_cast<unsigned>(size_) <= std::max(1u, std::thread::hardware_concurrency())) {
     errors_.resize(static_cast<std::size_t>(size_));
-    for (int i = 1; i < size_; ++i) workers_.emplace_back([this, i] { work(i); });
+    for (int i = 1; i < size_; ++i) workers_.push_back(start_thread([this, i] { work(i); }));
   }
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;

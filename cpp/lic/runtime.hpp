@@ -15,13 +15,17 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <future>
 #include <iterator>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "base/error.hpp"
+#include "base/profile.hpp"
 #include "lic/kernels/dispatch.hpp"
 #include "lic/model_format.hpp"
 #include "lic/ops/activation.hpp"
@@ -76,6 +80,9 @@ class Model {
   // such as the codec's tiling geometry: the bytes are parsed once). `threads` pack the
   // layers' weights in parallel.
   static Model from_parsed(ModelDesc d, int threads = 1) { return Model(std::move(d), threads); }
+
+  // The same, packing the layers in a loop other threads can join (SharedLoop::help).
+  static Model from_parsed(ModelDesc d, SharedLoop& loop) { return Model(std::move(d), 1, &loop); }
 
   std::uint64_t fingerprint() const { return fingerprint_; }
   const std::string& name() const { return name_; }
@@ -283,7 +290,7 @@ class Model {
     std::shared_ptr<const S16GdnOp> qgdn;
   };
 
-  explicit Model(ModelDesc d, int threads = 1)
+  explicit Model(ModelDesc d, int threads = 1, SharedLoop* loop = nullptr)
       : name_(d.name),
         fingerprint_(d.fingerprint),
         in_channels_(d.in_channels),
@@ -315,7 +322,7 @@ class Model {
       }
       steps_.push_back(std::move(s));
     }
-    make_ops(d, threads);
+    make_ops(d, threads, loop);
     // Fold an activation into the convolution before it when nothing else reads the
     // convolution's raw output: the activation then costs nothing (done at store time).
     for (std::size_t i = 0; i + 1 < n; ++i) {
@@ -355,8 +362,9 @@ class Model {
   }
 
   // The operators that hold weights, packed for the kernels: the layers in parallel,
-  // largest first (packing is most of a program's start-up, docs/performance.md).
-  void make_ops(ModelDesc& d, int threads) {
+  // largest first (packing is most of a program's start-up, docs/performance.md), on
+  // `threads` threads or in `loop`.
+  void make_ops(ModelDesc& d, int threads, SharedLoop* loop) {
     std::vector<std::size_t> order;
     for (std::size_t i = 0; i < d.nodes.size(); ++i) order.push_back(i);
     auto weights = [&](std::size_t i) {
@@ -365,7 +373,7 @@ class Model {
     };
     std::stable_sort(order.begin(), order.end(),
                      [&](std::size_t a, std::size_t b) { return weights(a) > weights(b); });
-    parallel_each(static_cast<int>(order.size()), threads, [&](int k) {
+    const auto pack = [&](int k) {
       const std::size_t i = order[std::size_t(k)];
       NodeDesc& nd = d.nodes[i];
       Step& s = steps_[i];
@@ -377,7 +385,11 @@ class Model {
       if (nd.op == Op::kS16Gdn) s.qgdn = std::make_shared<S16GdnOp>(nd);
       nd.qweight.clear();
       nd.qweight.shrink_to_fit();
-    });
+    };
+    if (loop)
+      loop->for_each(static_cast<int>(order.size()), pack);
+    else
+      parallel_each(static_cast<int>(order.size()), threads, pack);
   }
 
   ChainRun stream(const std::vector<int>& hs, const std::vector<int>& ws, ThreadPool& pool) const {
@@ -493,6 +505,60 @@ class Model {
   bool whole_tensor_ = std::getenv("LIC_STREAM") != nullptr && std::strcmp(std::getenv("LIC_STREAM"), "0") == 0;
   std::shared_ptr<BufferPool> pool_ = std::make_shared<BufferPool>();
   std::shared_ptr<S16Pools> s16_pools_ = std::make_shared<S16Pools>();
+};
+
+// A model being packed (the layers' weights: most of a program's loading). With threads
+// to spare it is packed on a thread of its own from the start, meanwhile the caller does
+// other work (reads its image, decodes its latent), and get() helps with the layers that
+// are left; with one thread, get() packs it the first time. get() rethrows a packing error.
+class PendingModel {
+ public:
+  PendingModel() = default;
+  // A model packed already (not explicit: the codec halves take a Model where they take this).
+  PendingModel(Model model) : state_(std::make_shared<State>()) {
+    std::promise<Model> ready;
+    ready.set_value(std::move(model));
+    state_->model = ready.get_future().share();
+    std::call_once(state_->once, [] {});
+  }
+  static PendingModel start(ModelDesc d, int threads, const char* profile_name) {
+    PendingModel m;
+    m.state_ = std::make_shared<State>();
+    const bool background = threads > 1;
+    std::packaged_task<Model()> pack([d = std::move(d), state = m.state_.get(), background, profile_name]() mutable {
+      ProfileScope scope(profile_name);
+      return background ? Model::from_parsed(std::move(d), state->loop) : Model::from_parsed(std::move(d), 1);
+    });
+    m.state_->model = pack.get_future().share();
+    if (background)
+      m.state_->packer = start_thread([pack = std::move(pack)]() mutable { pack(); });
+    else
+      m.state_->deferred = std::move(pack);
+    return m;
+  }
+
+  const Model& get() const {
+    State& s = *state_;
+    if (s.packer.joinable()) {
+      while (s.model.wait_for(std::chrono::microseconds(100)) != std::future_status::ready) s.loop.help();
+    } else {
+      std::call_once(s.once, [&] { s.deferred(); });
+    }
+    return s.model.get();
+  }
+
+ private:
+  struct State {
+    std::shared_future<Model> model;
+    std::thread packer;                    // packing in the background: joined at the end
+    std::packaged_task<Model()> deferred;  // or packing on the first get()
+    std::once_flag once;
+    SharedLoop loop;
+    ~State() {
+      if (packer.joinable()) packer.join();
+    }
+  };
+  std::shared_ptr<State> state_;  // shared: the codec halves are copied and moved
 };
 
 }  // namespace lic

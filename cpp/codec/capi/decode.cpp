@@ -66,7 +66,10 @@ class CallbackTarget : public RowTarget {
 extern "C" {
 
 LIC2CPP_API lic2cpp_status lic2cpp_load_decoder(lic2cpp_codec* codec) {
-  return lic::codec::guarded(codec, LIC2CPP_INTERNAL, [&] { lic::codec::decoder_of(codec); });
+  return lic::codec::guarded(codec, LIC2CPP_INTERNAL, [&] {
+    const lic::codec::TiledDecoder& dec = lic::codec::decoder_of(codec);
+    if (codec->threads <= 1) dec.decoder().synthesis();  // else packed on a thread of its own
+  });
 }
 
 LIC2CPP_API uint64_t lic2cpp_model_fingerprint(void) {

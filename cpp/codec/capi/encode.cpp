@@ -35,7 +35,10 @@ T* malloc_copy(const T* data, size_t n) {
 extern "C" {
 
 LIC2CPP_API lic2cpp_status lic2cpp_load_encoder(lic2cpp_codec* codec) {
-  return lic::codec::guarded(codec, LIC2CPP_INTERNAL, [&] { lic::codec::encoder_of(codec); });
+  return lic::codec::guarded(codec, LIC2CPP_INTERNAL, [&] {
+    const lic::codec::TiledEncoder& enc = lic::codec::encoder_of(codec);
+    if (codec->threads <= 1) enc.encoder().analysis();  // else packed on a thread of its own
+  });
 }
 
 LIC2CPP_API lic2cpp_status lic2cpp_encode_ex(lic2cpp_codec* codec, const uint8_t* rgb,

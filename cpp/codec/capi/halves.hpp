@@ -34,10 +34,10 @@ inline lic::ModelDesc embedded_network(const Embedded& e) {
 }
 
 inline std::unique_ptr<const TiledEncoder> make_encoder(const Embedded& e, int threads) {
-  lic::ProfileScope scope("encoder: loading");
+  lic::ProfileScope scope("encoder: parsing");
   lic::ModelDesc desc = embedded_network(e);
   NetGeometry geometry(desc);
-  Encoder enc(lic::Model::from_parsed(std::move(desc), threads), make_latent_coder(e), e.multiple,
+  Encoder enc(lic::PendingModel::start(std::move(desc), threads, "encoder: loading"), make_latent_coder(e), e.multiple,
               e.ga_fingerprint, e.gs_fingerprint);
   if (e.synthesis)  // for RDOQ: the float g_s, and the decoder's own network when another
     enc.set_synthesis([e] {
@@ -53,11 +53,11 @@ inline std::unique_ptr<const TiledEncoder> make_encoder(const Embedded& e, int t
 }
 
 inline std::unique_ptr<const TiledDecoder> make_decoder(const Embedded& e, int threads) {
-  lic::ProfileScope scope("decoder: loading");
+  lic::ProfileScope scope("decoder: parsing");
   lic::ModelDesc desc = embedded_network(e);
   NetGeometry geometry(desc);
   return std::make_unique<const TiledDecoder>(
-      Decoder(lic::Model::from_parsed(std::move(desc), threads), make_latent_coder(e), e.multiple,
+      Decoder(lic::PendingModel::start(std::move(desc), threads, "decoder: loading"), make_latent_coder(e), e.multiple,
               e.ga_fingerprint, e.gs_fingerprint),
       std::move(geometry));
 }

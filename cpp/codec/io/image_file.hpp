@@ -28,6 +28,7 @@
 
 #include "base/error.hpp"
 #include "base/file.hpp"
+#include "base/pages.hpp"
 #include "codec/core/image.hpp"
 #include "codec/io/png_encode.hpp"
 
@@ -136,6 +137,7 @@ inline bool read_png_fast(const std::vector<uint8_t>& d, Image& img) {
   uint32_t w = 0, h = 0;
   bool header = false, idat = false, idat_done = false;
   std::vector<uint8_t> z;
+  z.reserve(d.size());  // the IDAT data, gathered
   for (;;) {
     if (d.size() - pos < 12) return false;
     const uint32_t len = be32(&d[pos]);
@@ -171,7 +173,8 @@ inline bool read_png_fast(const std::vector<uint8_t>& d, Image& img) {
       uint64_t{w} * h > kMaxPixels)
     return false;
   const size_t raw = size_t{h} * (size_t{w} * 3 + 1);
-  std::vector<uint8_t> rows(raw);
+  std::vector<uint8_t> rows;
+  lic::resize_populated(rows, raw);
   libdeflate_decompressor* dec = libdeflate_alloc_decompressor();
   if (!dec) return false;
   size_t got = 0;
@@ -180,7 +183,7 @@ inline bool read_png_fast(const std::vector<uint8_t>& d, Image& img) {
   if (r != LIBDEFLATE_SUCCESS || got != raw) return false;
   img.width = w;
   img.height = h;
-  img.rgb.resize(size_t{w} * h * 3);
+  lic::resize_populated(img.rgb, size_t{w} * h * 3);
   return unfilter_rgb8(rows.data(), w, h, img.rgb.data());
 }
 #endif

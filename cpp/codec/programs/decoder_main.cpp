@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "base/file.hpp"
+#include "base/pages.hpp"
 #include "codec/io/image_file.hpp"
 #include "codec/io/row_writer.hpp"
 #include "codec/programs/cli.hpp"
@@ -116,7 +117,7 @@ int main(int argc, char** argv) {
       Image img;
       img.width = w;
       img.height = h;
-      img.rgb.resize(size_t(w) * h * 3);
+      lic::resize_populated(img.rgb, size_t(w) * h * 3);
       {
         lic::ProfileScope decode("decoder: decoding");
         codec.check(lic2cpp_decode(codec.codec, data.data(), data.size(), img.rgb.data(), size_t(w) * 3,

@@ -6,7 +6,6 @@
 #include <cstdio>
 #include <exception>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "base/file.hpp"
@@ -60,21 +59,11 @@ int main(int argc, char** argv) {
       codec.check(lic2cpp_set_rdoq(codec.codec, args.rdoq, args.rdoq_sweeps));
     // With threads to spare, the network is unpacked while the image is read (both take
     // a few milliseconds: serial time that two threads would otherwise wait out).
-    lic2cpp_status loaded = LIC2CPP_OK;
-    std::thread loader;
-    if (args.threads > 1) loader = std::thread([&] { loaded = lic2cpp_load_encoder(codec.codec); });
-    struct Join {
-      std::thread& t;
-      ~Join() {
-        if (t.joinable()) t.join();
-      }
-    } join{loader};
+    codec.check(lic2cpp_load_encoder(codec.codec));
     const Image img = [&] {
       lic::ProfileScope read("encoder: reading the image");
       return read_image(args.positional[0]);
     }();
-    if (loader.joinable()) loader.join();
-    codec.check(loaded);
     uint8_t* data = nullptr;
     size_t size = 0;
     float* y = nullptr;
