@@ -219,6 +219,22 @@ def test_ppm_and_grayscale_inputs(codec: Codec, tmp_path: Path) -> None:
     ref = (tmp_path / "rgb.png.bin").read_bytes()
     assert (tmp_path / "g.png.bin").read_bytes() == ref
     assert (tmp_path / "g.ppm.bin").read_bytes() == ref
+    # A named pipe (no size to read ahead) gives the same as the file, both ways.
+    import os
+    import threading
+
+    for src, prog, out in ((tmp_path / "rgb.png", codec.encoder, "p.bin"),
+                           (tmp_path / "rgb.png.bin", codec.decoder, "p.ppm")):
+        fifo = tmp_path / f"fifo-{out}"
+        os.mkfifo(fifo)
+        feed = threading.Thread(target=lambda f=fifo, s=src: f.write_bytes(s.read_bytes()))
+        feed.start()
+        proc = run([prog, fifo, tmp_path / out])
+        feed.join()
+        assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "p.bin").read_bytes() == ref
+    run([codec.decoder, tmp_path / "rgb.png.bin", tmp_path / "f.ppm"])
+    assert (tmp_path / "p.ppm").read_bytes() == (tmp_path / "f.ppm").read_bytes()
 
 
 def test_bad_images(codec: Codec, tmp_path: Path) -> None:

@@ -178,7 +178,7 @@ def best_limited_cost(freq: list[int], limit: int) -> int:
     best = None
     for lens in combinations_with_replacement(range(1, limit + 1), len(w)):
         if sum(Fraction(1, 2 ** n) for n in lens) == 1:
-            cost = sum(f * n for f, n in zip(w, lens))
+            cost = sum(f * n for f, n in zip(w, lens, strict=True))
             best = cost if best is None else min(best, cost)
     assert best is not None
     return best
@@ -195,9 +195,9 @@ def test_code_lengths_unconstrained_are_huffman(png_tool: Path) -> None:
     cost, depth = huffman_cost(freq)
     assert depth < 15  # the limit does not bind: the code must be a Huffman code
     lens = code_lengths(png_tool, 15, freq)
-    assert lens[3] == 0 and all(n > 0 for f, n in zip(freq, lens) if f)
+    assert lens[3] == 0 and all(n > 0 for f, n in zip(freq, lens, strict=True) if f)
     assert kraft(lens) == 1.0
-    assert sum(f * n for f, n in zip(freq, lens)) == cost
+    assert sum(f * n for f, n in zip(freq, lens, strict=True)) == cost
 
 
 @pytest.mark.parametrize("n,limit", [(8, 4), (12, 5), (10, 7)])
@@ -207,7 +207,7 @@ def test_code_lengths_limited_are_optimal(png_tool: Path, n: int, limit: int) ->
         fib.append(fib[-1] + fib[-2])  # Fibonacci weights: a Huffman code n-1 bits deep
     lens = code_lengths(png_tool, limit, fib)
     assert max(lens) <= limit < n - 1 and kraft(lens) == 1.0
-    assert sum(f * k for f, k in zip(fib, lens)) == best_limited_cost(fib, limit)
+    assert sum(f * k for f, k in zip(fib, lens, strict=True)) == best_limited_cost(fib, limit)
 
 
 def test_code_lengths_deflate_limit(png_tool: Path) -> None:
