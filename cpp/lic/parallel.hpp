@@ -54,7 +54,8 @@ std::thread start_thread(F&& fn) {
     CPU_CLR(me, &others);
     auto placed = std::make_shared<std::atomic<bool>>(false);
     std::thread t([fn = std::forward<F>(fn), all, placed]() mutable {
-      while (!placed->load(std::memory_order_acquire)) cpu_relax();  // the creator's mask first
+      // The creator narrows the mask first (yielding: it may be waiting for this CPU).
+      while (!placed->load(std::memory_order_acquire)) std::this_thread::yield();
       sched_setaffinity(0, sizeof all, &all);
       fn();
     });

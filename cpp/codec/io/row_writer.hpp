@@ -1,12 +1,15 @@
 // Writing an image file row band by row band, for images too large to hold whole
-// (`decoder --max-memory`): binary PPM, or PNG deflated with zlib as the rows come (every
-// row Paeth-filtered, one zlib stream split into IDAT chunks). The file goes to
+// (`decoder --max-memory`): binary PPM, or PNG deflated as the rows come, with the pieces
+// of the whole-image writer (png_encode.hpp): every row Paeth-filtered, the filtered rows
+// gathered into blocks of about kBlockBytes, each one Huffman-only deflate block of one
+// zlib stream split into IDAT chunks. The file goes to
 // "<path>.tmp-lic2cpp" and is renamed by finish(); an error or an unfinished writer leaves
 // no output file.
 #pragma once
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -17,6 +20,8 @@
 
 #include "base/error.hpp"
 #include "base/file.hpp"
+#include "codec/io/deflate_huffman.hpp"
+#include "codec/io/png_encode.hpp"
 
 namespace lic::codec {
 
@@ -43,20 +48,12 @@ class RowWriter {
     ihdr[8] = 8;  // bit depth
     ihdr[9] = 2;  // colour type: RGB
     chunk("IHDR", ihdr, sizeof ihdr);
-    // Level 1 with run-length matching only: decoded images are smooth, and after the Paeth
-    // filter their residuals are runs of small values.
-    if (deflateInit2(&z_, 1, Z_DEFLATED, 15, 8, Z_RLE) != Z_OK) {
-      close_and_remove();
-      throw Error("cannot write " + path + " (zlib initialisation failed)");
-    }
-    z_ready_ = true;
     prev_.assign(size_t(width) * 3, 0);
-    filtered_.resize(size_t(width) * 3 + 1);
-    out_.resize(kChunk);
+    filtered_.reserve(std::max(kBlockBytes, size_t(width) * 3 + 1));
+    z_ = {0x78, 0x01};  // zlib header: deflate, 32K window, fastest
   }
 
   ~RowWriter() {
-    if (z_ready_) deflateEnd(&z_);
     if (file_) close_and_remove();
   }
   RowWriter(const RowWriter&) = delete;
@@ -72,15 +69,12 @@ class RowWriter {
         put(row, n);
         continue;
       }
-      filtered_[0] = 4;  // Paeth
-      for (size_t k = 0; k < n; ++k) {
-        const int a = k >= 3 ? row[k - 3] : 0, b = prev_[k], c = k >= 3 ? prev_[k - 3] : 0;
-        const int p = a + b - c, pa = std::abs(p - a), pb = std::abs(p - b), pc = std::abs(p - c);
-        const int pred = (pa <= pb && pa <= pc) ? a : (pb <= pc ? b : c);
-        filtered_[k + 1] = static_cast<uint8_t>(row[k] - pred);
-      }
+      const size_t at = filtered_.size();
+      filtered_.resize(at + n + 1);
+      filtered_[at] = 4;  // Paeth
+      png::paeth_row(row, prev_.data(), filtered_.data() + at + 1, n);
       std::memcpy(prev_.data(), row, n);
-      deflate_some(filtered_.data(), filtered_.size(), Z_NO_FLUSH);
+      if (filtered_.size() >= kBlockBytes) deflate_block(false);
     }
     next_row_ += rows;
   }
@@ -89,7 +83,10 @@ class RowWriter {
   void finish() {
     if (next_row_ != height_) throw Error("image rows missing");
     if (png_) {
-      deflate_some(nullptr, 0, Z_FINISH);
+      deflate_block(true);
+      bits_.align();
+      for (int sh = 24; sh >= 0; sh -= 8) z_.push_back(static_cast<uint8_t>(adler_ >> sh));
+      write_idat();
       chunk("IEND", nullptr, 0);
     }
     FILE* f = file_;
@@ -106,7 +103,7 @@ class RowWriter {
   }
 
  private:
-  static constexpr size_t kChunk = size_t{1} << 18;  // IDAT chunk size
+  static constexpr size_t kBlockBytes = size_t{1} << 20;  // filtered bytes per deflate block
 
   static void be32(uint8_t* p, uint32_t v) {
     for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (24 - 8 * i));
@@ -129,21 +126,19 @@ class RowWriter {
     put(tail, 4);
   }
 
-  void deflate_some(const uint8_t* data, size_t n, int flush) {
-    z_.next_in = const_cast<Bytef*>(data);
-    z_.avail_in = static_cast<uInt>(n);
-    for (;;) {
-      z_.next_out = out_.data() + pending_;
-      z_.avail_out = static_cast<uInt>(out_.size() - pending_);
-      const int rc = deflate(&z_, flush);
-      if (rc == Z_STREAM_ERROR) throw Error("cannot write " + path_ + " (zlib error)");
-      pending_ = out_.size() - z_.avail_out;
-      if (pending_ == out_.size() || (rc == Z_STREAM_END && pending_ > 0)) {
-        chunk("IDAT", out_.data(), pending_);
-        pending_ = 0;
-      }
-      if (flush == Z_FINISH ? rc == Z_STREAM_END : (z_.avail_in == 0 && z_.avail_out > 0)) break;
-    }
+  // The gathered rows as one deflate block (the stream's last with `final`), its whole
+  // bytes written out as IDAT chunks.
+  void deflate_block(bool final) {
+    adler_ = adler32(adler_, filtered_.data(), static_cast<uInt>(filtered_.size()));
+    huffman_only::write_huffman_block(bits_, z_, filtered_.data(), filtered_.size(), final);
+    filtered_.clear();
+    write_idat();
+  }
+
+  void write_idat() {
+    for (size_t pos = 0; pos < z_.size(); pos += png::kMaxChunk)
+      chunk("IDAT", z_.data() + pos, std::min(png::kMaxChunk, z_.size() - pos));
+    z_.clear();
   }
 
   void close_and_remove() {
@@ -156,10 +151,10 @@ class RowWriter {
   uint32_t width_, height_;
   bool png_ = false;
   FILE* file_ = nullptr;
-  z_stream z_{};
-  bool z_ready_ = false;
-  std::vector<uint8_t> prev_, filtered_, out_;
-  size_t pending_ = 0;
+  std::vector<uint8_t> prev_, filtered_;
+  std::vector<uint8_t> z_;  // deflate data not yet written (whole bytes)
+  huffman_only::BitWriter bits_{z_};
+  uLong adler_ = adler32(0L, nullptr, 0);
   uint32_t next_row_ = 0;
 };
 

@@ -39,8 +39,8 @@ uint64_t peak_rss() {
 #endif
 }
 
-// What the PNG writer (zlib's state, a row, an IDAT chunk), the thread stacks and the C
-// library may still take beyond the peak measured before decoding.
+// What the PNG writer (a block of about 1 MiB of filtered rows and its deflate data), the
+// thread stacks and the C library may still take beyond the peak measured before decoding.
 constexpr uint64_t kProgramReserve = uint64_t{8} << 20;
 
 std::string mib(uint64_t bytes) {
