@@ -484,9 +484,9 @@ def test_absurd_output_size_is_refused_before_any_work(tmp_path) -> None:
 
 
 def test_background_packing_and_thread_helpers(tmp_path) -> None:
-    # lic/parallel.hpp's SharedLoop and start_thread, and lic/runtime.hpp's PendingModel (a
-    # model packed on a thread of its own, which a waiting thread helps to pack): same
-    # results as the model packed directly, every loop item once, under ASan + UBSan.
+    # lic/parallel.hpp's start_thread (the thread gets the process's CPU mask back) and
+    # lic/runtime.hpp's PendingModel (a model packed on a thread of its own, or on first
+    # use): same results as the model packed directly, under ASan + UBSan.
     from lic2cpp.toolchain import compile_program, cpp_dir
 
     rng = np.random.default_rng(12)
@@ -500,4 +500,5 @@ def test_background_packing_and_thread_helpers(tmp_path) -> None:
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     seen = json.loads(proc.stdout)
-    assert seen["items"] == 60 and seen["helped"] > 0
+    if seen["allowed_cpus"] >= 2:  # 20 threads started: placed on another CPU than their creator's
+        assert seen["started_elsewhere"] >= 16, seen  # 20 of 20 here; plain threads: 0-9

@@ -41,7 +41,7 @@ inline void chunk_bounds(int n, int t, int i, int& begin, int& end) {
 // A new thread running fn, started on a CPU other than the caller's where there is one.
 // Linux queues a new thread on its creator's CPU, and on the benchmark VM it waited there
 // for the creator's next pause (spawn to first instruction: median 1.0 ms with the other
-// CPU idle, 0.07 ms when placed on the other CPU; docs/performance.md#threads): a thread
+// CPU idle, 0.07 ms when placed on the other CPU; docs/performance.md, "Latest run"): a thread
 // started for a 1 ms loop then ran after the loop's first half instead of beside it. The
 // thread is placed by its CPU mask, then widens the mask back before it runs fn.
 template <class F>
@@ -104,67 +104,6 @@ void parallel_each(int n, int threads, F&& fn) {
     for (int i = next.fetch_add(1); i < n; i = next.fetch_add(1)) fn(i);
   });
 }
-
-// A loop over n items that threads other than the one running it can join: for_each()
-// takes items in its thread until none are left, and any thread that calls help()
-// meanwhile takes items too. (A codec thread that needs a network still being packed on
-// another thread helps to pack it instead of waiting idle: codec/capi/halves.hpp.) Items
-// are handed out one at a time, in order; one loop at a time.
-class SharedLoop {
- public:
-  template <class F>
-  void for_each(int n, F&& fn) {
-    std::function<void(int)> job = [&](int i) { fn(i); };
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      job_ = &job;
-      n_ = n;
-      next_.store(0, std::memory_order_relaxed);
-      done_ = 0;
-      error_ = nullptr;
-    }
-    take_items();
-    std::unique_lock<std::mutex> lock(mu_);
-    finished_.wait(lock, [&] { return done_ == n_ && helpers_ == 0; });
-    job_ = nullptr;
-    if (error_) std::rethrow_exception(error_);
-  }
-
-  // Takes items of the loop running now, if any, until none are left.
-  void help() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (job_ == nullptr) return;
-      ++helpers_;
-    }
-    take_items();
-    std::lock_guard<std::mutex> lock(mu_);
-    --helpers_;
-    finished_.notify_all();
-  }
-
- private:
-  void take_items() {
-    for (int i = next_.fetch_add(1); i < n_; i = next_.fetch_add(1)) {
-      std::exception_ptr error;
-      try {
-        (*job_)(i);
-      } catch (...) {
-        error = std::current_exception();
-      }
-      std::lock_guard<std::mutex> lock(mu_);
-      if (error && !error_) error_ = error;
-      if (++done_ == n_) finished_.notify_all();
-    }
-  }
-
-  std::mutex mu_;
-  std::condition_variable finished_;
-  const std::function<void(int)>* job_ = nullptr;
-  int n_ = 0, done_ = 0, helpers_ = 0;
-  std::atomic<int> next_{0};
-  std::exception_ptr error_;
-};
 
 // `threads - 1` workers; the calling thread takes chunk 0 of every job. Between jobs a
 // worker spins for a short while (kSpinMicros) before it sleeps, and so does the caller

@@ -81,9 +81,6 @@ class Model {
   // layers' weights in parallel.
   static Model from_parsed(ModelDesc d, int threads = 1) { return Model(std::move(d), threads); }
 
-  // The same, packing the layers in a loop other threads can join (SharedLoop::help).
-  static Model from_parsed(ModelDesc d, SharedLoop& loop) { return Model(std::move(d), 1, &loop); }
-
   std::uint64_t fingerprint() const { return fingerprint_; }
   const std::string& name() const { return name_; }
   int in_channels() const { return in_channels_; }
@@ -290,7 +287,7 @@ class Model {
     std::shared_ptr<const S16GdnOp> qgdn;
   };
 
-  explicit Model(ModelDesc d, int threads = 1, SharedLoop* loop = nullptr)
+  explicit Model(ModelDesc d, int threads = 1)
       : name_(d.name),
         fingerprint_(d.fingerprint),
         in_channels_(d.in_channels),
@@ -322,7 +319,7 @@ class Model {
       }
       steps_.push_back(std::move(s));
     }
-    make_ops(d, threads, loop);
+    make_ops(d, threads);
     // Fold an activation into the convolution before it when nothing else reads the
     // convolution's raw output: the activation then costs nothing (done at store time).
     for (std::size_t i = 0; i + 1 < n; ++i) {
@@ -362,9 +359,8 @@ class Model {
   }
 
   // The operators that hold weights, packed for the kernels: the layers in parallel,
-  // largest first (packing is most of a program's start-up, docs/performance.md), on
-  // `threads` threads or in `loop`.
-  void make_ops(ModelDesc& d, int threads, SharedLoop* loop) {
+  // largest first (packing is most of a program's start-up, docs/performance.md).
+  void make_ops(ModelDesc& d, int threads) {
     std::vector<std::size_t> order;
     for (std::size_t i = 0; i < d.nodes.size(); ++i) order.push_back(i);
     auto weights = [&](std::size_t i) {
@@ -373,7 +369,7 @@ class Model {
     };
     std::stable_sort(order.begin(), order.end(),
                      [&](std::size_t a, std::size_t b) { return weights(a) > weights(b); });
-    const auto pack = [&](int k) {
+    parallel_each(static_cast<int>(order.size()), threads, [&](int k) {
       const std::size_t i = order[std::size_t(k)];
       NodeDesc& nd = d.nodes[i];
       Step& s = steps_[i];
@@ -385,11 +381,7 @@ class Model {
       if (nd.op == Op::kS16Gdn) s.qgdn = std::make_shared<S16GdnOp>(nd);
       nd.qweight.clear();
       nd.qweight.shrink_to_fit();
-    };
-    if (loop)
-      loop->for_each(static_cast<int>(order.size()), pack);
-    else
-      parallel_each(static_cast<int>(order.size()), threads, pack);
+    });
   }
 
   ChainRun stream(const std::vector<int>& hs, const std::vector<int>& ws, ThreadPool& pool) const {
@@ -507,10 +499,10 @@ class Model {
   std::shared_ptr<S16Pools> s16_pools_ = std::make_shared<S16Pools>();
 };
 
-// A model being packed (the layers' weights: most of a program's loading). With threads
-// to spare it is packed on a thread of its own from the start, meanwhile the caller does
-// other work (reads its image, decodes its latent), and get() helps with the layers that
-// are left; with one thread, get() packs it the first time. get() rethrows a packing error.
+// A model being packed (the layers' weights: most of a program's loading). With 2+
+// threads it is packed on a thread of its own from the start (by threads - 1 threads:
+// the caller meanwhile reads its image or decodes its latent on the other), and get()
+// waits for it; with one thread, the first get() packs it. get() rethrows a packing error.
 class PendingModel {
  public:
   PendingModel() = default;
@@ -524,13 +516,12 @@ class PendingModel {
   static PendingModel start(ModelDesc d, int threads, const char* profile_name) {
     PendingModel m;
     m.state_ = std::make_shared<State>();
-    const bool background = threads > 1;
-    std::packaged_task<Model()> pack([d = std::move(d), state = m.state_.get(), background, profile_name]() mutable {
+    std::packaged_task<Model()> pack([d = std::move(d), threads, profile_name]() mutable {
       ProfileScope scope(profile_name);
-      return background ? Model::from_parsed(std::move(d), state->loop) : Model::from_parsed(std::move(d), 1);
+      return Model::from_parsed(std::move(d), std::max(1, threads - 1));
     });
     m.state_->model = pack.get_future().share();
-    if (background)
+    if (threads > 1)
       m.state_->packer = start_thread([pack = std::move(pack)]() mutable { pack(); });
     else
       m.state_->deferred = std::move(pack);
@@ -539,11 +530,7 @@ class PendingModel {
 
   const Model& get() const {
     State& s = *state_;
-    if (s.packer.joinable()) {
-      while (s.model.wait_for(std::chrono::microseconds(100)) != std::future_status::ready) s.loop.help();
-    } else {
-      std::call_once(s.once, [&] { s.deferred(); });
-    }
+    if (!s.packer.joinable()) std::call_once(s.once, [&] { s.deferred(); });
     return s.model.get();
   }
 
@@ -553,7 +540,6 @@ class PendingModel {
     std::thread packer;                    // packing in the background: joined at the end
     std::packaged_task<Model()> deferred;  // or packing on the first get()
     std::once_flag once;
-    SharedLoop loop;
     ~State() {
       if (packer.joinable()) packer.join();
     }

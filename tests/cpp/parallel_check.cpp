@@ -1,5 +1,5 @@
-// parallel_check: the runtime's thread helpers (lic/parallel.hpp: SharedLoop, start_thread)
-// and a model packed in the background (lic/runtime.hpp: PendingModel) against plain runs.
+// parallel_check: the runtime's thread start (lic/parallel.hpp: start_thread) and a model
+// packed in the background (lic/runtime.hpp: PendingModel) against plain runs.
 //
 //   parallel_check MODEL.licm IN.npy
 // Exits 0 after printing one JSON line of what it saw, or 1 with a one-line error naming
@@ -7,10 +7,8 @@
 #include <sched.h>
 
 #include <atomic>
-#include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,70 +23,6 @@ namespace {
 
 void require(bool ok, const std::string& what) {
   if (!ok) throw lic::Error(what);
-}
-
-void pause_us(int us) {
-  const auto end = std::chrono::steady_clock::now() + std::chrono::microseconds(us);
-  while (std::chrono::steady_clock::now() < end) lic::cpu_relax();
-}
-
-// Every item runs exactly once, helpers that join take some of them, and for_each returns
-// only when the helpers' items are done too.
-int shared_loop_items(int* helped) {
-  constexpr int kItems = 60;
-  lic::SharedLoop loop;
-  std::vector<std::atomic<int>> runs(kItems);
-  std::atomic<int> by_owner{0}, by_helpers{0}, complete_at_return{0};
-  std::atomic<bool> started{false}, done{false};
-  std::thread owner([&] {
-    const std::thread::id me = std::this_thread::get_id();
-    started = true;
-    loop.for_each(kItems, [&](int i) {
-      runs[static_cast<size_t>(i)].fetch_add(1);
-      (std::this_thread::get_id() == me ? by_owner : by_helpers).fetch_add(1);
-      pause_us(500);
-    });
-    for (const auto& r : runs) complete_at_return += r.load() == 1;
-    done = true;
-  });
-  while (!started.load()) std::this_thread::yield();
-  std::vector<std::thread> helpers;
-  for (int h = 0; h < 2; ++h)
-    helpers.emplace_back([&] {
-      while (!done.load()) {
-        loop.help();
-        std::this_thread::yield();
-      }
-    });
-  owner.join();
-  for (auto& t : helpers) t.join();
-  for (const auto& r : runs) require(r.load() == 1, "SharedLoop: an item ran " + std::to_string(r.load()) + " times");
-  require(complete_at_return.load() == kItems, "SharedLoop: for_each returned before every item was done");
-  require(by_helpers.load() > 0, "SharedLoop: help() took no item of a 30 ms loop");
-  *helped = by_helpers.load();
-  return by_owner.load() + by_helpers.load();
-}
-
-// An item's exception comes out of for_each once every item is done; the loop is then
-// usable again.
-void shared_loop_error() {
-  lic::SharedLoop loop;
-  std::atomic<int> ran{0};
-  bool threw = false;
-  try {
-    loop.for_each(20, [&](int i) {
-      ran.fetch_add(1);
-      if (i == 7) throw lic::Error("item 7");
-    });
-  } catch (const lic::Error& e) {
-    threw = std::string(e.what()) == "item 7";
-  }
-  require(threw, "SharedLoop: an item's exception was not rethrown");
-  require(ran.load() == 20, "SharedLoop: items after a failing one did not run");
-  ran = 0;
-  loop.for_each(5, [&](int) { ran.fetch_add(1); });
-  require(ran.load() == 5, "SharedLoop: not reusable after an error");
-  loop.help();  // no loop running: returns at once
 }
 
 // start_thread: the thread runs, with the process's CPU mask given back before fn runs;
@@ -122,9 +56,6 @@ int start_thread_checks() {
 int main(int argc, char** argv) {
   try {
     if (argc != 3) throw lic::Error("usage: parallel_check MODEL.licm IN.npy");
-    int helped = 0;
-    const int items = shared_loop_items(&helped);
-    shared_loop_error();
     const int elsewhere = start_thread_checks();
 
     // A model packed in the background (2 threads) or on first use (1 thread) runs as the
@@ -151,8 +82,9 @@ int main(int argc, char** argv) {
     const lic::Tensor again = ready.get().run(x, 1);
     require(std::memcmp(again.data.data(), want.data.data(), want.data.size() * sizeof(float)) == 0,
             "PendingModel of a packed model: other results");
-    std::printf("{\"items\": %d, \"helped\": %d, \"started_elsewhere\": %d, \"cpus\": %u}\n", items, helped,
-                elsewhere, std::thread::hardware_concurrency());
+    cpu_set_t mask;
+    sched_getaffinity(0, sizeof mask, &mask);
+    std::printf("{\"started_elsewhere\": %d, \"allowed_cpus\": %d}\n", elsewhere, CPU_COUNT(&mask));
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "parallel_check: error: %s\n", e.what());

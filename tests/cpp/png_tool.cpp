@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
       const std::vector<uint8_t> in = lic::read_file(argv[2]);
       std::vector<uint8_t> out;
       huffman_only::BitWriter w(out);
-      huffman_only::write_huffman_block(w, out, in.data(), in.size(), true);
+      huffman_only::write_huffman_block(w, in.data(), in.size(), true);
       w.align();
       lic::write_file_atomic(argv[3], out);
       return 0;

@@ -116,8 +116,8 @@ LIC2CPP_API lic2cpp_status lic2cpp_set_band_rows(lic2cpp_codec* codec, uint32_t 
 /* Start unpacking the embedded encoder's (decoder's) network now rather than on the first
  * encode (decode), so that it overlaps the caller's own work, such as reading its input
  * (API version 3). With 2 or more threads it is unpacked on a thread of the library's own
- * and the call returns at once (the first encode or decode then helps with what is left
- * and waits for it); with 1 thread it is unpacked before the call returns. Does nothing
+ * (by all the codec's threads but one) and the call returns at once (the first encode or
+ * decode waits for it); with 1 thread it is unpacked before the call returns. Does nothing
  * the second time. */
 LIC2CPP_API lic2cpp_status lic2cpp_load_encoder(lic2cpp_codec* codec);
 LIC2CPP_API lic2cpp_status lic2cpp_load_decoder(lic2cpp_codec* codec);

@@ -126,6 +126,7 @@ class BitWriter {
     buf_ = bits;
     count_ = count;
   }
+  std::vector<uint8_t>& bytes() { return out_; }  // the whole bytes written so far
 
  private:
   std::vector<uint8_t>& out_;
@@ -171,12 +172,10 @@ inline std::vector<LengthToken> run_length_code(const std::vector<uint8_t>& lens
   return out;
 }
 
-// Writes `data` as one dynamic block (or as stored blocks when that is smaller, e.g. for
-// noise), BFINAL set when `final`.
-inline void write_huffman_block(BitWriter& w, std::vector<uint8_t>& out, const uint8_t* data,
-                                size_t n, bool final) {
-  // Four histograms: consecutive equal bytes (common in residuals) would otherwise wait on
-  // the previous increment of the same counter.
+// Byte frequencies of data, and the end-of-block symbol's one. Four histograms: equal
+// consecutive bytes (common in residuals) would otherwise wait on the previous increment
+// of the same counter.
+inline std::array<uint32_t, 257> symbol_frequencies(const uint8_t* data, size_t n) {
   std::array<std::array<uint32_t, 256>, 4> hist{};
   size_t i = 0;
   for (; i + 4 <= n; i += 4) {
@@ -189,67 +188,75 @@ inline void write_huffman_block(BitWriter& w, std::vector<uint8_t>& out, const u
   std::array<uint32_t, 257> freq{};
   for (int s = 0; s < 256; ++s) freq[s] = hist[0][s] + hist[1][s] + hist[2][s] + hist[3][s];
   freq[kEndOfBlock] = 1;
+  return freq;
+}
 
-  std::array<uint8_t, 257> lit_len{};
-  optimal_code_lengths(freq.data(), 257, kLiteralLimit, lit_len.data());
-  // Two 1-bit distance codes: no distance is ever sent, but a complete code is the form
-  // every inflater accepts.
-  std::vector<uint8_t> lens(lit_len.begin(), lit_len.end());
-  lens.push_back(1);
-  lens.push_back(1);
-  const std::vector<LengthToken> tokens = run_length_code(lens);
-  std::array<uint32_t, 19> cl_freq{};
-  for (const LengthToken& t : tokens) ++cl_freq[t.symbol];
+// A dynamic block's header: the literal code lengths (and two 1-bit distance codes: no
+// distance is ever sent, but a complete code is the form every inflater accepts),
+// run-length coded, with the code-length code.
+struct DynamicHeader {
+  std::vector<LengthToken> tokens;
   std::array<uint8_t, 19> cl_len{};
-  optimal_code_lengths(cl_freq.data(), 19, kCodeLengthLimit, cl_len.data());
+  int hclen = 19;  // code-length code lengths sent, in kOrder
+  uint64_t bits = 0;
+
   static constexpr uint8_t kOrder[19] = {16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15};
-  int hclen = 19;
-  while (hclen > 4 && cl_len[kOrder[hclen - 1]] == 0) --hclen;
-  static constexpr uint8_t kExtraBits[3] = {2, 3, 7};
+  static constexpr uint8_t kExtraBits[3] = {2, 3, 7};  // of symbols 16, 17, 18
 
-  uint64_t literal_bits = 0;
-  for (int s = 0; s < 256; ++s) literal_bits += static_cast<uint64_t>(freq[s]) * lit_len[s];
-  uint64_t bits = 3 + 5 + 5 + 4 + 3 * static_cast<uint64_t>(hclen) + literal_bits + lit_len[kEndOfBlock];
-  for (const LengthToken& t : tokens) bits += cl_len[t.symbol] + (t.symbol >= 16 ? kExtraBits[t.symbol - 16] : 0);
-  const uint64_t blocks = std::max<uint64_t>(1, (n + 65534) / 65535);
-  const uint64_t stored_bits = 8 * (n + 5 * blocks) + 7;
-  if (stored_bits < bits) {
-    for (uint64_t b = 0; b < blocks; ++b) {
-      const size_t pos = static_cast<size_t>(b) * 65535, m = std::min<size_t>(65535, n - pos);
-      w.put(final && b + 1 == blocks ? 1 : 0, 3);  // BFINAL, BTYPE 00
-      w.align();
-      const uint32_t lenfield = static_cast<uint32_t>(m) | static_cast<uint32_t>(~m & 0xffff) << 16;
-      w.put(lenfield, 32);
-      out.insert(out.end(), data + pos, data + pos + m);
+  explicit DynamicHeader(const std::array<uint8_t, 257>& lit_len) {
+    std::vector<uint8_t> lens(lit_len.begin(), lit_len.end());
+    lens.push_back(1);
+    lens.push_back(1);
+    tokens = run_length_code(lens);
+    std::array<uint32_t, 19> freq{};
+    for (const LengthToken& t : tokens) ++freq[t.symbol];
+    optimal_code_lengths(freq.data(), 19, kCodeLengthLimit, cl_len.data());
+    while (hclen > 4 && cl_len[kOrder[hclen - 1]] == 0) --hclen;
+    bits = 3 + 5 + 5 + 4 + 3 * static_cast<uint64_t>(hclen);
+    for (const LengthToken& t : tokens) bits += cl_len[t.symbol] + extra_bits(t.symbol);
+  }
+
+  static int extra_bits(int symbol) { return symbol >= 16 ? kExtraBits[symbol - 16] : 0; }
+
+  void write(BitWriter& w, bool final) const {
+    w.put(final ? 1 : 0, 1);
+    w.put(2, 2);  // BTYPE 10: dynamic Huffman codes
+    w.put(0, 5);  // HLIT: 257 literal/length codes
+    w.put(1, 5);  // HDIST: 2 distance codes
+    w.put(static_cast<uint32_t>(hclen - 4), 4);
+    for (int k = 0; k < hclen; ++k) w.put(cl_len[kOrder[k]], 3);
+    std::array<uint16_t, 19> code{};
+    canonical_codes(cl_len.data(), 19, code.data());
+    for (const LengthToken& t : tokens) {
+      w.put(code[t.symbol], cl_len[t.symbol]);
+      if (t.symbol >= 16) w.put(t.extra, extra_bits(t.symbol));
     }
-    return;
   }
+};
 
-  w.put(final ? 1 : 0, 1);
-  w.put(2, 2);  // BTYPE 10: dynamic Huffman codes
-  w.put(0, 5);  // HLIT: 257 literal/length codes
-  w.put(1, 5);  // HDIST: 2 distance codes
-  w.put(static_cast<uint32_t>(hclen - 4), 4);
-  for (int k = 0; k < hclen; ++k) w.put(cl_len[kOrder[k]], 3);
-  std::array<uint16_t, 19> cl_code{};
-  canonical_codes(cl_len.data(), 19, cl_code.data());
-  for (const LengthToken& t : tokens) {
-    w.put(cl_code[t.symbol], cl_len[t.symbol]);
-    if (t.symbol >= 16) w.put(t.extra, kExtraBits[t.symbol - 16]);
+// data as stored blocks of at most 65535 bytes, the last one BFINAL when `final`.
+inline void write_stored_blocks(BitWriter& w, const uint8_t* data, size_t n, bool final) {
+  const size_t blocks = std::max<size_t>(1, (n + 65534) / 65535);
+  for (size_t b = 0; b < blocks; ++b) {
+    const size_t pos = b * 65535, m = std::min<size_t>(65535, n - pos);
+    w.put(final && b + 1 == blocks ? 1 : 0, 3);  // BFINAL, BTYPE 00
+    w.align();
+    w.put(static_cast<uint32_t>(m) | static_cast<uint32_t>(~m & 0xffff) << 16, 32);  // LEN, NLEN
+    w.bytes().insert(w.bytes().end(), data + pos, data + pos + m);  // byte-aligned here
   }
+}
 
-  std::array<uint16_t, 257> code{};
-  canonical_codes(lit_len.data(), 257, code.data());
-  std::array<uint32_t, 256> entry{};  // code | length << 16
-  for (int s = 0; s < 256; ++s) entry[s] = code[s] | static_cast<uint32_t>(lit_len[s]) << 16;
-
-  // The literals: three codes (at most 45 bits) join the fewer than 8 pending bits in a
-  // 64-bit buffer, whose whole bytes are then stored at once (8 bytes written, the cursor
-  // advanced by those complete). The exact size is known from the code lengths.
+// The literals of data in the codes (code | length << 16 per byte value): three codes (at
+// most 45 bits) join the fewer than 8 pending bits in a 64-bit buffer, whose whole bytes
+// are then stored at once (8 bytes written, the cursor advanced by those complete).
+// `bits` is their exact total, known from the code lengths.
+inline void write_literals(BitWriter& w, const uint8_t* data, size_t n,
+                           const std::array<uint32_t, 256>& entry, uint64_t bits) {
+  std::vector<uint8_t>& out = w.bytes();
   uint64_t buf;
   int count = w.pending(&buf);
   const size_t start = out.size();
-  out.resize(start + static_cast<size_t>(literal_bits / 8) + 16);
+  out.resize(start + static_cast<size_t>(bits / 8) + 16);
   uint8_t* p = out.data() + start;
   auto flush = [&] {
     std::memcpy(p, &buf, 8);
@@ -257,26 +264,47 @@ inline void write_huffman_block(BitWriter& w, std::vector<uint8_t>& out, const u
     buf >>= count & ~7;  // count <= 7 + 45
     count &= 7;
   };
-  i = 0;
+  auto add = [&](uint8_t byte) {
+    const uint32_t e = entry[byte];
+    buf |= static_cast<uint64_t>(e & 0xffff) << count;
+    count += static_cast<int>(e >> 16);
+  };
+  size_t i = 0;
   for (; i + 3 <= n; i += 3) {
-    const uint32_t e0 = entry[data[i]], e1 = entry[data[i + 1]], e2 = entry[data[i + 2]];
-    buf |= static_cast<uint64_t>(e0 & 0xffff) << count;
-    count += static_cast<int>(e0 >> 16);
-    buf |= static_cast<uint64_t>(e1 & 0xffff) << count;
-    count += static_cast<int>(e1 >> 16);
-    buf |= static_cast<uint64_t>(e2 & 0xffff) << count;
-    count += static_cast<int>(e2 >> 16);
+    add(data[i]);
+    add(data[i + 1]);
+    add(data[i + 2]);
     flush();
   }
   for (; i < n; ++i) {
-    const uint32_t e = entry[data[i]];
-    buf |= static_cast<uint64_t>(e & 0xffff) << count;
-    count += static_cast<int>(e >> 16);
+    add(data[i]);
     flush();
   }
   out.resize(static_cast<size_t>(p - out.data()));
   w.resume(buf, count);
-  w.put(code[kEndOfBlock], lit_len[kEndOfBlock]);
+}
+
+// Writes `data` as one dynamic block (or as stored blocks when that is smaller, e.g. for
+// noise), BFINAL set when `final`.
+inline void write_huffman_block(BitWriter& w, const uint8_t* data, size_t n, bool final) {
+  const std::array<uint32_t, 257> freq = symbol_frequencies(data, n);
+  std::array<uint8_t, 257> len{};
+  optimal_code_lengths(freq.data(), 257, kLiteralLimit, len.data());
+  const DynamicHeader header(len);
+  uint64_t literal_bits = 0;
+  for (int s = 0; s < 256; ++s) literal_bits += static_cast<uint64_t>(freq[s]) * len[s];
+  const uint64_t stored_bits = 8 * (n + 5 * std::max<uint64_t>(1, (n + 65534) / 65535)) + 7;
+  if (stored_bits < header.bits + literal_bits + len[kEndOfBlock]) {
+    write_stored_blocks(w, data, n, final);
+    return;
+  }
+  header.write(w, final);
+  std::array<uint16_t, 257> code{};
+  canonical_codes(len.data(), 257, code.data());
+  std::array<uint32_t, 256> entry{};
+  for (int s = 0; s < 256; ++s) entry[s] = code[s] | static_cast<uint32_t>(len[s]) << 16;
+  write_literals(w, data, n, entry, literal_bits);
+  w.put(code[kEndOfBlock], len[kEndOfBlock]);
 }
 
 // Ends a stream that is to be continued by another one written independently: an empty

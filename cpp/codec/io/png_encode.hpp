@@ -115,7 +115,7 @@ inline Strip deflate_strip(const Image& img, uint32_t y0, uint32_t y1, bool last
   s.adler = adler32(adler32(0, nullptr, 0), filtered.data(), static_cast<uInt>(s.raw));
   s.z.reserve(s.raw / 2);
   huffman_only::BitWriter w(s.z);
-  huffman_only::write_huffman_block(w, s.z, filtered.data(), s.raw, last);
+  huffman_only::write_huffman_block(w, filtered.data(), s.raw, last);
   if (!last) huffman_only::write_empty_stored_block(w);
   w.align();
   return s;

@@ -130,7 +130,7 @@ class RowWriter {
   // bytes written out as IDAT chunks.
   void deflate_block(bool final) {
     adler_ = adler32(adler_, filtered_.data(), static_cast<uInt>(filtered_.size()));
-    huffman_only::write_huffman_block(bits_, z_, filtered_.data(), filtered_.size(), final);
+    huffman_only::write_huffman_block(bits_, filtered_.data(), filtered_.size(), final);
     filtered_.clear();
     write_idat();
   }
