@@ -236,15 +236,13 @@ class WinogradConv {
   static constexpr int kMaxChunkRows = 4;
 
   // Each point's pass gets its transformed taps U(co, ky, ci) = sum_i G[pt][i]
-  // w(co, ky, phi + i*s, ci) (point pt of phase phi), one f32-vlincomb per kernel row and
-  // point (a scalar loop in double precision took 7.3 ms for g_a's three layers against
-  // 5.0), scattered into
-  // the packed layout [panel][ky][ci][16].
-  // Each (panel, kernel row) at a time: the panel's taps of that row are first gathered
+  // w(co, ky, phi + i*s, ci) (point pt of phase phi) in the packed layout [panel][ky][ci][16].
+  // A (panel, kernel row) at a time: the panel's taps of that row are first gathered
   // channel-major, tap by tap ([tap][ci][j], as the packed layout holds a point), so that
-  // each point's transformed taps come out of one f32-vlincomb straight into the packed
-  // array, written in order. (Transforming one output channel at a time and scattering
-  // it with a stride of kNR floats took 4x longer: packing is most of a program's loading.)
+  // each point comes out of one f32-vlincomb written in order into the packed array.
+  // (Packing is most of a program's loading: one output channel at a time, scattered kNR
+  // floats apart, the encoder's loading took 10.8-11.4 ms against 8.1-8.3; a scalar loop
+  // in double precision 7.3 ms for g_a's three layers against 5.0.)
   void pack_transformed_taps(const NodeDesc& n) {
     const kern::KernelTable& k = kern::kernels();
     constexpr std::size_t nr = kern::kNR;
