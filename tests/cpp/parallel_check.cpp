@@ -26,8 +26,8 @@ void require(bool ok, const std::string& what) {
 }
 
 // start_thread: the thread runs, with the process's CPU mask given back before fn runs;
-// with 2+ CPUs it is placed on another CPU than its creator's (counted, not required:
-// the scheduler may move either thread at any time).
+// with 2+ CPUs it is placed on another CPU than its creator's (counted: the scheduler may
+// move either thread at any time, so tests/test_runtime.py asks for most, not all).
 int start_thread_checks() {
   cpu_set_t mine;
   require(sched_getaffinity(0, sizeof mine, &mine) == 0, "sched_getaffinity failed");
