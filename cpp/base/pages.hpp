@@ -17,7 +17,7 @@ namespace lic {
 // Maps in every page of [p, p + bytes) with one system call where Linux offers it
 // (MADV_POPULATE_WRITE, Linux 5.14): a fresh buffer otherwise takes a page fault per 4 KiB
 // page on first touch, which on the benchmark VM costs twice as long (16 MiB: 4.1-4.6 ms
-// faulted in, 1.9-2.1 ms populated; docs/performance.md#threads). Elsewhere, or when the
+// faulted in, 1.9-2.1 ms populated; docs/performance.md, "Latest run"). Elsewhere, or when the
 // kernel refuses, nothing happens and the pages fault in as before.
 inline void populate_pages(void* p, std::size_t bytes) {
 #if defined(__linux__) && defined(MADV_POPULATE_WRITE)

@@ -511,7 +511,6 @@ class PendingModel {
     std::promise<Model> ready;
     ready.set_value(std::move(model));
     state_->model = ready.get_future().share();
-    std::call_once(state_->once, [] {});
   }
   static PendingModel start(ModelDesc d, int threads, const char* profile_name) {
     PendingModel m;
@@ -530,7 +529,7 @@ class PendingModel {
 
   const Model& get() const {
     State& s = *state_;
-    if (!s.packer.joinable()) std::call_once(s.once, [&] { s.deferred(); });
+    if (s.deferred.valid()) std::call_once(s.once, [&] { s.deferred(); });
     return s.model.get();
   }
 
@@ -538,7 +537,7 @@ class PendingModel {
   struct State {
     std::shared_future<Model> model;
     std::thread packer;                    // packing in the background: joined at the end
-    std::packaged_task<Model()> deferred;  // or packing on the first get()
+    std::packaged_task<Model()> deferred;  // or packing on the first get() (else empty)
     std::once_flag once;
     ~State() {
       if (packer.joinable()) packer.join();
