@@ -7,6 +7,7 @@ against the C++ reader.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -288,6 +289,37 @@ def test_streamed_runs_equal_whole_tensor_runs(tmp_path, h, w) -> None:
                 assert got.shape == whole.shape
                 assert np.array_equal(got.view(np.uint32), whole.view(np.uint32)), \
                     (name, band, threads)
+
+
+def test_stream_windows_hold_what_a_band_needs(tmp_path) -> None:
+    # Four 5x5 stride-2 convolutions (g_a's shape; 16 channels on: the Winograd form) in
+    # bands of one output row. Once a window keeps rows, operator 3 (the last) reads 5 input
+    # rows a band, 2 of them new; operator 2 makes those 2 from 7 rows, 4 new; operator 1
+    # 11 rows, 8 new; operator 0 19 rows, 16 new. A window holds its span plus one band's
+    # new rows (a shift at most every other band): 7, 11, 19 and 35 rows. The first band
+    # reaches further back (into the padding) but its new rows pass through staging a
+    # steady band's worth at a time, so it does not size the windows (it made them 10, 18,
+    # 34 and 66 rows).
+    rng = np.random.default_rng(14)
+    nodes = [conv_node(rng, 3, 16, 5, 2, (2, 2, 2, 2)), Node("relu", [1]),
+             conv_node(rng, 16, 16, 5, 2, (2, 2, 2, 2), 2), Node("relu", [3]),
+             conv_node(rng, 16, 16, 5, 2, (2, 2, 2, 2), 4), Node("relu", [5]),
+             conv_node(rng, 16, 24, 5, 2, (2, 2, 2, 2), 6)]
+    path = save(tmp_path, nodes, "four_stride_two")
+    x = rng.standard_normal((96, 40, 3)).astype(np.float32)
+    with open(tmp_path / "in.npy", "wb") as f:
+        np.save(f, x)
+    whole = run_licm(path, x, 1, env={"LIC_STREAM": "0"})
+    for threads in (1, 2):
+        proc = run_tool([str(path), str(tmp_path / "in.npy"), str(tmp_path / "out.npy"),
+                         "--threads", str(threads)],
+                        env={"LIC_BAND_ROWS": "1", "LIC_PROFILE": "1",
+                             "LIC_POISON_BUFFERS": "1"})
+        assert proc.returncode == 0, proc.stderr
+        windows = [int(m) for m in re.findall(r"window (\d+) rows", proc.stderr)]
+        assert windows == [35, 19, 11, 7], proc.stderr
+        got = np.load(tmp_path / "out.npy")
+        assert np.array_equal(got.view(np.uint32), whole.view(np.uint32))
 
 
 def supported_levels() -> list[str]:

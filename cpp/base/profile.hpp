@@ -28,7 +28,9 @@ class ProfileScope {
   ~ProfileScope() {
     if (!profiling()) return;
     const double t1 = profile_clock_ms();
-    std::fprintf(stderr, "lic profile: %-24s %8.2f ms (at %.2f ms)\n", name_, t1 - t0_, t1);
+    long pages = 0, res = 0;
+    if (FILE* f = std::fopen("/proc/self/statm", "r")) { if (std::fscanf(f, "%ld %ld", &pages, &res) != 2) res = 0; std::fclose(f); }
+    std::fprintf(stderr, "lic profile: %-24s %8.2f ms (at %.2f ms) rss %.1f MB\n", name_, t1 - t0_, t1, res * 4096.0 / 1e6);
   }
 
  private:

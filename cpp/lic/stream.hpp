@@ -61,18 +61,17 @@ struct ChainStage {
 
 class ChainRun {
  public:
-  // Window memory a run aims to stay within (all windows and the output band together):
-  // the band height is the largest power of two whose windows fit, at least one row.
-  // Smaller windows stay in cache, larger bands mean fewer and larger parallel steps. On
-  // the project machine (docs/performance.md#streaming), FactorizedPriorReLU(128, 192) on a
-  // Kodak image: one thread was fastest in bands of 8 rows for g_s and of one latent row
-  // for g_a (6 MB). Two threads: in a long-lived process (buffers recycled) bands of 32-64
-  // and 4 rows (24 MB) were best, but a program run once touches every page of its windows
-  // for the first time, and there 12 MB (bands of 32 and 1) gave the `decoder` and
-  // `encoder` programs 1.78x and 1.77x their one-thread speed against 1.68-1.76x and
-  // 1.64-1.70x with 24 MB (docs/performance.md#threads).
+  // Window memory a run aims to stay within (all windows, staging and the output band
+  // together): the band height is the largest power of two whose windows fit, at least one
+  // row. Smaller windows stay in cache, larger bands mean fewer and larger parallel steps.
+  // On the project machine (docs/performance.md#streaming), FactorizedPriorReLU(128, 192)
+  // on a Kodak image: one thread was fastest in bands of 8 rows for g_s (3 MB) and of one
+  // latent row for g_a (9.5 MB). Two threads: in a long-lived process (buffers recycled)
+  // bands of 32-64 and 4 rows were best, but a program run once touches every page of its
+  // windows for the first time, and there bands of 32 and 1 (10 and 9.5 MB) gave the
+  // `decoder` and `encoder` programs the best two-thread speed (docs/performance.md#threads).
   static std::size_t budget_bytes(int threads) {
-    return threads <= 1 ? std::size_t(6) << 20 : std::size_t(12) << 20;
+    return threads <= 1 ? std::size_t(4) << 20 : std::size_t(12) << 20;
   }
 
   // hs, ws: heights and widths of the chain's values (input first), cs their channels.
@@ -141,8 +140,17 @@ class ChainRun {
     Window win;      // input rows, the GEMM columns of the gather form, or the transformed
                      // input rows of the Winograd form
     Window staging;  // those two forms: new input rows before they are transformed
-    int span = 0;    // dry run: most window rows in use at once
-    int fresh = 0;   // dry run: most rows added at once
+    // Dry run: the most rows in use at once when a window starts over (the first band,
+    // which reaches back into the padding as well) and when it keeps rows, the most rows
+    // added to kept ones, and the most added at once (they pass through staging together).
+    int first = 0, span = 0, fresh = 0, staged = 0;
+    // New rows pass through staging at most this many at a time (0: all at once): the
+    // first band's many rows no longer size the staging buffer.
+    int chunk = 0;
+    // Rows the window needs: kept rows plus a band's new ones twice over shifts them at
+    // most every other band; sizing it by the first band's span plus its fresh rows held
+    // ~2x the rows (a Kodak g_a: 13 MB of windows, each page of them filled on each run).
+    int cap() const { return std::max({1, first, span + fresh}); }
     double ms = 0, cpu_ms = 0;
   };
 
@@ -211,10 +219,19 @@ class ChainRun {
     band_ = band;
   }
 
+  // Two passes: the first finds how many rows a band adds once the windows keep rows, the
+  // second stages new rows that many at a time and sizes the windows for it.
   void dry_run(int band) {
+    for (State& st : states_) st.chunk = 0;
+    dry_pass(band);
+    for (State& st : states_) st.chunk = st.fresh > 0 ? st.fresh : st.staged;
+    dry_pass(band);
+  }
+
+  void dry_pass(int band) {
     dry_ = true;
     for (State& st : states_) {
-      st.span = st.fresh = 0;
+      st.first = st.span = st.fresh = st.staged = 0;
       st.win.r0 = st.win.r1 = st.win.base = 0;
     }
     const int last = static_cast<int>(stages_.size()) - 1;
@@ -226,8 +243,8 @@ class ChainRun {
   std::size_t bytes(int band) const {
     std::size_t total = std::size_t(band) * std::size_t(ws_.back()) * std::size_t(cs_.back());
     for (const State& st : states_)
-      total += std::size_t(st.span + st.fresh) * st.win.row_floats() +
-               std::size_t(st.fresh) * st.staging.row_floats();
+      total += std::size_t(st.cap()) * st.win.row_floats() +
+               std::size_t(st.staged) * st.staging.row_floats();
     return total * sizeof(float);
   }
 
@@ -255,9 +272,9 @@ class ChainRun {
     std::vector<std::pair<std::size_t, int>> items;  // (floats, buffer): 2 per stage, then the band
     for (std::size_t s = 0; s < states_.size(); ++s) {
       State& st = states_[s];
-      st.win.cap = std::max(1, st.span + st.fresh);  // shifts at most every other band
+      st.win.cap = st.cap();
       st.win.base = st.win.r0 = st.win.r1 = 0;
-      st.staging.cap = std::max(1, st.fresh);
+      st.staging.cap = std::max(1, st.staged);
       items.emplace_back(std::size_t(st.win.cap) * st.win.row_floats(), int(2 * s));
       // (an operator without staging takes nothing: a take of 0 floats would hold on to
       // the smallest buffer the pool keeps)
@@ -291,7 +308,8 @@ class ChainRun {
     if (i1 <= i0) return;
     State& st = states_[std::size_t(s)];
     Window& w = st.win;
-    if (w.r1 <= i0 || i0 < w.r0) {
+    const bool starts_over = w.r1 <= i0 || i0 < w.r0;
+    if (starts_over) {
       w.r0 = w.r1 = w.base = i0;  // nothing kept is of use
     } else {
       w.r0 = i0;
@@ -301,8 +319,12 @@ class ChainRun {
     const int in_h = hs_[std::size_t(s)];
     const int ra = std::max(a, 0), rb = std::min(b, in_h);  // rows of the real input
     if (dry_) {
-      st.span = std::max(st.span, b - w.r0);
-      st.fresh = std::max(st.fresh, b - a);
+      if (starts_over) {
+        st.first = std::max(st.first, b - w.r0);
+      } else {
+        st.span = std::max(st.span, b - w.r0);
+        st.fresh = std::max(st.fresh, b - a);
+      }
     } else if (b - w.base > w.cap) {  // shift the kept rows to the top of the buffer
       std::memmove(w.buf.data(), w.row(w.r0),
                    std::size_t(w.r1 - w.r0) * w.row_floats() * sizeof(float));
@@ -316,18 +338,22 @@ class ChainRun {
     }
     if (transformed(std::size_t(s))) {
       const WinogradConv* wg = winograd(std::size_t(s));
-      if (ra < rb) {  // the new real rows, through staging
+      const int step = st.chunk > 0 ? st.chunk : rb - ra;
+      for (int c0 = ra; c0 < rb; c0 += step) {  // the new real rows, through staging
+        const int c1 = std::min(rb, c0 + step);
         Window& in = st.staging;
-        in.base = ra;
-        produce(s - 1, ra, rb, dry_ ? RowOut{} : in.interior());
-        if (!dry_) {
-          Timer t(profile_, st);
-          if (wg)
-            wg->transform_rows(in.view(), ws_[std::size_t(s) + 1], ra, rb, w.out(), threads_);
-          else
-            stages_[std::size_t(s)].convt->compute_cols(in.view(), ws_[std::size_t(s)], ra, rb,
-                                                        w.out(), threads_);
+        in.base = c0;
+        produce(s - 1, c0, c1, dry_ ? RowOut{} : in.interior());
+        if (dry_) {
+          st.staged = std::max(st.staged, c1 - c0);
+          continue;
         }
+        Timer t(profile_, st);
+        if (wg)
+          wg->transform_rows(in.view(), ws_[std::size_t(s) + 1], c0, c1, w.out(), threads_);
+        else
+          stages_[std::size_t(s)].convt->compute_cols(in.view(), ws_[std::size_t(s)], c0, c1,
+                                                      w.out(), threads_);
       }
     } else if (ra < rb) {
       const RowOut dst = dry_ ? RowOut{} : RowOut{w.row(ra) + std::ptrdiff_t(w.left) * w.channels,

@@ -37,7 +37,9 @@ inline std::unique_ptr<const TiledEncoder> make_encoder(const Embedded& e, int t
   lic::ProfileScope scope("encoder: parsing");
   lic::ModelDesc desc = embedded_network(e);
   NetGeometry geometry(desc);
-  Encoder enc(lic::PendingModel::start(std::move(desc), threads, "encoder: loading"), make_latent_coder(e), e.multiple,
+  // Packing starts (on a thread of its own with 2+ threads) before the tables are read.
+  lic::PendingModel model = lic::PendingModel::start(std::move(desc), threads, "encoder: loading");
+  Encoder enc(std::move(model), make_latent_coder(e), e.multiple,
               e.ga_fingerprint, e.gs_fingerprint);
   if (e.synthesis)  // for RDOQ: the float g_s, and the decoder's own network when another
     enc.set_synthesis([e] {
@@ -56,9 +58,9 @@ inline std::unique_ptr<const TiledDecoder> make_decoder(const Embedded& e, int t
   lic::ProfileScope scope("decoder: parsing");
   lic::ModelDesc desc = embedded_network(e);
   NetGeometry geometry(desc);
+  lic::PendingModel model = lic::PendingModel::start(std::move(desc), threads, "decoder: loading");
   return std::make_unique<const TiledDecoder>(
-      Decoder(lic::PendingModel::start(std::move(desc), threads, "decoder: loading"), make_latent_coder(e), e.multiple,
-              e.ga_fingerprint, e.gs_fingerprint),
+      Decoder(std::move(model), make_latent_coder(e), e.multiple, e.ga_fingerprint, e.gs_fingerprint),
       std::move(geometry));
 }
 

@@ -16,7 +16,30 @@
 #include "base/profile.hpp"
 #include "codec/capi/lic2cpp.h"
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 namespace lic::codec {
+
+// The programs run once per image, so memory they free may as well stay theirs: glibc's
+// defaults map each large buffer (and each thread's arena) with mmap and unmap it when
+// freed, and every mmap, munmap, mprotect or brk takes the process's address-space lock
+// for writing. With two threads, one of them mapping in pages (MADV_POPULATE_WRITE holds
+// that lock for reading) kept the other asleep behind such calls (kernel stacks of the
+// two-thread encoder: rwsem_down_write_slowpath under mmap, munmap, brk). Here all threads
+// share one heap, grown in 64 MiB steps and never trimmed, so buffers come from it without
+// a system call, and freed ones are reused without their pages being filled again.
+// LIC_MALLOC_DEFAULTS=1 keeps glibc's defaults (for measuring).
+inline void tune_malloc_for_one_run() {
+#if defined(__GLIBC__)
+  if (std::getenv("LIC_MALLOC_DEFAULTS")) return;
+  mallopt(M_ARENA_MAX, 1);
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's largest: bigger buffers are still mapped
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  mallopt(M_TOP_PAD, 64 << 20);
+#endif
+}
 
 struct Args {
   std::vector<std::string> positional;

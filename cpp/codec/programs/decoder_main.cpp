@@ -86,6 +86,7 @@ int main(int argc, char** argv) {
   lic::profile_clock_ms();  // LIC_PROFILE times count from here
   try {
     const Args args = parse_args(argc, argv, false);
+    if (!args.max_memory) tune_malloc_for_one_run();  // (a budget counts on freed memory going back)
     if (args.positional.size() != 2) throw lic::Error("usage: decoder IN.bin OUT.(png|ppm) (see --help)");
     const std::string& out = args.positional[1];
     if (!lic::ends_with_ci(out, ".png") && !lic::ends_with_ci(out, ".ppm"))

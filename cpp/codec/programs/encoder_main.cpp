@@ -51,6 +51,7 @@ int main(int argc, char** argv) {
   lic::profile_clock_ms();  // LIC_PROFILE times count from here
   try {
     const Args args = parse_args(argc, argv, true);
+    if (!args.max_memory) tune_malloc_for_one_run();  // (a budget counts on freed memory going back)
     if (args.positional.size() != 2) throw lic::Error("usage: encoder IN.(png|ppm) OUT.bin (see --help)");
     const CodecHandle codec(args.threads);
     codec.check(lic2cpp_set_max_memory(codec.codec, args.max_memory));
