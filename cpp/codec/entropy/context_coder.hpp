@@ -74,10 +74,6 @@ inline Escape escape_of(int64_t value, const ChannelTables& ch) {
   return {value < lo ? 1u : 0u, bit_length(dist + 1), dist + 1};
 }
 
-inline double cost(const std::vector<uint32_t>& cdf, uint32_t s) {
-  return -std::log2(static_cast<double>(cdf[s + 1] - cdf[s]) / kProbOne);
-}
-
 }  // namespace detail
 
 inline void check_latent(const Latent& lat, const ContextTables& m) {
@@ -109,10 +105,10 @@ inline CodeLength encode_latent(const Latent& lat, const ContextTables& m, Range
       // no flag to code
     } else if (all_mpv) {
       enc.encode(f_off, ch.flag_freq);
-      len.bits_ctx -= std::log2(static_cast<double>(ch.flag_freq) / kProbOne);
+      len.bits_ctx += ch.flag_on_bits;
     } else {
       enc.encode(0, f_off);
-      len.bits_ctx -= std::log2(static_cast<double>(f_off) / kProbOne);
+      len.bits_ctx += ch.flag_off_bits;
     }
     for (int y = y0; y < y1; ++y) {
       for (int x = 0; x < w; ++x) {
@@ -126,11 +122,12 @@ inline CodeLength encode_latent(const Latent& lat, const ContextTables& m, Range
           e = detail::escape_of(v, ch);
           extra = 1 + kEscapeLengthBits + (e.n - 1);
         }
-        len.bits_plain += detail::cost(ch.cdf[kContexts], s) + extra;
+        len.bits_plain += ch.bits[kContexts][s] + extra;
         if (all_mpv) continue;
-        const auto& cdf = ch.cdf[detail::context_of(lat, m, c, y, x, y0)];
+        const int k = detail::context_of(lat, m, c, y, x, y0);
+        const auto& cdf = ch.cdf[k];
         enc.encode(cdf[s], cdf[s + 1] - cdf[s]);
-        len.bits_ctx += detail::cost(cdf, s) + extra;
+        len.bits_ctx += ch.bits[k][s] + extra;
         if (!inside) {
           enc.encode_bits(e.below, 1);
           enc.encode_bits(static_cast<uint32_t>(e.n - 1), kEscapeLengthBits);
@@ -199,7 +196,7 @@ inline Latent decode_latent(RangeDecoder& dec, const ContextTables& m, int heigh
 // q = round_half_even(y - offset) in float32, as ContextTables.symbols does; y is read at
 // y[c * c_stride + (row * width + col) * px_stride] so both CHW and HWC work.
 inline Latent quantize(const float* y, int channels, int height, int width, size_t c_stride,
-                       size_t px_stride, const ContextTables& m) {
+                       size_t px_stride, const ContextTables& m, int threads = 1) {
   if (channels != m.num_channels())
     throw Error("latent has " + std::to_string(channels) + " channels, the entropy model " +
                      std::to_string(m.num_channels()));
@@ -208,15 +205,17 @@ inline Latent quantize(const float* y, int channels, int height, int width, size
   lat.height = height;
   lat.width = width;
   lat.q.resize(static_cast<size_t>(channels) * height * width);
-  for (int c = 0; c < channels; ++c) {
-    const float offset = m.channels[c].offset;
-    for (size_t i = 0; i < static_cast<size_t>(height) * width; ++i) {
-      const float d = y[c * c_stride + i * px_stride] - offset;
-      if (!std::isfinite(d) || std::fabs(d) >= static_cast<float>(kMaxAbsSymbol))
-        throw Error("latent has a non-finite or out-of-range value (channel " + std::to_string(c) + ")");
-      lat.q[static_cast<size_t>(c) * height * width + i] = static_cast<int32_t>(std::nearbyint(d));
+  lic::parallel_for(channels, threads, [&](int c0, int c1) {
+    for (int c = c0; c < c1; ++c) {
+      const float offset = m.channels[c].offset;
+      for (size_t i = 0; i < static_cast<size_t>(height) * width; ++i) {
+        const float d = y[c * c_stride + i * px_stride] - offset;
+        if (!std::isfinite(d) || std::fabs(d) >= static_cast<float>(kMaxAbsSymbol))
+          throw Error("latent has a non-finite or out-of-range value (channel " + std::to_string(c) + ")");
+        lat.q[static_cast<size_t>(c) * height * width + i] = static_cast<int32_t>(std::nearbyint(d));
+      }
     }
-  }
+  });
   return lat;
 }
 
@@ -268,7 +267,8 @@ class ContextTableCoder : public LatentCoder {
 
   EncodedBands encode_bands(lic::Tensor y, int band_rows, int threads,
                             bool want_y_hat) const override {
-    const Latent lat = quantize(y);
+    const Latent lat = lic::codec::quantize(y.data.data(), y.channels, y.height, y.width, 1,
+                                            static_cast<size_t>(y.channels), tables_, threads);
     y = lic::Tensor();  // quantised: its memory can go
     return code_bands(lat, band_rows, threads, want_y_hat);
   }

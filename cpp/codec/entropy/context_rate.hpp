@@ -40,16 +40,11 @@ class ContextRate : public LatentRate {
       d.t_nbr = src.t_nbr;
       d.pred = t.pred[static_cast<size_t>(c)];
       d.has_flag = src.flag_freq != 0;  // without one (.lice 1.1), every value is coded
-      if (d.has_flag) {
-        d.flag_on = -std::log2(static_cast<double>(src.flag_freq) / kProbOne);
-        d.flag_off = -std::log2(static_cast<double>(kProbOne - src.flag_freq) / kProbOne);
-      }
-      const size_t a = src.nsym + 1;
-      d.cost.resize(kContexts * a);
+      d.flag_on = src.flag_on_bits;
+      d.flag_off = src.flag_off_bits;
+      d.cost.clear();
       for (int k = 0; k < kContexts; ++k)
-        for (size_t s = 0; s < a; ++s)
-          d.cost[k * a + s] =
-              -std::log2(static_cast<double>(src.cdf[k][s + 1] - src.cdf[k][s]) / kProbOne);
+        d.cost.insert(d.cost.end(), src.bits[k].begin(), src.bits[k].end());
     }
     for (int c = 0; c < n; ++c) {
       const int p = ch_[static_cast<size_t>(c)].pred;

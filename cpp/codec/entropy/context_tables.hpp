@@ -35,7 +35,17 @@ struct ChannelTables {
   uint32_t flag_freq = 0;
   // cdf[k] has nsym + 2 entries for context k (0..7); cdf[kContexts] is the plain table.
   std::vector<uint32_t> cdf[kContexts + 1];
+  // Code lengths in bits, -log2(p): bits[k][s] of symbol s in context k (as cdf), and of
+  // the flag saying "all mpv" or not. Worked out once here: the encoder adds up the ideal
+  // length of every value it codes (a log2 per value was half of its entropy coding time).
+  std::vector<double> bits[kContexts + 1];
+  double flag_on_bits = 0, flag_off_bits = 0;
 };
+
+// Bits of an event of probability freq / 2^16.
+inline double code_length(uint32_t freq) {
+  return -std::log2(static_cast<double>(freq) / kProbOne);
+}
 
 struct ContextTables {
   std::vector<ChannelTables> channels;
@@ -91,14 +101,22 @@ struct ContextTables {
           ch.flag_freq >= kProbOne || std::abs(lo) >= kMaxAbsSymbol)
         throw Error("entropy model has an invalid channel record");
       const uint32_t alphabet = ch.nsym + 1;
-      for (auto& cdf : ch.cdf) {
+      for (int k = 0; k <= kContexts; ++k) {
+        std::vector<uint32_t>& cdf = ch.cdf[k];
+        std::vector<double>& bits = ch.bits[k];
         cdf.assign(alphabet + 1, 0);
+        bits.resize(alphabet);
         for (uint32_t s = 0; s < alphabet; ++s) {
           const uint32_t f = r.u16();
           if (f == 0) throw Error("entropy model has a zero probability");
           cdf[s + 1] = cdf[s] + f;
+          bits[s] = code_length(f);
         }
         if (cdf[alphabet] != kProbOne) throw Error("entropy model table does not sum to 2^16");
+      }
+      if (ch.flag_freq != 0) {
+        ch.flag_on_bits = code_length(ch.flag_freq);
+        ch.flag_off_bits = code_length(kProbOne - ch.flag_freq);
       }
       r.skip((2 * (kContexts + 1) * alphabet) % 4);  // pad to 4 bytes
     }
