@@ -1,0 +1,90 @@
+"""Alternating A/B of built encoder/decoder programs (issue 10's thread scaling).
+
+    python3 benchmarks/ab_programs.py --rounds 16 --image ../shared/data/kodak/kodim07.png \\
+        OLD_BUILD NEW_BUILD
+    python3 benchmarks/ab_programs.py --rounds 16 BUILD BUILD@LIC_MALLOC_DEFAULTS=1
+
+Each variant is a build folder (from `lic2cpp build`), optionally with environment
+settings after '@' (K=V, comma-separated), so one build can be compared with itself under
+another knob. Every round runs each variant's encoder and decoder with 1 and 2 threads,
+the variants' order alternating from round to round: on a shared machine whose speed drifts
+from minute to minute, only times taken this close together compare. Prints the mean (with
+its standard error), median and best wall time of each, and the two-thread speed-ups.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+KODIM07 = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak" / "kodim07.png"
+RUNS = ("encoder 1", "encoder 2", "decoder 1", "decoder 2")
+
+
+def parse_variant(text: str) -> tuple[str, Path, dict[str, str]]:
+    build, _, settings = text.partition("@")
+    env = dict(os.environ)
+    for item in filter(None, settings.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            sys.exit(f"bad setting {item!r} in {text!r} (want K=V)")
+        env[key] = value
+    folder = Path(build)
+    if not (folder / "encoder").is_file() or not (folder / "decoder").is_file():
+        sys.exit(f"{folder} has no encoder and decoder (build one with `lic2cpp build`)")
+    return text, folder, env
+
+
+def wall_ms(cmd: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
+    return (time.perf_counter() - start) * 1e3
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("variants", nargs="+", help="BUILD or BUILD@K=V,K=V")
+    ap.add_argument("--image", type=Path, default=KODIM07, help="PNG or PPM to encode")
+    ap.add_argument("--rounds", type=int, default=16)
+    args = ap.parse_args()
+    variants = [parse_variant(v) for v in args.variants]
+    times: dict[str, dict[str, list[float]]] = {n: {r: [] for r in RUNS} for n, _, _ in variants}
+    with tempfile.TemporaryDirectory(prefix="lic-ab-") as tmp:
+        work = Path(tmp)
+        for name, folder, env in variants:  # the bitstream each decoder reads (and a warm-up)
+            index = args.variants.index(name)
+            subprocess.run([str(folder / "encoder"), str(args.image), str(work / f"{index}.bin")],
+                           check=True, stdout=subprocess.DEVNULL, env=env)
+        for r in range(args.rounds):
+            for name, folder, env in variants if r % 2 == 0 else variants[::-1]:
+                index = args.variants.index(name)
+                for t in (1, 2):
+                    times[name][f"encoder {t}"].append(wall_ms(
+                        [str(folder / "encoder"), str(args.image), str(work / "out.bin"),
+                         "--threads", str(t)], env))
+                    times[name][f"decoder {t}"].append(wall_ms(
+                        [str(folder / "decoder"), str(work / f"{index}.bin"),
+                         str(work / "out.png"), "--threads", str(t)], env))
+    print(f"{args.rounds} rounds on {args.image.name}; wall ms: mean ± standard error "
+          "(median, best)")
+    for name, _, _ in variants:
+        print(name)
+        for prog in ("encoder", "decoder"):
+            one, two = times[name][f"{prog} 1"], times[name][f"{prog} 2"]
+            cells = []
+            for label, xs in (("1 thread", one), ("2 threads", two)):
+                err = statistics.stdev(xs) / len(xs) ** 0.5 if len(xs) > 1 else 0.0
+                cells.append(f"{label} {statistics.mean(xs):.1f} ± {err:.1f} "
+                             f"({statistics.median(xs):.1f}, {min(xs):.1f})")
+            print(f"  {prog}: {'; '.join(cells)}; speed-up of the medians "
+                  f"{statistics.median(one) / statistics.median(two):.3f}")
+
+
+if __name__ == "__main__":
+    main()
