@@ -1,5 +1,5 @@
 // LIC_PROFILE=1 in the environment: named scopes print their wall time to stderr
-// ("lic profile: <name> <ms> ms (at <ms since the process started>)"), for finding where a
+// ("lic profile: <name> <ms> ms (at <ms since the process started>) rss <MB>"), for finding where a
 // program's time goes. Off by default, and then a scope costs one branch.
 #pragma once
 
@@ -20,6 +20,16 @@ inline double profile_clock_ms() {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
 }
 
+// The process's resident memory now, in MB (10^6 bytes); -1 where /proc does not say.
+inline double resident_mb() {
+  long pages = 0, resident = -1;
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = -1;
+    std::fclose(f);
+  }
+  return resident < 0 ? -1.0 : static_cast<double>(resident) * 4096.0 / 1e6;
+}
+
 class ProfileScope {
  public:
   explicit ProfileScope(const char* name) : name_(name), t0_(profiling() ? profile_clock_ms() : 0) {}
@@ -28,9 +38,12 @@ class ProfileScope {
   ~ProfileScope() {
     if (!profiling()) return;
     const double t1 = profile_clock_ms();
-    long pages = 0, res = 0;
-    if (FILE* f = std::fopen("/proc/self/statm", "r")) { if (std::fscanf(f, "%ld %ld", &pages, &res) != 2) res = 0; std::fclose(f); }
-    std::fprintf(stderr, "lic profile: %-24s %8.2f ms (at %.2f ms) rss %.1f MB\n", name_, t1 - t0_, t1, res * 4096.0 / 1e6);
+    const double rss = resident_mb();
+    if (rss >= 0)
+      std::fprintf(stderr, "lic profile: %-24s %8.2f ms (at %.2f ms) rss %.1f MB\n", name_,
+                   t1 - t0_, t1, rss);
+    else
+      std::fprintf(stderr, "lic profile: %-24s %8.2f ms (at %.2f ms)\n", name_, t1 - t0_, t1);
   }
 
  private:

@@ -147,9 +147,10 @@ class ChainRun {
     // New rows pass through staging at most this many at a time (0: all at once): the
     // first band's many rows no longer size the staging buffer.
     int chunk = 0;
-    // Rows the window needs: kept rows plus a band's new ones twice over shifts them at
-    // most every other band; sizing it by the first band's span plus its fresh rows held
-    // ~2x the rows (a Kodak g_a: 13 MB of windows, each page of them filled on each run).
+    // Rows a window holds: those in use once it keeps rows plus one band's new rows (its
+    // live rows then move at most every other band), or the first band's if more. Sized by
+    // the first band's rows plus its new rows, the windows of a Kodak g_a held ~2x as many
+    // (13 MB, every page of them filled on every run).
     int cap() const { return std::max({1, first, span + fresh}); }
     double ms = 0, cpu_ms = 0;
   };
