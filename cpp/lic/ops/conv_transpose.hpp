@@ -121,19 +121,28 @@ class ConvTranspose2dOp {
     // Items are (row, column piece, column phase, group of panels): enough to share even
     // one row. Rows of different phases read different numbers of kernel rows (5 taps,
     // stride 2: 3 and 2), so with fewer than sh rows a thread the threads would get unequal
-    // work: then each thread takes a column piece of every row instead (g_s of a 4096-wide
-    // image on 2 threads in bands of 4 rows, 2 rows of its third layer a band: 4586-4850
-    // -> 4218 ms).
+    // work: then each thread takes a column piece (or, in narrow rows, groups of panels) of
+    // every row instead (g_s of a 4096-wide image on 2 threads in bands of 4 rows, 2 rows of
+    // its third layer a band: 4586-4850 -> 4218 ms).
     const int rows = o1 - o0;
     const bool by_piece = rows < sh * threads.size();
     const int pieces = by_piece ? column_pieces(threads, 1, ow / sw) : 1;
     const int per_row = pieces * sw * groups, per_piece = rows * sw * groups;
     threads.parallel_for(rows * per_row, [&](int i0, int i1) {
       for (int i = i0; i < i1; ++i) {
-        const int piece = by_piece ? i / per_piece : 0;
-        const int item = by_piece ? i % per_piece : i;  // (row, phase, group)
-        const int oy = o0 + item / (sw * groups);
-        const int rx = (item % (sw * groups)) / groups, p = (item % groups) * g;
+        int piece = 0, oy = 0, rx = 0, p = 0;
+        if (by_piece) {  // (piece, group, phase, row): rows narrower than two pieces are
+                         // shared by panel groups, each thread again getting every row
+          const int item = i % per_piece;
+          piece = i / per_piece;
+          oy = o0 + item % rows;
+          rx = item / rows % sw;
+          p = item / (rows * sw) * g;
+        } else {  // (row, piece, phase, group)
+          oy = o0 + i / per_row;
+          rx = (i % (sw * groups)) / groups;
+          p = (i % groups) * g;
+        }
         const int ry = (oy + n_.pad_top) % sh;  // the phase whose outputs are out0 + j * sh
         const PhaseAxis& fy = py_[std::size_t(ry)];
         const PhaseAxis& fx = px_[std::size_t(rx)];
