@@ -17,8 +17,11 @@ namespace lic {
 // Maps in every page of [p, p + bytes) with one system call where Linux offers it
 // (MADV_POPULATE_WRITE, Linux 5.14): a fresh buffer otherwise takes a page fault per 4 KiB
 // page on first touch, which on the benchmark VM costs twice as long (16 MiB: 4.1-4.6 ms
-// faulted in, 1.9-2.1 ms populated; docs/performance.md, "Latest run"). Elsewhere, or when the
-// kernel refuses, nothing happens and the pages fault in as before.
+// faulted in, 1.9-2.1 ms populated; docs/performance.md, "Earlier run: PNG writer, loading
+// and thread start"). Elsewhere, or when the kernel refuses, nothing happens and the pages
+// fault in as before. The call holds the address-space lock for reading: another thread's
+// mmap or munmap meanwhile waits for it (why the programs keep one heap,
+// codec/programs/cli.hpp).
 inline void populate_pages(void* p, std::size_t bytes) {
 #if defined(__linux__) && defined(MADV_POPULATE_WRITE)
   static const std::uintptr_t page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));

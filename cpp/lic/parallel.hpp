@@ -42,9 +42,10 @@ inline void chunk_bounds(int n, int t, int i, int& begin, int& end) {
 // A new thread running fn, started on a CPU other than the caller's where there is one.
 // Linux queues a new thread on its creator's CPU, and on the benchmark VM it waited there
 // for the creator's next pause (spawn to first instruction: median 1.0 ms with the other
-// CPU idle, 0.07 ms when placed on the other CPU; docs/performance.md, "Latest run"): a thread
-// started for a 1 ms loop then ran after the loop's first half instead of beside it. The
-// thread is placed by its CPU mask, then widens the mask back before it runs fn.
+// CPU idle, 0.07 ms when placed on the other CPU; docs/performance.md, "Earlier run: PNG
+// writer, loading and thread start"): a thread started for a 1 ms loop then ran after the
+// loop's first half instead of beside it. The thread is placed by its CPU mask, then
+// widens the mask back before it runs fn.
 template <class F>
 std::thread start_thread(F&& fn) {
 #if defined(__linux__)
