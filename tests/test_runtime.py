@@ -155,6 +155,11 @@ def test_conv2d(tmp_path, case, size) -> None:
     (4, 7, 3, 2, 1, 1),    # kernel 3, stride 2
     (3, 5, 4, 3, 0, 2),    # stride 3: phases with different tap counts
     (2, 4, 1, 2, 0, 1),    # kernel smaller than stride: phases with no taps (bias only)
+    # Winograd form (16+ input and output channels, 2 or 3 taps per phase across)
+    (16, 20, 5, 2, 2, 1),  # g_s's layers: phases of 3 and 2 taps both ways, channel tail
+    (17, 33, 3, 1, 1, 0),  # stride 1: one 3-tap phase, 3 panels
+    (20, 16, 4, 2, 1, 0),  # two 2-tap phases each way, no output padding
+    (16, 18, 6, 2, 3, 1),  # two 3-tap phases, wide padding
 ])
 @pytest.mark.parametrize("h,w", SIZES)
 def test_conv_transpose2d(tmp_path, cin, cout, k, stride, pad, out_pad, h, w) -> None:
@@ -226,6 +231,7 @@ def test_scalar_kernels_match_torch(tmp_path) -> None:
     check(tmp_path, relu_synthesis(rng), 5, 3, force_scalar=True)
     check(tmp_path, gdn_analysis(rng), 13, 11, force_scalar=True)
     check(tmp_path, [conv_node(rng, 16, 20, 5, 2, (2, 2, 2, 2))], 9, 13, force_scalar=True)
+    check(tmp_path, [deconv_node(rng, 16, 20, 5, 2, 2, 1)], 7, 10, force_scalar=True)
 
 
 def test_thread_count_does_not_change_results(tmp_path) -> None:
@@ -262,6 +268,12 @@ def streamed_cases(rng) -> list[tuple[str, list[Node], int]]:
                                gdn_node(rng, 18, 0, 5),
                                conv_node(rng, 18, 33, (3, 4), (1, 2), (1, 1, 1, 2), 6),
                                Node("leaky_relu", [7], {"alpha": 0.1})], 3),
+        # transposed convolutions in the Winograd form: 5x5 stride 2 with a fused ReLU,
+        # 3x3 stride 1 before inverse GDN, 4x4 stride 2 into the gather form's last layer
+        ("winograd synthesis", [deconv_node(rng, 16, 20, 5, 2, 2, 1), Node("relu", [1]),
+                                deconv_node(rng, 20, 17, 3, 1, 1, 0, 2), gdn_node(rng, 17, 1, 3),
+                                deconv_node(rng, 17, 16, 4, 2, 1, 0, 4),
+                                deconv_node(rng, 16, 3, 5, 2, 2, 1, 5)], 16),
     ]
 
 
@@ -360,6 +372,8 @@ def test_ops_under_sanitizers(tmp_path) -> None:
                      conv_node(rng, 20, 17, 3, 1, (1, 1, 1, 1), 2)], 11, 9, sanitize=True,
           threads=2)
     check(tmp_path, gdn_synthesis(rng, 5, 6), 2, 3, sanitize=True, force_scalar=True)
+    check(tmp_path, [deconv_node(rng, 16, 20, 5, 2, 2, 1), Node("relu", [1]),
+                     deconv_node(rng, 20, 17, 4, 2, 1, 0, 2)], 5, 3, sanitize=True, threads=2)
     # streamed in bands of one and two rows, on two threads
     nodes = relu_synthesis(rng, 5, 6)
     path = save(tmp_path, nodes, "bands")

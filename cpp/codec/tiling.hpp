@@ -79,6 +79,7 @@ class NetGeometry {
     int k[2] = {1, 1}, s[2] = {1, 1}, pad_lo[2] = {0, 0}, pad_hi[2] = {0, 0}, out_pad[2] = {0, 0};
     int cin = 0, cout = 0;  // cout: channels of the node's output (every op)
     bool fused = false;     // an activation folded into the convolution before it
+    bool winograd = false;  // computed in tiles of kM outputs along x (conv_winograd.hpp)
   };
 
   explicit NetGeometry(const ModelDesc& d) : in_channels_(d.in_channels), out_channels_(d.out_channels) {
@@ -104,6 +105,9 @@ class NetGeometry {
         g.cin = n.cin;
         g.cout = n.cout;
       }
+      g.winograd = (n.op == Op::kConv2d && WinogradConv::suits(n)) ||
+                   (n.op == Op::kConvTranspose2d &&
+                    ConvTranspose2dOp::uses_winograd(n.cin, n.cout, n.kh, n.kw, n.stride_h, n.stride_w));
       nodes_.push_back(g);
     }
     // The runtime's activation fusion (lic/runtime.hpp): such an activation allocates nothing.
@@ -145,10 +149,11 @@ class NetGeometry {
     need.back() = out;
     for (size_t i = nodes_.size(); i-- > 0;) {
       const Node& g = nodes_[i];
-      const Span o = need[i + 1];
+      Span o = need[i + 1];
       if (o.empty()) continue;
-      Span in = o;
       const long long k = g.k[axis], s = g.s[axis], p = g.pad_lo[axis];
+      if (axis == 1 && g.winograd) o = whole_tiles(o, g.op == Op::kConv2d ? 1 : s);
+      Span in = o;
       if (g.op == Op::kConv2d) {
         in = {o.lo * s - p, (o.hi - 1) * s - p + k};
       } else if (g.op == Op::kConvTranspose2d) {
@@ -158,6 +163,33 @@ class NetGeometry {
       for (int v : g.inputs) need[size_t(v)] = need[size_t(v)].hull(in);
     }
     return need;
+  }
+
+  // The outputs a Winograd layer computes with the outputs `o`: whole tiles of kM outputs of
+  // each phase (outputs c + j * s, j counted from 0 in the whole image; s = 1 for CONV2D).
+  // Transforms mix a tile's inputs, so every input of a needed output's tile must be exact.
+  static Span whole_tiles(Span o, long long s) {
+    const long long m = WinogradConv::kM;
+    Span all;
+    for (long long c = 0; c < s; ++c) {
+      const long long first = o.lo + ((c - o.lo) % s + s) % s;  // first output of phase c in o
+      if (first >= o.hi) continue;
+      const long long j0 = floor_div(first - c, s), j1 = floor_div(o.hi - 1 - c, s);
+      all = all.hull({c + s * (floor_div(j0, m) * m), c + s * (floor_div(j1, m) * m + m - 1) + 1});
+    }
+    return all;
+  }
+
+  // Whether, with the values starting at `orgs` (origins()), every Winograd layer's tiles
+  // fall on the whole image's grid along `axis`: its first phase index a multiple of kM.
+  bool tiles_aligned(int axis, const std::vector<long long>& orgs) const {
+    if (axis != 1) return true;
+    for (size_t i = 0; i < nodes_.size(); ++i) {
+      const Node& g = nodes_[i];
+      const long long step = WinogradConv::kM * (g.op == Op::kConv2d ? 1 : g.s[axis]);
+      if (g.winograd && orgs[i + 1] % step != 0) return false;
+    }
+    return true;
   }
 
   // Origin (global position of the first element) of every value when the input starts at
@@ -215,9 +247,12 @@ class NetGeometry {
           total += rows * iw * g.k[0] * g.k[1] * g.cout;
         } else {
           // zero padding of the phases: at most ceil(k/s) before and after, plus the
-          // output padding's extra row
+          // output padding's extra row (and the Winograd form's last whole tile)
           const long long py = ceil_div(g.k[0], g.s[0]) + 1, px = ceil_div(g.k[1], g.s[1]) + 1;
-          total += (ih + 2 * py) * (iw + 2 * px) * g.cin;
+          total += (ih + 2 * py) * (iw + 2 * px + WinogradConv::kM) * g.cin;
+          if (g.winograd)
+            scratch = std::max(scratch, WinogradConv::transposed_scratch_floats(
+                                            g.cin, g.cout, int(py), g.k[1], g.s[1], ow, threads));
         }
       } else if (g.op == Op::kGdn) {
         scratch = std::max(scratch, threads * 2 * ow * (long long)g.cout);
@@ -248,29 +283,45 @@ struct TileGrid {
   const NetGeometry* net = nullptr;
   long long in_unit = 1, out_unit = 1;
   long long halo_lo[2] = {0, 0}, halo_hi[2] = {0, 0};
+  // Window origins are multiples of this many cells (Winograd layers' tiles on the whole
+  // image's grid); 0 where no origin short of 64 cells does, so the axis is not cut.
+  long long align[2] = {1, 1};
 
   TileGrid(const NetGeometry& g, long long in_u, long long out_u) : net(&g), in_unit(in_u), out_unit(out_u) {
-    // The halo: latent cells beyond an interior cell that its output reads, over every phase.
+    // The halo: latent cells beyond an interior cell that its output reads, over every phase
+    // (and every position of a cell in the Winograd layers' tiles).
     for (int axis = 0; axis < 2; ++axis)
-      for (long long K = 64; K < 64 + 8; ++K) {
+      for (long long K = 64; K < 64 + 64; ++K) {
         const Span in = net->needs(axis, {K * out_unit, (K + 1) * out_unit})[0];
         if (in.empty()) continue;
         halo_lo[axis] = std::max(halo_lo[axis], K - floor_div(in.lo, in_unit));
         halo_hi[axis] = std::max(halo_hi[axis], ceil_div(in.hi, in_unit) - (K + 1));
       }
+    std::vector<long long> orgs;
+    for (int axis = 0; axis < 2; ++axis) {
+      align[axis] = 0;
+      for (long long a = 1; a <= 64 && align[axis] == 0; ++a)
+        if (net->origins(axis, a * in_unit, orgs) && net->tiles_aligned(axis, orgs)) align[axis] = a;
+    }
   }
 
   AxisPlan plan(int axis, long long length, long long interior) const {
     AxisPlan p;
     p.length = length;
     p.interior = std::max(1LL, std::min(interior, length));
-    p.window = std::min(length, p.interior + halo_lo[axis] + halo_hi[axis]);
+    const long long a_cells = align[axis];
+    if (a_cells == 0) p.interior = length;
+    // One cell short of alignment on the left is made up on the right; the last window
+    // ends on the image's edge, so the window is sized to leave an aligned origin there.
+    p.window = std::min(length, p.interior + halo_lo[axis] + halo_hi[axis] + std::max(0LL, a_cells - 1));
     if (p.interior == length) p.window = length;
+    if (p.window < length) p.window += (length - p.window) % a_cells;
     for (long long a = 0; a < length; a += p.interior) {
       AxisTile t;
       t.a = a;
       t.b = std::min(length, a + p.interior);
       t.w0 = std::min(std::max(0LL, a - halo_lo[axis]), length - p.window);
+      if (a_cells > 0) t.w0 -= t.w0 % a_cells;
       p.tiles.push_back(t);
     }
     return p;
@@ -283,7 +334,7 @@ struct TileGrid {
     for (const AxisTile& t : p.tiles) {
       const std::vector<long long> size = net->sizes(axis, p.window * in_unit);
       const std::vector<Span> need = net->needs(axis, {t.a * out_unit, t.b * out_unit});
-      bool ok = net->origins(axis, t.w0 * in_unit, orgs);
+      bool ok = net->origins(axis, t.w0 * in_unit, orgs) && net->tiles_aligned(axis, orgs);
       for (size_t v = 0; ok && v < need.size(); ++v) {
         // positions the tile reads as data must be exactly those the whole image holds
         const Span tile_extent{orgs[v], orgs[v] + size[v]};

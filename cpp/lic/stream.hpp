@@ -159,7 +159,9 @@ class ChainRun {
     return stages_[s].op == Op::kConvTranspose2d && stages_[s].convt->gather();
   }
   const WinogradConv* winograd(std::size_t s) const {
-    return stages_[s].op == Op::kConv2d ? stages_[s].conv->winograd() : nullptr;
+    if (stages_[s].op == Op::kConv2d) return stages_[s].conv->winograd();
+    if (stages_[s].op == Op::kConvTranspose2d) return stages_[s].convt->winograd();
+    return nullptr;
   }
   // Whether operator s's window holds its input rows transformed (from staging rows).
   bool transformed(std::size_t s) const { return gather(s) || winograd(s) != nullptr; }
@@ -184,7 +186,7 @@ class ChainRun {
       // Each input row is transformed once, when it arrives, and kept that way: computing
       // the transforms per band redid them for the kh - stride rows two bands share.
       st.staging = st.win;
-      st.win.width = WinogradConv::tiles(ws_[s + 1]);
+      st.win.width = wg->slots(ws_[s + 1]);
       st.win.channels = wg->points() * in_c;
       st.win.left = 0;
     }
@@ -390,8 +392,10 @@ class ChainRun {
         if (g.convt->gather())
           g.convt->gather_rows(st.win.out(), hs_[std::size_t(s)], ws_[std::size_t(s)], o0, o1, ow,
                                out, g.act, g.alpha, threads_);
+        else if (const WinogradConv* wg = g.convt->winograd())
+          wg->compute_rows_from(st.win.view(), o0, o1, ow, out, g.act, g.alpha, threads_, pool_);
         else
-          g.convt->compute_rows(st.win.view(), o0, o1, ow, out, g.act, g.alpha, threads_);
+          g.convt->compute_rows(st.win.view(), o0, o1, ow, out, g.act, g.alpha, threads_, pool_);
         break;
       case Op::kGdn:
         g.gdn->compute_rows(st.win.view(), o0, o1, ow, out, threads_);

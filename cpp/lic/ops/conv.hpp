@@ -26,7 +26,7 @@ class Conv2dOp {
 
   explicit Conv2dOp(const NodeDesc& n) : n_(node_shape(n)) {
     if (WinogradConv::suits(n)) {
-      wino_ = std::make_shared<const WinogradConv>(n);
+      wino_ = std::make_shared<const WinogradConv>(n, WinogradConv::conv2d_geometry(n));
       return;
     }
     pass_.cout = n.cout;
@@ -76,9 +76,13 @@ class Conv2dOp {
   void margins(int in_w, int& left, int& right) const {
     int oh = 0, ow = 0;
     output_size(n_.kh, in_w, oh, ow);
-    if (wino_) ow = WinogradConv::tiles(ow) * WinogradConv::kM;  // whole tiles are read
     left = n_.pad_left;
     right = std::max(0, (ow - 1) * n_.stride_w + n_.kw - n_.pad_left - in_w);
+    if (wino_) {  // whole tiles are read
+      int lo = 0, hi = 0;
+      wino_->columns_read(ow, lo, hi);
+      right = std::max(right, hi - in_w);
+    }
   }
 
   // Input rows [i0, i1) that output rows [o0, o1) read (rows outside the input are zeros).

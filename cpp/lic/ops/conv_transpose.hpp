@@ -7,13 +7,19 @@
 // panel would be mostly padding, so there the op runs as one GEMM that gives every input
 // pixel's kh*kw*cout contributions, followed by a gather into each output pixel
 // ("GEMM + col2im", in output order, so no two threads ever write the same value).
+// With 16 or more input channels and 2 or 3 taps in every phase along x (g_s's 5x5
+// stride-2 layers), the phases' row correlations are computed by Winograd's minimal
+// filtering instead (conv_winograd.hpp).
 #pragma once
+
+#include <memory>
 
 #include <algorithm>
 #include <string>
 #include <vector>
 
 #include "base/error.hpp"
+#include "lic/ops/conv_winograd.hpp"
 #include "lic/ops/igemm_pass.hpp"
 #include "lic/model_format.hpp"
 #include "lic/tensor.hpp"
@@ -47,6 +53,10 @@ class ConvTranspose2dOp {
   explicit ConvTranspose2dOp(const NodeDesc& n) : n_(node_shape(n)) {
     if (n.cout < kGatherBelow) {
       prepare_gather(n);
+      return;
+    }
+    if (uses_winograd(n.cin, n.cout, n.kh, n.kw, n.stride_h, n.stride_w)) {
+      wino_ = std::make_shared<const WinogradConv>(n, winograd_geometry(n));
       return;
     }
     const int sh = n.stride_h, sw = n.stride_w;
@@ -96,11 +106,54 @@ class ConvTranspose2dOp {
   bool gather() const { return gather_; }
   int gather_cols() const { return cols_.cout; }
 
-  // Zero columns the phase passes read on each side of the input (none for the gather form).
+  // Zero columns the phase passes (or the Winograd transforms' whole tiles) read on each
+  // side of the input (none for the gather form).
   void margins(int in_w, int out_w, int& left, int& right) const {
     left = right = 0;
-    if (!gather_) padding(px_, n_.stride_w, in_w, out_w, left, right);
+    if (wino_) {
+      int lo = 0, hi = 0;
+      wino_->columns_read(out_w, lo, hi);
+      left = std::max(0, -lo);
+      right = std::max(0, hi - in_w);
+    } else if (!gather_) {
+      padding(px_, n_.stride_w, in_w, out_w, left, right);
+    }
   }
+
+  // Whether a node runs in the Winograd form: not the gather form, the phases along x of
+  // 2 or 3 taps (as CONV2D's, conv_winograd.hpp) and every row phase at least one tap.
+  static bool uses_winograd(int cin, int cout, int kh, int kw, int sh, int sw) {
+    return cout >= kGatherBelow && WinogradConv::suits(cin, kh, kw, sw) && kh >= sh;
+  }
+
+  // The geometry of this node's Winograd form: phase rx's output j (column out0 + j * s)
+  // reads input columns q0 + j - t with kernel columns rx + s * t (t < taps), i.e. a
+  // correlation over input columns q0 - (taps - 1) + j + i with the taps reversed; output
+  // row oy is of phase (oy + pad) mod s, anchored at input row floor((oy + pad) / s), and
+  // reads the rows above it with kernel rows ry + s * ty.
+  static WinogradGeometry winograd_geometry(const NodeDesc& n) {
+    WinogradGeometry g;
+    for (int rx = 0; rx < n.stride_w; ++rx) {
+      const PhaseAxis a = PhaseAxis::make(rx, n.stride_w, n.kw, n.pad_left);
+      g.x.push_back({a.taps, a.q0 - (a.taps - 1), 1, rx + n.stride_w * (a.taps - 1), -n.stride_w});
+      g.outputs.push_back({{rx}, a.out0, n.stride_w});
+    }
+    for (int ry = 0; ry < n.stride_h; ++ry) {
+      WinogradGeometry::YPhase y;
+      for (int ty = 0; ty < PhaseAxis::make(ry, n.stride_h, n.kh, n.pad_top).taps; ++ty) {
+        y.ky.push_back(ry + n.stride_h * ty);
+        y.dy.push_back(-ty);
+      }
+      g.y.push_back(std::move(y));
+    }
+    g.y_mul = 1;
+    g.y_add = n.pad_top;
+    return g;
+  }
+
+  // The Winograd form, when this layer uses it (a streamed run keeps its transformed
+  // input rows: lic/stream.hpp).
+  const WinogradConv* winograd() const { return wino_.get(); }
 
   // Input rows [i0, i1) that output rows [o0, o1) read (rows outside the input are zeros;
   // the gather form skips them).
@@ -111,8 +164,9 @@ class ConvTranspose2dOp {
 
   // Output rows [o0, o1) of the phase form from the input rows in `in`.
   void compute_rows(const RowWindow& in, int o0, int o1, int ow, const RowOut& out, int act,
-                    float alpha, ThreadPool& threads) const {
+                    float alpha, ThreadPool& threads, BufferPool& pool) const {
     if (o1 <= o0) return;
+    if (wino_) return wino_->compute_rows(in, o0, o1, ow, out, act, alpha, threads, pool);
     const kern::KernelTable& k = kern::kernels();
     const int sh = n_.stride_h, sw = n_.stride_w, cin = n_.cin, cout = n_.cout;
     std::vector<std::vector<std::ptrdiff_t>> taps;
@@ -241,7 +295,7 @@ class ConvTranspose2dOp {
     input_rows(0, oh, i0, i1);
     PaddedInput p = pad_input(in, std::max(0, -i0), left, std::max(0, i1 - in.height), right,
                               pool);
-    compute_rows(p.window, 0, oh, ow, rows_of(out), act, alpha, threads);
+    compute_rows(p.window, 0, oh, ow, rows_of(out), act, alpha, threads, pool);
     pool.give(std::move(p.data));
     return out;
   }
@@ -315,6 +369,7 @@ class ConvTranspose2dOp {
   std::vector<PhaseAxis> py_, px_;
   std::vector<PackedPass> passes_;
   bool gather_ = false;
+  std::shared_ptr<const WinogradConv> wino_;  // or the Winograd form, where it suits n
   PackedPass cols_;
   std::vector<float> bias_;
 };

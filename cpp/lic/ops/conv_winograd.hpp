@@ -1,30 +1,39 @@
-// CONV2D by Winograd's minimal filtering along the rows: fewer multiply-adds than the direct
-// implicit GEMM for the analysis transform's 5x5 stride-2 layers (docs/runtime.md#winograd).
+// CONV2D and CONV_TRANSPOSE2D by Winograd's minimal filtering along the rows: fewer
+// multiply-adds than the direct implicit GEMM for the analysis transform's 5x5 stride-2
+// layers and the synthesis transform's transposed ones (docs/runtime.md#winograd).
 //
-// Along x, a stride-s convolution is s interleaved stride-1 ones (phases): output column
-// ox reads padded input columns ox*s + kx, and the taps kx = phi, phi + s, ... of phase
-// phi read the decimated row d[j] = x[j*s + phi] at j = ox, ox + 1, ... (5 taps at stride 2:
-// a 3-tap and a 2-tap correlation). Each phase's correlation is computed in tiles of
-// kM = 4 outputs by F(4, r): n = 4 + r - 1 products of transformed inputs and transformed
-// taps give the 4 outputs (Toom-Cook, points 0, 1, -1, 2, -2, infinity; the taps are
-// transformed once, at load time). The products of one transform point, summed over input
-// channels and kernel rows ky, are an ordinary implicit GEMM over kh taps of the
-// transformed input rows; the kernel rows stay direct. F(4, 3) + F(4, 2) need 11 products
-// per 4 outputs where the direct form needs 20.
+// Both are, along x, sums of stride-1 correlations of 2 or 3 taps (phases). A stride-s
+// convolution's output column ox reads padded input columns ox*s + kx: the taps kx = phi,
+// phi + s, ... of phase phi read the decimated row d[j] = x[j*s + phi] at j = ox, ox + 1,
+// ... (5 taps at stride 2: a 3-tap and a 2-tap correlation, summed into the same output).
+// A stride-s transposed convolution's outputs ox = out0 + j*s of sub-pixel phase rx read
+// input columns q0 + j - t with kernel columns rx + s*t (conv_transpose.hpp): a correlation
+// over the undecimated row with the taps reversed, written to every s-th output column.
+// Each phase's correlation is computed in tiles of kM = 4 outputs by F(4, r): n = 4 + r - 1
+// products of transformed inputs and transformed taps give the 4 outputs (Toom-Cook,
+// points 0, 1, -1, 2, -2, infinity; the taps are transformed once, at load time). The
+// products of one transform point, summed over input channels and kernel rows, are an
+// ordinary implicit GEMM over the kernel rows of the transformed input rows; the kernel rows
+// stay direct. F(4, 3) + F(4, 2) need 11 products per 4 + 4 (transposed) or 4 (strided)
+// outputs where the direct form needs 20.
 //
-// Each input row is transformed once (transform_rows; a streamed run keeps the transformed
-// rows in the operator's window, lic/stream.hpp; the whole-tensor path transforms a round's
-// rows into a scratch buffer), then per output row each point's GEMM and the output
-// transform with bias and activation (compute_rows_from). Every output value is computed
-// the same way whatever the round, band or thread split, so streamed and whole-tensor runs
-// stay bit-identical; the transforms are chains of FMAs in a fixed order (f32-vlincomb)
-// at every instruction-set level.
+// The operator describes its geometry (WinogradGeometry: the phases along x, which outputs
+// they make, and which kernel rows each output row reads); the engine below knows nothing
+// else. Each input row is transformed once (transform_rows; a streamed run keeps the
+// transformed rows in the operator's window, lic/stream.hpp; the whole-tensor path
+// transforms a round's rows into a scratch buffer), then per output row each point's GEMM
+// and the output transform with bias and activation (compute_rows_from). Every output value
+// is computed the same way whatever the round, band or thread split, so streamed and
+// whole-tensor runs stay bit-identical; the transforms are chains of FMAs in a fixed order
+// (f32-vlincomb) at every instruction-set level. A value depends on where its tile of 4
+// starts: tiled runs (codec/tiling.hpp) keep the tiles on the whole image's grid.
 #pragma once
 
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstddef>
+#include <utility>
 #include <vector>
 
 #include "lic/kernels/dispatch.hpp"
@@ -88,6 +97,41 @@ inline MinimalFilter minimal_filter(int m, int r) {
   return f;
 }
 
+// Where a Winograd layer reads and writes, as its operator (conv.hpp, conv_transpose.hpp)
+// describes it.
+struct WinogradGeometry {
+  // Along x, one stride-1 correlation of `taps` taps (2 or 3): its output j reads input
+  // columns in0 + (j + i) * in_step with kernel column kx0 + i * kx_step (i < taps).
+  struct XPhase {
+    int taps = 0, in0 = 0, in_step = 1, kx0 = 0, kx_step = 1;
+  };
+  // Output columns out0 + j * out_step (j < count) are the sums of these phases' outputs j.
+  struct Outputs {
+    std::vector<int> phases;
+    int out0 = 0, out_step = 1;
+    int count(int ow) const { return out0 < ow ? (ow - out0 + out_step - 1) / out_step : 0; }
+  };
+  // One class of output rows: an output row of it reads input rows anchor + dy[t] with
+  // kernel rows ky[t].
+  struct YPhase {
+    std::vector<int> ky, dy;
+  };
+  std::vector<XPhase> x;
+  std::vector<Outputs> outputs;
+  std::vector<YPhase> y;
+  // Output row oy: v = oy * y_mul + y_add is of class v mod y.size(), its anchor input row
+  // floor(v / y.size()) (CONV2D: one class, anchor oy * stride - pad; CONV_TRANSPOSE2D:
+  // class and anchor from (oy + pad) and the stride).
+  int y_mul = 1, y_add = 0;
+
+  int classes() const { return static_cast<int>(y.size()); }
+  void row_of(int oy, int& cls, int& anchor) const {
+    const int v = oy * y_mul + y_add, n = classes();
+    anchor = v >= 0 ? v / n : -((-v + n - 1) / n);
+    cls = v - anchor * n;
+  }
+};
+
 class WinogradConv {
  public:
   static constexpr int kM = 4;          // outputs per tile
@@ -100,7 +144,8 @@ class WinogradConv {
   static constexpr std::size_t kRoundBytes = std::size_t(2) << 20;
 
   // Whether the Winograd form computes CONV2D node n: enough input channels, stride 1 or 2
-  // along x, and every phase 2 or 3 taps (5x5 stride 2: 3 + 2; 3x3 stride 1: 3).
+  // along x, and every phase 2 or 3 taps (5x5 stride 2: 3 + 2; 3x3 stride 1: 3). A
+  // transposed convolution's phases along x have the same taps (conv_transpose.hpp).
   static bool suits(const NodeDesc& n) { return suits(n.cin, n.kh, n.kw, n.stride_w); }
   static bool suits(int cin, int kh, int kw, int stride_w) {
     if (cin < kMinChannels || kh > kMaxRows || stride_w < 1 || stride_w > 2) return false;
@@ -110,64 +155,140 @@ class WinogradConv {
     }
     return true;
   }
-
-  // Floats the whole-tensor path (compute_rows) takes besides its padded input and its
-  // output, for outputs ow wide: a round's transformed rows and every thread's products
-  // (codec/tiling.hpp counts them in its memory bound).
-  static long long scratch_floats(int cin, int cout, int kh, int kw, int sh, int sw, long long ow,
-                                  int threads) {
-    long long points = 0;
-    for (int phi = 0; phi < sw; ++phi) points += kM + phase_taps(kw, sw, phi) - 1;
-    const long long row = points * ((ow + kM - 1) / kM) * cin;
-    const long long round = ((rows_per_round(row, kh, sh) - 1) * sh + kh) * row;
-    const long long products = points * ((ow + kM - 1) / kM) * ((cout + kern::kNR - 1) / kern::kNR) * kern::kNR;
-    return round + std::max(threads, 1) * kMaxChunkRows * products;
+  // The geometry of a CONV2D node: phases phi of the decimated row, summed.
+  static WinogradGeometry conv2d_geometry(const NodeDesc& n) {
+    WinogradGeometry g;
+    WinogradGeometry::Outputs all;
+    for (int phi = 0; phi < n.stride_w; ++phi) {
+      g.x.push_back({phase_taps(n.kw, n.stride_w, phi), phi - n.pad_left, n.stride_w, phi,
+                     n.stride_w});
+      all.phases.push_back(phi);
+    }
+    g.outputs.push_back(all);
+    g.y.resize(1);
+    for (int ky = 0; ky < n.kh; ++ky) {
+      g.y[0].ky.push_back(ky);
+      g.y[0].dy.push_back(ky);
+    }
+    g.y_mul = n.stride_h;
+    g.y_add = -n.pad_top;
+    return g;
   }
 
-  explicit WinogradConv(const NodeDesc& n) : n_(node_shape(n)), bias_(n.bias) {
-    const int kh = n.kh, kw = n.kw, cin = n.cin;
-    for (int phi = 0; phi < n.stride_w; ++phi) {
+  // Floats the whole-tensor path (compute_rows) takes besides its padded input and its
+  // output, for a CONV2D with outputs ow wide: a round's transformed rows and every
+  // thread's products (codec/tiling.hpp counts them in its memory bound).
+  static long long scratch_floats(int cin, int cout, int kh, int kw, int sh, int sw, long long ow,
+                                  int threads) {
+    const long long slots = (ow + kM - 1) / kM + 1, row = points_of(kw, sw) * slots * cin;
+    const long long round = ((rows_per_round(row, kh, sh) - 1) * sh + kh) * row;
+    return round + products_floats(points_of(kw, sw), slots, cout, threads);
+  }
+  // The same for a CONV_TRANSPOSE2D in the Winograd form: outputs ow wide, at most `span`
+  // input rows for one output row.
+  static long long transposed_scratch_floats(int cin, int cout, int span, int kw, int sw,
+                                             long long ow, int threads) {
+    const long long slots = ((ow + sw - 1) / sw + kM - 1) / kM + 1;
+    const long long row = points_of(kw, sw) * slots * cin;
+    const long long round = std::max(static_cast<long long>(kRoundBytes / sizeof(float)), span * row);
+    return round + products_floats(points_of(kw, sw), slots, cout, threads);
+  }
+  // Transform points of a kw-wide kernel at stride sw across (both forms' phases).
+  static long long points_of(int kw, int sw) {
+    long long points = 0;
+    for (int phi = 0; phi < sw; ++phi) points += kM + phase_taps(kw, sw, phi) - 1;
+    return points;
+  }
+
+  WinogradConv(const NodeDesc& n, WinogradGeometry geometry)
+      : n_(node_shape(n)), bias_(n.bias), geo_(std::move(geometry)) {
+    for (const WinogradGeometry::XPhase& x : geo_.x) {
       Phase ph;
-      ph.phi = phi;
-      ph.f = minimal_filter(kM, phase_taps(kw, n.stride_w, phi));
+      ph.x = x;
+      ph.f = minimal_filter(kM, x.taps);
       ph.point0 = points_;
       points_ += ph.f.n;
       phases_.push_back(std::move(ph));
     }
-    passes_.resize(std::size_t(points_));
-    for (PackedPass& pass : passes_) {
-      pass.kc = cin;
-      pass.cout = n.cout;
-      pass.panels = (n.cout + kern::kNR - 1) / kern::kNR;
-      for (int ky = 0; ky < kh; ++ky) {
-        pass.dy.push_back(ky);
-        pass.dx.push_back(0);
+    const int cin = n.cin;
+    passes_.resize(std::size_t(geo_.classes() * points_));
+    for (int c = 0; c < geo_.classes(); ++c)
+      for (int p = 0; p < points_; ++p) {
+        PackedPass& pass = passes_[std::size_t(c * points_ + p)];
+        const WinogradGeometry::YPhase& yp = geo_.y[std::size_t(c)];
+        pass.kc = cin;
+        pass.cout = n.cout;
+        pass.panels = (n.cout + kern::kNR - 1) / kern::kNR;
+        pass.dy = yp.dy;
+        pass.dx.assign(yp.dy.size(), 0);
+        resize_populated(pass.w, std::size_t(pass.panels) * yp.ky.size() * std::size_t(cin) * kern::kNR);
+        pass.bias.assign(std::size_t(pass.panels) * kern::kNR, 0.0f);  // bias: added at the end
       }
-      resize_populated(pass.w, std::size_t(pass.panels) * std::size_t(kh) * std::size_t(cin) * kern::kNR);
-      pass.bias.assign(std::size_t(pass.panels) * kern::kNR, 0.0f);  // bias: added at the end
-    }
     pack_transformed_taps(n);
   }
 
-  static int tiles(int ow) { return (ow + kM - 1) / kM; }
+  // Tiles of a transformed row for outputs ow wide (the widest output group's).
+  int tiles(int ow) const {
+    int t = 0;
+    for (const WinogradGeometry::Outputs& o : geo_.outputs)
+      t = std::max(t, (o.count(ow) + kM - 1) / kM);
+    return t;
+  }
 
-  // Floats of one transformed input row (every point's t tiles of cin) for outputs ow wide.
+  // Input columns [lo, hi) the transforms read for outputs ow wide (whole tiles; the
+  // operator's zero margins must cover those outside the input).
+  void columns_read(int ow, int& lo, int& hi) const {
+    const int t = tiles(ow);
+    lo = 0;
+    hi = 0;
+    bool first = true;
+    for (const Phase& ph : phases_) {
+      const int a = ph.x.in0, b = ph.x.in0 + (kM * t + ph.f.n - kM - 1) * ph.x.in_step + 1;
+      lo = first ? a : std::min(lo, a);
+      hi = first ? b : std::max(hi, b);
+      first = false;
+    }
+  }
+
+  // Input rows [i0, i1) that output rows [o0, o1) read (anchors grow with the row, so the
+  // first and last class-count rows bound them).
+  void input_rows(int o0, int o1, int& i0, int& i1) const {
+    i0 = 0;
+    i1 = 0;
+    bool first = true;
+    const int n = geo_.classes();
+    for (int oy = o0; oy < o1; ++oy) {
+      if (oy == o0 + n && o1 - n > oy) oy = o1 - n;
+      int cls = 0, anchor = 0;
+      geo_.row_of(oy, cls, anchor);
+      for (const int dy : geo_.y[std::size_t(cls)].dy) {
+        i0 = first ? anchor + dy : std::min(i0, anchor + dy);
+        i1 = first ? anchor + dy + 1 : std::max(i1, anchor + dy + 1);
+        first = false;
+      }
+    }
+  }
+
+  // Tile slots a transform point's plane takes in a transformed row (and in the products):
+  // the tiles plus one, so that planes and rows are not a multiple of 4 KiB apart.
+  int slots(int ow) const { return tiles(ow) + 1; }
+
+  // Floats of one transformed input row (every point's plane of cin-float tiles).
   std::size_t transformed_row_floats(int ow) const {
-    return std::size_t(points_) * std::size_t(tiles(ow)) * std::size_t(n_.cin);
+    return std::size_t(points_) * std::size_t(slots(ow)) * std::size_t(n_.cin);
   }
   int points() const { return points_; }
 
-  // Transformed rows [r0, r1) of the input rows in `in` (zero-padded, its right margin
-  // covering tiles(ow) * kM output columns) into v: row r at v.row(r), point p's tile j at
-  // (p * tiles(ow) + j) * cin.
+  // Transformed rows [r0, r1) of the input rows in `in` (zero-padded, its margins covering
+  // columns_read(ow)) into v: row r at v.row(r), point p's tile j at (p * slots(ow) + j) * cin.
   void transform_rows(const RowWindow& in, int ow, int r0, int r1, const RowOut& v,
                       ThreadPool& threads) const {
     const kern::KernelTable& k = kern::kernels();
-    const int nph = static_cast<int>(phases_.size());
+    const int nph = static_cast<int>(phases_.size()), t = tiles(ow), slots_ = slots(ow);
     threads.parallel_for((r1 - r0) * nph, [&](int a, int b) {
       for (int i = a; i < b; ++i)
-        transform_row(k, in.row(r0 + i / nph), phases_[std::size_t(i % nph)], tiles(ow),
-                      v.row(r0 + i / nph));
+        transform_row(k, in.row(r0 + i / nph) + std::ptrdiff_t(in.left) * n_.cin,
+                      phases_[std::size_t(i % nph)], t, slots_, v.row(r0 + i / nph));
     });
   }
 
@@ -177,25 +298,28 @@ class WinogradConv {
     if (o1 <= o0) return;
     const kern::KernelTable& k = kern::kernels();
     const int nt = threads.size(), panels = passes_[0].panels;
-    const std::size_t m_row = std::size_t(points_) * std::size_t(tiles(ow)) * std::size_t(panels) * kern::kNR;
+    const std::size_t m_row = std::size_t(points_) * std::size_t(slots(ow)) * std::size_t(panels) * kern::kNR;
     // Each thread its own rows and all panels (split by panel groups, with two
-    // synchronisations a band, two threads spent 8% of g_a's time waiting on each other).
-    if (o1 - o0 >= nt) {
+    // synchronisations a band, two threads spent 8% of g_a's time waiting on each other),
+    // as long as every thread gets rows of every class (classes read different numbers of
+    // kernel rows: a transposed convolution's 3 and 2).
+    if (o1 - o0 >= nt * geo_.classes()) {
+      std::vector<int> bounds = row_split(o0, o1, nt);
       threads.parallel_for(nt, [&](int a, int b) {
         for (int i = a; i < b; ++i) {
-          int y0 = 0, y1 = 0;
-          piece_bounds(o1 - o0, nt, i, y0, y1);
+          const int y0 = bounds[std::size_t(i)], y1 = bounds[std::size_t(i) + 1];
+          if (y1 <= y0) continue;
           const int chunk = std::min(y1 - y0, kMaxChunkRows);
           std::vector<float> m = pool.take(std::size_t(chunk) * m_row);
-          for (int r = o0 + y0; r < o0 + y1; r += chunk)
-            products_and_outputs(k, v, r, std::min(o0 + y1, r + chunk), ow, 0, panels, m.data(),
-                                 out, act, alpha);
+          for (int r = y0; r < y1; r += chunk)
+            products_and_outputs(k, v, r, std::min(y1, r + chunk), ow, 0, panels, m.data(), out,
+                                 act, alpha);
           pool.give(std::move(m));
         }
       });
       return;
     }
-    // Fewer rows than threads (a streamed band's last layers): (row, panel group) items.
+    // Fewer rows (a streamed band's last layers): (row, panel group) items.
     const int groups = panel_groups(k, passes_[0]), g = panel_group(k);
     std::vector<float> m = pool.take(std::size_t(o1 - o0) * m_row);
     threads.parallel_for((o1 - o0) * groups, [&](int a, int b) {
@@ -213,13 +337,27 @@ class WinogradConv {
   void compute_rows(const RowWindow& in, int o0, int o1, int ow, const RowOut& out, int act,
                     float alpha, ThreadPool& threads, BufferPool& pool) const {
     const std::size_t row = transformed_row_floats(ow);
-    const int rows = rows_per_round(static_cast<long long>(row), n_.kh, n_.stride_h);
-    std::vector<float> v = pool.take(std::size_t((rows - 1) * n_.stride_h + n_.kh) * row);
-    for (int r0 = o0; r0 < o1; r0 += rows) {
-      const int r1 = std::min(o1, r0 + rows);
-      const int i0 = r0 * n_.stride_h - n_.pad_top, i1 = (r1 - 1) * n_.stride_h - n_.pad_top + n_.kh;
+    const std::size_t fit = std::max<std::size_t>(1, kRoundBytes / (std::max<std::size_t>(1, row) * sizeof(float)));
+    std::vector<std::pair<int, int>> rounds;  // output rows [r0, r1)
+    int most = 1;
+    for (int r0 = o0; r0 < o1;) {
+      int r1 = r0 + 1, i0 = 0, i1 = 0;
+      while (r1 < o1) {
+        input_rows(r0, r1 + 1, i0, i1);
+        if (std::size_t(i1 - i0) > fit) break;
+        ++r1;
+      }
+      input_rows(r0, r1, i0, i1);
+      most = std::max(most, i1 - i0);
+      rounds.emplace_back(r0, r1);
+      r0 = r1;
+    }
+    std::vector<float> v = pool.take(std::size_t(most) * row);
+    for (const auto& [r0, r1] : rounds) {
+      int i0 = 0, i1 = 0;
+      input_rows(r0, r1, i0, i1);
       transform_rows(in, ow, i0, i1, RowOut{v.data(), i0, std::ptrdiff_t(row)}, threads);
-      compute_rows_from(RowWindow{v.data(), i0, tiles(ow), points_ * n_.cin, 0}, r0, r1, ow, out,
+      compute_rows_from(RowWindow{v.data(), i0, slots(ow), points_ * n_.cin, 0}, r0, r1, ow, out,
                         act, alpha, threads, pool);
     }
     pool.give(std::move(v));
@@ -227,7 +365,7 @@ class WinogradConv {
 
  private:
   struct Phase {
-    int phi = 0;     // first tap kx
+    WinogradGeometry::XPhase x;
     int point0 = 0;  // index of its first transform point among all phases'
     MinimalFilter f;
   };
@@ -235,8 +373,32 @@ class WinogradConv {
   // Rows of GEMM results one products_and_outputs call holds at once.
   static constexpr int kMaxChunkRows = 4;
 
-  // Each point's pass gets its transformed taps U(co, ky, ci) = sum_i G[pt][i]
-  // w(co, ky, phi + i*s, ci) (point pt of phase phi) in the packed layout [panel][ky][ci][16].
+  static long long products_floats(long long points, long long tiles, int cout, int threads) {
+    const long long cpad = (cout + kern::kNR - 1) / kern::kNR * kern::kNR;
+    return std::max(threads, 1) * kMaxChunkRows * points * tiles * cpad;
+  }
+
+  // Rows [o0, o1) cut into nt runs of about equal work (a row's work: its kernel rows).
+  std::vector<int> row_split(int o0, int o1, int nt) const {
+    std::vector<long long> work(std::size_t(o1 - o0) + 1, 0);
+    for (int oy = o0; oy < o1; ++oy) {
+      int cls = 0, anchor = 0;
+      geo_.row_of(oy, cls, anchor);
+      work[std::size_t(oy - o0) + 1] = work[std::size_t(oy - o0)] + long(geo_.y[std::size_t(cls)].ky.size());
+    }
+    std::vector<int> bounds(std::size_t(nt) + 1, o1);
+    bounds[0] = o0;
+    int r = o0;
+    for (int i = 1; i < nt; ++i) {
+      const long long target = work.back() * i / nt;
+      while (r < o1 && work[std::size_t(r - o0)] < target) ++r;
+      bounds[std::size_t(i)] = r;
+    }
+    return bounds;
+  }
+
+  // Each pass (class c, point pt) gets its transformed taps U(co, t, ci) = sum_i G[pt][i]
+  // w(co, ky_t, kx0 + i * kx_step, ci) in the packed layout [panel][t][ci][16].
   // A (panel, kernel row) at a time: the panel's taps of that row are first gathered
   // channel-major, tap by tap ([tap][ci][j], as the packed layout holds a point), so that
   // each point comes out of one f32-vlincomb written in order into the packed array.
@@ -252,43 +414,48 @@ class WinogradConv {
     std::array<const float*, 3> x{};
     std::array<float, 3> coef{};
     for (std::size_t panel = 0; panel < std::size_t(passes_[0].panels); ++panel)
-      for (std::size_t ky = 0; ky < kh; ++ky) {
-        std::fill(taps.begin(), taps.end(), 0.0f);  // channels past cout stay zero
-        for (std::size_t j = 0; j < nr && panel * nr + j < std::size_t(n.cout); ++j) {
-          const std::size_t at = ((panel * nr + j) * kh + ky) * kw * cin;  // F32View: little-endian bytes
-          for (std::size_t tap = 0; tap < kw; ++tap)
-            for (std::size_t ci = 0; ci < cin; ++ci) taps[tap * block + ci * nr + j] = n.weight[at + tap * cin + ci];
-        }
-        for (const Phase& ph : phases_)
-          for (int pt = 0; pt < ph.f.n; ++pt) {
-            int terms = 0;
-            for (int i = 0; i < ph.f.r; ++i) {
-              const double g = ph.f.g[std::size_t(pt * ph.f.r + i)];
-              if (g == 0.0) continue;
-              x[std::size_t(terms)] = taps.data() + std::size_t(ph.phi + i * n.stride_w) * block;
-              coef[std::size_t(terms++)] = static_cast<float>(g);
-            }
-            float* dst = passes_[std::size_t(ph.point0 + pt)].w.data() + (panel * kh + ky) * block;
-            k.lincomb({x.data(), coef.data(), terms, 0, nullptr, dst, 0, 1, block, kern::kActNone, 0.0f});
+      for (int c = 0; c < geo_.classes(); ++c) {
+        const std::vector<int>& kys = geo_.y[std::size_t(c)].ky;
+        for (std::size_t t = 0; t < kys.size(); ++t) {
+          const std::size_t ky = std::size_t(kys[t]);
+          std::fill(taps.begin(), taps.end(), 0.0f);  // channels past cout stay zero
+          for (std::size_t j = 0; j < nr && panel * nr + j < std::size_t(n.cout); ++j) {
+            const std::size_t at = ((panel * nr + j) * kh + ky) * kw * cin;  // F32View: little-endian bytes
+            for (std::size_t tap = 0; tap < kw; ++tap)
+              for (std::size_t ci = 0; ci < cin; ++ci) taps[tap * block + ci * nr + j] = n.weight[at + tap * cin + ci];
           }
+          for (const Phase& ph : phases_)
+            for (int pt = 0; pt < ph.f.n; ++pt) {
+              int terms = 0;
+              for (int i = 0; i < ph.f.r; ++i) {
+                const double g = ph.f.g[std::size_t(pt * ph.f.r + i)];
+                if (g == 0.0) continue;
+                x[std::size_t(terms)] = taps.data() + std::size_t(ph.x.kx0 + i * ph.x.kx_step) * block;
+                coef[std::size_t(terms++)] = static_cast<float>(g);
+              }
+              float* dst = passes_[std::size_t(c * points_ + ph.point0 + pt)].w.data() +
+                           (panel * kys.size() + t) * block;
+              k.lincomb({x.data(), coef.data(), terms, 0, nullptr, dst, 0, 1, block, kern::kActNone, 0.0f});
+            }
+        }
       }
   }
 
   static int phase_taps(int kw, int s, int phi) { return kw > phi ? (kw - phi + s - 1) / s : 0; }
 
-  // Output rows per round of the whole-tensor path: their transformed input rows within
-  // kRoundBytes (at least one output row's).
+  // Output rows per round of the whole-tensor CONV2D path: their transformed input rows
+  // within kRoundBytes (at least one output row's).
   static int rows_per_round(long long row_floats, int kh, int sh) {
     const long long row_bytes = std::max(1LL, row_floats) * static_cast<long long>(sizeof(float));
     const long long fit = static_cast<long long>(kRoundBytes) / row_bytes;
     return static_cast<int>(std::max(1LL, (fit - kh + sh) / sh));
   }
 
-  // Phase ph's points of one input row: point pt of tile j is sum_i BT[pt][i]
-  // x[(kM j + i) s + phi] over the padded row, stored at v + ((point0 + pt) * t + j) * cin.
+  // Phase ph's points of one input row (`row` at input column 0): point pt of tile j is
+  // sum_i BT[pt][i] x[in0 + (kM j + i) in_step], stored at v + ((point0 + pt) * t + j) * cin.
   void transform_row(const kern::KernelTable& k, const float* row, const Phase& ph, int t,
-                     float* v) const {
-    const int cin = n_.cin, s = n_.stride_w;
+                     int slots, float* v) const {
+    const int cin = n_.cin, s = ph.x.in_step;
     std::array<const float*, kMaxPoints> x{};
     std::array<float, kMaxPoints> coef{};
     for (int pt = 0; pt < ph.f.n; ++pt) {
@@ -296,57 +463,69 @@ class WinogradConv {
       for (int i = 0; i < ph.f.n; ++i) {
         const double c = ph.f.bt[std::size_t(pt * ph.f.n + i)];
         if (c == 0.0) continue;
-        x[std::size_t(terms)] = row + std::ptrdiff_t(i * s + ph.phi) * cin;
+        x[std::size_t(terms)] = row + std::ptrdiff_t(ph.x.in0 + i * s) * cin;
         coef[std::size_t(terms++)] = static_cast<float>(c);
       }
       k.lincomb({x.data(), coef.data(), terms, std::ptrdiff_t(kM) * s * cin, nullptr,
-                 v + std::ptrdiff_t(ph.point0 + pt) * t * cin, cin, t, std::size_t(cin),
+                 v + std::ptrdiff_t(ph.point0 + pt) * slots * cin, cin, t, std::size_t(cin),
                  kern::kActNone, 0.0f});
     }
   }
 
-  // Output rows [y0, y1), panels [p0, p1): each point's GEMM over the kh transformed rows
-  // (point-major, so a point's weights are read from cache by every row) into m
-  // (per row: per point t tiles of the padded channel count), then the output transform
-  // (bias first, then the products of each phase in point order) and the activation.
+  // Output rows [y0, y1), panels [p0, p1): each point's GEMM over the row's kernel rows of
+  // transformed rows (point-major, so a point's weights are read from cache by every row)
+  // into m (per row: per point t tiles of the padded channel count), then the output
+  // transform (bias first, then the products of each phase in point order) and the
+  // activation.
   void products_and_outputs(const kern::KernelTable& k, const RowWindow& v, int y0, int y1,
                             int ow, int p0, int p1, float* m, const RowOut& out, int act,
                             float alpha) const {
     const int t = tiles(ow), cin = n_.cin;
     const std::ptrdiff_t cpad = std::ptrdiff_t(passes_[0].panels) * kern::kNR;
-    const std::ptrdiff_t plane = std::ptrdiff_t(t) * cpad, m_row = points_ * plane;
-    const std::ptrdiff_t v_row = std::ptrdiff_t(points_) * t * cin;
+    const std::ptrdiff_t plane = std::ptrdiff_t(slots(ow)) * cpad, m_row = points_ * plane;
+    const std::ptrdiff_t v_plane = std::ptrdiff_t(slots(ow)) * cin, v_row = points_ * v_plane;
     std::array<std::ptrdiff_t, kMaxRows> taps{};
-    for (int ky = 0; ky < n_.kh; ++ky) taps[std::size_t(ky)] = ky * v_row;
     for (int p = 0; p < points_; ++p)
-      for (int oy = y0; oy < y1; ++oy)
-        igemm_row(k, passes_[std::size_t(p)], taps.data(),
-                  v.row(oy * n_.stride_h - n_.pad_top) + std::ptrdiff_t(p) * t * cin, cin, t,
+      for (int oy = y0; oy < y1; ++oy) {
+        int cls = 0, anchor = 0;
+        geo_.row_of(oy, cls, anchor);
+        const PackedPass& pass = passes_[std::size_t(cls * points_ + p)];
+        for (int i = 0; i < pass.ntaps(); ++i) taps[std::size_t(i)] = pass.dy[std::size_t(i)] * v_row;
+        igemm_row(k, pass, taps.data(), v.row(anchor) + p * v_plane, cin, t,
                   m + (oy - y0) * m_row + p * plane, cpad, kern::kActNone, 0.0f, p0, p1);
+      }
     const int c0 = p0 * kern::kNR, c1 = std::min(n_.cout, p1 * kern::kNR);
     std::array<const float*, kMaxPoints> x{};
     std::array<float, kMaxPoints> coef{};
     for (int oy = y0; oy < y1; ++oy)
-      for (int j = 0; j < kM && j < ow; ++j) {
-        int terms = 0;
-        for (const Phase& ph : phases_)
-          for (int pt = 0; pt < ph.f.n; ++pt) {
-            const double a = ph.f.at[std::size_t(j * ph.f.n + pt)];
-            if (a == 0.0) continue;
-            x[std::size_t(terms)] = m + (oy - y0) * m_row + (ph.point0 + pt) * plane + c0;
-            coef[std::size_t(terms++)] = static_cast<float>(a);
+      for (const WinogradGeometry::Outputs& o : geo_.outputs) {
+        const int count = o.count(ow);
+        for (int j = 0; j < kM && j < count; ++j) {
+          int terms = 0;
+          for (const int phase : o.phases) {
+            const Phase& ph = phases_[std::size_t(phase)];
+            for (int pt = 0; pt < ph.f.n; ++pt) {
+              const double a = ph.f.at[std::size_t(j * ph.f.n + pt)];
+              if (a == 0.0) continue;
+              x[std::size_t(terms)] = m + (oy - y0) * m_row + (ph.point0 + pt) * plane + c0;
+              coef[std::size_t(terms++)] = static_cast<float>(a);
+            }
           }
-        k.lincomb({x.data(), coef.data(), terms, cpad, bias_.data() + c0,
-                   out.row(oy) + std::ptrdiff_t(j) * n_.cout + c0, std::ptrdiff_t(kM) * n_.cout,
-                   (ow - j + kM - 1) / kM, std::size_t(c1 - c0), act, alpha});
+          k.lincomb({x.data(), coef.data(), terms, cpad, bias_.data() + c0,
+                     out.row(oy) + std::ptrdiff_t(o.out0 + j * o.out_step) * n_.cout + c0,
+                     std::ptrdiff_t(kM) * o.out_step * n_.cout, (count - j + kM - 1) / kM,
+                     std::size_t(c1 - c0), act, alpha});
+        }
       }
   }
 
   NodeDesc n_;
   std::vector<float> bias_;
+  WinogradGeometry geo_;
   std::vector<Phase> phases_;
   int points_ = 0;
-  std::vector<PackedPass> passes_;  // one per transform point: kh taps of cin channels
+  // one per (class of output rows, transform point): that class's kernel rows of cin channels
+  std::vector<PackedPass> passes_;
 };
 
 }  // namespace lic
