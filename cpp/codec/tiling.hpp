@@ -249,7 +249,7 @@ class NetGeometry {
           // zero padding of the phases: at most ceil(k/s) before and after, plus the
           // output padding's extra row (and the Winograd form's last whole tile)
           const long long py = ceil_div(g.k[0], g.s[0]) + 1, px = ceil_div(g.k[1], g.s[1]) + 1;
-          total += (ih + 2 * py) * (iw + 2 * px + WinogradConv::kM) * g.cin;
+          total += (ih + 2 * py) * (iw + 2 * px + (g.winograd ? WinogradConv::kM : 0)) * g.cin;
           if (g.winograd)
             scratch = std::max(scratch, WinogradConv::transposed_scratch_floats(
                                             g.cin, g.cout, int(py), g.k[1], g.s[1], ow, threads));
@@ -315,7 +315,7 @@ struct TileGrid {
     // ends on the image's edge, so the window is sized to leave an aligned origin there.
     p.window = std::min(length, p.interior + halo_lo[axis] + halo_hi[axis] + std::max(0LL, a_cells - 1));
     if (p.interior == length) p.window = length;
-    if (p.window < length) p.window += (length - p.window) % a_cells;
+    if (a_cells > 0 && p.window < length) p.window += (length - p.window) % a_cells;
     for (long long a = 0; a < length; a += p.interior) {
       AxisTile t;
       t.a = a;

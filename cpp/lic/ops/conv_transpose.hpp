@@ -12,9 +12,8 @@
 // filtering instead (conv_winograd.hpp).
 #pragma once
 
-#include <memory>
-
 #include <algorithm>
+#include <memory>
 #include <string>
 #include <vector>
 

@@ -319,12 +319,13 @@ class WinogradConv {
       });
       return;
     }
-    // Fewer rows (a streamed band's last layers): (row, panel group) items.
-    const int groups = panel_groups(k, passes_[0]), g = panel_group(k);
-    std::vector<float> m = pool.take(std::size_t(o1 - o0) * m_row);
-    threads.parallel_for((o1 - o0) * groups, [&](int a, int b) {
+    // Fewer rows (a streamed band's last layers): (panel group, row) items, rows fastest, so
+    // that each thread gets every row (of every class) for its share of the panels.
+    const int groups = panel_groups(k, passes_[0]), g = panel_group(k), rows = o1 - o0;
+    std::vector<float> m = pool.take(std::size_t(rows) * m_row);
+    threads.parallel_for(rows * groups, [&](int a, int b) {
       for (int i = a; i < b; ++i) {
-        const int oy = o0 + i / groups, p0 = (i % groups) * g;
+        const int oy = o0 + i % rows, p0 = (i / rows) * g;
         products_and_outputs(k, v, oy, oy + 1, ow, p0, std::min(p0 + g, panels),
                              m.data() + std::size_t(oy - o0) * m_row, out, act, alpha);
       }
@@ -384,7 +385,8 @@ class WinogradConv {
     for (int oy = o0; oy < o1; ++oy) {
       int cls = 0, anchor = 0;
       geo_.row_of(oy, cls, anchor);
-      work[std::size_t(oy - o0) + 1] = work[std::size_t(oy - o0)] + long(geo_.y[std::size_t(cls)].ky.size());
+      work[std::size_t(oy - o0) + 1] = work[std::size_t(oy - o0)] +
+                                      static_cast<long long>(geo_.y[std::size_t(cls)].ky.size());
     }
     std::vector<int> bounds(std::size_t(nt) + 1, o1);
     bounds[0] = o0;
