@@ -8,14 +8,16 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <exception>
 #include <fstream>
-#include <future>
 #include <iterator>
 #include <memory>
 #include <mutex>
@@ -179,6 +181,8 @@ class Model {
   }
 
  private:
+  friend class ModelPacking;
+
   // Every value of a run: float values in f, int16 ones in q (value id i in one of them).
   struct Values {
     std::vector<Tensor> f;
@@ -287,7 +291,17 @@ class Model {
     std::shared_ptr<const S16GdnOp> qgdn;
   };
 
-  explicit Model(ModelDesc d, int threads = 1)
+  explicit Model(ModelDesc d, int threads = 1) : Model(d, Unpacked{}) {
+    const std::vector<std::size_t> order = largest_first(d);
+    parallel_each(static_cast<int>(order.size()), threads,
+                  [&](int k) { pack_layer(d, order[std::size_t(k)]); });
+    link(d);
+  }
+
+  // The three parts of the constructor, for ModelPacking (which shares the packing out).
+  struct Unpacked {};
+  // The steps, without their operators.
+  Model(const ModelDesc& d, Unpacked)
       : name_(d.name),
         fingerprint_(d.fingerprint),
         in_channels_(d.in_channels),
@@ -295,11 +309,8 @@ class Model {
         version_major_(d.version_major),
         version_minor_(d.version_minor) {
     const std::size_t n = d.nodes.size();
-    std::vector<int> readers(n + 1, 0);
-    for (const NodeDesc& nd : d.nodes)
-      for (int v : nd.inputs) ++readers[std::size_t(v)];
     for (std::size_t i = 0; i < n; ++i) {
-      NodeDesc& nd = d.nodes[i];
+      const NodeDesc& nd = d.nodes[i];
       Step s;
       s.op = nd.op;
       s.inputs = nd.inputs;
@@ -319,7 +330,43 @@ class Model {
       }
       steps_.push_back(std::move(s));
     }
-    make_ops(d, threads);
+  }
+
+  // Node i's operator, its weights packed for the kernels (threads may pack different
+  // nodes at once).
+  void pack_layer(ModelDesc& d, std::size_t i) {
+    NodeDesc& nd = d.nodes[i];
+    Step& s = steps_[i];
+    if (nd.op == Op::kConv2d) s.conv = std::make_shared<Conv2dOp>(nd);
+    if (nd.op == Op::kConvTranspose2d) s.convt = std::make_shared<ConvTranspose2dOp>(nd);
+    if (nd.op == Op::kGdn) s.gdn = std::make_shared<GdnOp>(nd);
+    if (nd.op == Op::kS16Conv2d) s.qconv = std::make_shared<S16Conv2dOp>(nd);
+    if (nd.op == Op::kS16ConvTranspose2d) s.qconvt = std::make_shared<S16ConvTranspose2dOp>(nd);
+    if (nd.op == Op::kS16Gdn) s.qgdn = std::make_shared<S16GdnOp>(nd);
+    nd.qweight.clear();
+    nd.qweight.shrink_to_fit();
+  }
+
+  // The nodes in the order to pack them: largest first, so that the last ones to start
+  // are short (packing is most of a program's start-up, docs/performance.md).
+  static std::vector<std::size_t> largest_first(const ModelDesc& d) {
+    std::vector<std::size_t> order;
+    for (std::size_t i = 0; i < d.nodes.size(); ++i) order.push_back(i);
+    auto weights = [&](std::size_t i) {
+      const NodeDesc& nd = d.nodes[i];
+      return nd.weight.size() + nd.gamma.size() + nd.qweight.size();
+    };
+    std::stable_sort(order.begin(), order.end(),
+                     [&](std::size_t a, std::size_t b) { return weights(a) > weights(b); });
+    return order;
+  }
+
+  // Once every layer is packed: fused activations, liveness, the chain.
+  void link(const ModelDesc& d) {
+    const std::size_t n = d.nodes.size();
+    std::vector<int> readers(n + 1, 0);
+    for (const NodeDesc& nd : d.nodes)
+      for (int v : nd.inputs) ++readers[std::size_t(v)];
     // Fold an activation into the convolution before it when nothing else reads the
     // convolution's raw output: the activation then costs nothing (done at store time).
     for (std::size_t i = 0; i + 1 < n; ++i) {
@@ -356,32 +403,6 @@ class Model {
       s.frees.erase(std::unique(s.frees.begin(), s.frees.end()), s.frees.end());
     }
     find_chain(readers);
-  }
-
-  // The operators that hold weights, packed for the kernels: the layers in parallel,
-  // largest first (packing is most of a program's start-up, docs/performance.md).
-  void make_ops(ModelDesc& d, int threads) {
-    std::vector<std::size_t> order;
-    for (std::size_t i = 0; i < d.nodes.size(); ++i) order.push_back(i);
-    auto weights = [&](std::size_t i) {
-      const NodeDesc& nd = d.nodes[i];
-      return nd.weight.size() + nd.gamma.size() + nd.qweight.size();
-    };
-    std::stable_sort(order.begin(), order.end(),
-                     [&](std::size_t a, std::size_t b) { return weights(a) > weights(b); });
-    parallel_each(static_cast<int>(order.size()), threads, [&](int k) {
-      const std::size_t i = order[std::size_t(k)];
-      NodeDesc& nd = d.nodes[i];
-      Step& s = steps_[i];
-      if (nd.op == Op::kConv2d) s.conv = std::make_shared<Conv2dOp>(nd);
-      if (nd.op == Op::kConvTranspose2d) s.convt = std::make_shared<ConvTranspose2dOp>(nd);
-      if (nd.op == Op::kGdn) s.gdn = std::make_shared<GdnOp>(nd);
-      if (nd.op == Op::kS16Conv2d) s.qconv = std::make_shared<S16Conv2dOp>(nd);
-      if (nd.op == Op::kS16ConvTranspose2d) s.qconvt = std::make_shared<S16ConvTranspose2dOp>(nd);
-      if (nd.op == Op::kS16Gdn) s.qgdn = std::make_shared<S16GdnOp>(nd);
-      nd.qweight.clear();
-      nd.qweight.shrink_to_fit();
-    });
   }
 
   ChainRun stream(const std::vector<int>& hs, const std::vector<int>& ws, ThreadPool& pool) const {
@@ -499,48 +520,104 @@ class Model {
   std::shared_ptr<S16Pools> s16_pools_ = std::make_shared<S16Pools>();
 };
 
+// A model whose layers any number of threads pack together (for PendingModel): each
+// help() packs layers until none is left to start, largest first; finish() waits for the
+// layers being packed and completes the model (once; it rethrows a packing error).
+class ModelPacking {
+ public:
+  explicit ModelPacking(ModelDesc d)
+      : desc_(std::move(d)), model_(desc_, Model::Unpacked{}), order_(Model::largest_first(desc_)) {}
+
+  void help() {
+    const int n = static_cast<int>(order_.size());
+    for (int k = next_.fetch_add(1); k < n; k = next_.fetch_add(1)) {
+      std::exception_ptr error;
+      try {
+        model_.pack_layer(desc_, order_[std::size_t(k)]);
+      } catch (...) {
+        error = std::current_exception();
+      }
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (error && !error_) error_ = error;
+      if (++done_ == n) all_done_.notify_all();
+    }
+  }
+
+  Model finish() {
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      all_done_.wait(lock, [&] { return done_ == static_cast<int>(order_.size()); });
+    }
+    if (error_) std::rethrow_exception(error_);
+    model_.link(desc_);
+    return std::move(model_);
+  }
+
+ private:
+  ModelDesc desc_;
+  Model model_;
+  std::vector<std::size_t> order_;
+  std::atomic<int> next_{0};
+  std::mutex mutex_;
+  std::condition_variable all_done_;
+  int done_ = 0;  // layers packed or failed (under mutex_)
+  std::exception_ptr error_;
+};
+
 // A model being packed (the layers' weights: most of a program's loading). With 2+
-// threads it is packed on a thread of its own from the start (by threads - 1 threads:
-// the caller meanwhile reads its image or decodes its latent on the other), and get()
-// waits for it; with one thread, the first get() packs it. get() rethrows a packing error.
+// threads, threads - 1 threads of its own start packing it at once while the caller
+// reads its image or decodes its latent; the caller's first get() then packs what is left
+// beside them (no core idles whichever part is longer) and waits for the model. With one
+// thread, the first get() packs it all. get() rethrows a packing error. LIC_PROFILE's
+// "loading" line is the time from the packing's start to the model's completion.
 class PendingModel {
  public:
   PendingModel() = default;
   // A model packed already (not explicit: the codec halves take a Model where they take this).
   PendingModel(Model model) : state_(std::make_shared<State>()) {
-    std::promise<Model> ready;
-    ready.set_value(std::move(model));
-    state_->model = ready.get_future().share();
+    state_->model = std::make_unique<Model>(std::move(model));
   }
   static PendingModel start(ModelDesc d, int threads, const char* profile_name) {
     PendingModel m;
     m.state_ = std::make_shared<State>();
-    std::packaged_task<Model()> pack([d = std::move(d), threads, profile_name]() mutable {
-      ProfileScope scope(profile_name);
-      return Model::from_parsed(std::move(d), std::max(1, threads - 1));
-    });
-    m.state_->model = pack.get_future().share();
-    if (threads > 1)
-      m.state_->packer = start_thread([pack = std::move(pack)]() mutable { pack(); });
-    else
-      m.state_->deferred = std::move(pack);
+    State& s = *m.state_;
+    s.profile_name = profile_name;
+    if (threads > 1) s.loading = std::make_unique<ProfileScope>(profile_name);
+    s.packing = std::make_shared<ModelPacking>(std::move(d));
+    for (int i = 1; i < threads; ++i)
+      s.packers.push_back(start_thread([packing = s.packing] { packing->help(); }));
     return m;
   }
 
   const Model& get() const {
     State& s = *state_;
-    if (s.deferred.valid()) std::call_once(s.once, [&] { s.deferred(); });
-    return s.model.get();
+    std::call_once(s.once, [&] {
+      if (!s.packing) return;
+      if (!s.loading) s.loading = std::make_unique<ProfileScope>(s.profile_name);
+      try {
+        s.packing->help();
+        s.model = std::make_unique<Model>(s.packing->finish());
+      } catch (...) {
+        s.error = std::current_exception();
+      }
+      s.loading.reset();
+    });
+    if (s.error) std::rethrow_exception(s.error);
+    return *s.model;
   }
 
  private:
   struct State {
-    std::shared_future<Model> model;
-    std::thread packer;                    // packing in the background: joined at the end
-    std::packaged_task<Model()> deferred;  // or packing on the first get() (else empty)
+    std::shared_ptr<ModelPacking> packing;  // null for a model packed already
+    std::vector<std::thread> packers;       // packing beside the caller: joined at the end
+    const char* profile_name = "";
+    std::unique_ptr<ProfileScope> loading;
     std::once_flag once;
+    std::unique_ptr<Model> model;
+    std::exception_ptr error;
     ~State() {
-      if (packer.joinable()) packer.join();
+      for (std::thread& t : packers)
+        if (t.joinable()) t.join();
     }
   };
   std::shared_ptr<State> state_;  // shared: the codec halves are copied and moved

@@ -58,15 +58,16 @@ int main(int argc, char** argv) {
     if (argc != 3) throw lic::Error("usage: parallel_check MODEL.licm IN.npy");
     const int elsewhere = start_thread_checks();
 
-    // A model packed in the background (2 threads) or on first use (1 thread) runs as the
-    // same model packed directly, bit for bit, also when two threads wait for it at once.
+    // A model packed in the background (by threads - 1 threads and the first get()) or on
+    // first use (1 thread) runs as the same model packed directly, bit for bit, also when
+    // two threads wait for it at once.
     const std::vector<uint8_t> bytes = lic::read_file(argv[1]);
     const lic::npy::Array a = lic::npy::read(argv[2]);
     require(a.shape.size() == 3, "IN.npy must be (H, W, C)");
     lic::Tensor x(int(a.shape[0]), int(a.shape[1]), int(a.shape[2]));
     x.data = a.data;
     const lic::Tensor want = lic::Model::from_parsed(lic::parse_model(bytes.data(), bytes.size())).run(x, 2);
-    for (int threads : {1, 2, 3}) {
+    for (int threads : {1, 2, 3, 8}) {  // 8: more packers than layers
       const lic::PendingModel pending =
           lic::PendingModel::start(lic::parse_model(bytes.data(), bytes.size()), threads, "parallel_check: packing");
       lic::Tensor got[2];
