@@ -150,7 +150,10 @@ def test_conv2d(tmp_path, case, size) -> None:
 
 @pytest.mark.parametrize("cin,cout,k,stride,pad,out_pad", [
     (8, 16, 5, 2, 2, 1),   # g_s layers
-    (6, 3, 5, 2, 2, 1),    # g_s last layer (3 output channels)
+    (6, 3, 5, 2, 2, 1),    # g_s last layer (3 output channels): output pixels in pairs
+    (5, 3, 4, 2, 1, 0),    # 3 outputs, 4x4 stride 2: 2 taps a phase, pairs from an odd pixel
+    (4, 3, 3, 2, 1, 1),    # 3 outputs, 3x3 stride 2: 2 and 1 taps
+    (7, 3, 6, 2, 3, 1),    # 3 outputs, 6x6 stride 2, wide padding
     (5, 17, 3, 1, 1, 0),   # kernel 3, stride 1
     (4, 7, 3, 2, 1, 1),    # kernel 3, stride 2
     (3, 5, 4, 3, 0, 2),    # stride 3: phases with different tap counts
@@ -165,6 +168,15 @@ def test_conv2d(tmp_path, case, size) -> None:
 def test_conv_transpose2d(tmp_path, cin, cout, k, stride, pad, out_pad, h, w) -> None:
     rng = np.random.default_rng(cin * 100 + cout + k)
     check(tmp_path, [deconv_node(rng, cin, cout, k, stride, pad, out_pad)], h, w)
+
+
+def test_gather_form_with_fused_activation(tmp_path) -> None:
+    # The RGB layer's gather form stores a fused LEAKY_RELU with the sums (pairs and single
+    # pixels, borders and interior).
+    rng = np.random.default_rng(33)
+    nodes = [deconv_node(rng, 6, 3, 5, 2, 2, 1), Node("leaky_relu", [1], {"alpha": 0.25})]
+    for h, w in [(1, 1), (3, 5), (6, 11)]:
+        check(tmp_path, nodes, h, w)
 
 
 @pytest.mark.parametrize("inverse", [0, 1])

@@ -522,13 +522,18 @@ class Model {
 
 // A model whose layers any number of threads pack together (for PendingModel): each
 // help() packs layers until none is left to start, largest first; finish() waits for the
-// layers being packed and completes the model (once; it rethrows a packing error).
+// layers being packed and completes the model (once; it rethrows a packing error). With
+// LIC_PROFILE, `profile_name` times the packing, from the first help() to the last layer.
 class ModelPacking {
  public:
-  explicit ModelPacking(ModelDesc d)
-      : desc_(std::move(d)), model_(desc_, Model::Unpacked{}), order_(Model::largest_first(desc_)) {}
+  ModelPacking(ModelDesc d, const char* profile_name)
+      : desc_(std::move(d)),
+        model_(desc_, Model::Unpacked{}),
+        order_(Model::largest_first(desc_)),
+        profile_name_(profile_name) {}
 
   void help() {
+    std::call_once(started_, [&] { timer_ = std::make_unique<ProfileScope>(profile_name_); });
     const int n = static_cast<int>(order_.size());
     for (int k = next_.fetch_add(1); k < n; k = next_.fetch_add(1)) {
       std::exception_ptr error;
@@ -539,7 +544,10 @@ class ModelPacking {
       }
       std::lock_guard<std::mutex> lock(mutex_);
       if (error && !error_) error_ = error;
-      if (++done_ == n) all_done_.notify_all();
+      if (++done_ == n) {
+        timer_.reset();
+        all_done_.notify_all();
+      }
     }
   }
 
@@ -562,14 +570,16 @@ class ModelPacking {
   std::condition_variable all_done_;
   int done_ = 0;  // layers packed or failed (under mutex_)
   std::exception_ptr error_;
+  const char* profile_name_;
+  std::once_flag started_;
+  std::unique_ptr<ProfileScope> timer_;
 };
 
 // A model being packed (the layers' weights: most of a program's loading). With 2+
 // threads, threads - 1 threads of its own start packing it at once while the caller
 // reads its image or decodes its latent; the caller's first get() then packs what is left
 // beside them (no core idles whichever part is longer) and waits for the model. With one
-// thread, the first get() packs it all. get() rethrows a packing error. LIC_PROFILE's
-// "loading" line is the time from the packing's start to the model's completion.
+// thread, the first get() packs it all. get() rethrows a packing error.
 class PendingModel {
  public:
   PendingModel() = default;
@@ -581,9 +591,7 @@ class PendingModel {
     PendingModel m;
     m.state_ = std::make_shared<State>();
     State& s = *m.state_;
-    s.profile_name = profile_name;
-    if (threads > 1) s.loading = std::make_unique<ProfileScope>(profile_name);
-    s.packing = std::make_shared<ModelPacking>(std::move(d));
+    s.packing = std::make_shared<ModelPacking>(std::move(d), profile_name);
     for (int i = 1; i < threads; ++i)
       s.packers.push_back(start_thread([packing = s.packing] { packing->help(); }));
     return m;
@@ -593,14 +601,12 @@ class PendingModel {
     State& s = *state_;
     std::call_once(s.once, [&] {
       if (!s.packing) return;
-      if (!s.loading) s.loading = std::make_unique<ProfileScope>(s.profile_name);
       try {
         s.packing->help();
         s.model = std::make_unique<Model>(s.packing->finish());
       } catch (...) {
         s.error = std::current_exception();
       }
-      s.loading.reset();
     });
     if (s.error) std::rethrow_exception(s.error);
     return *s.model;
@@ -610,8 +616,6 @@ class PendingModel {
   struct State {
     std::shared_ptr<ModelPacking> packing;  // null for a model packed already
     std::vector<std::thread> packers;       // packing beside the caller: joined at the end
-    const char* profile_name = "";
-    std::unique_ptr<ProfileScope> loading;
     std::once_flag once;
     std::unique_ptr<Model> model;
     std::exception_ptr error;

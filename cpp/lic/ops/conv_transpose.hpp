@@ -233,48 +233,16 @@ class ConvTranspose2dOp {
   // hold every row of [0, in_h) that these output rows read.
   void gather_rows(const RowOut& cols, int in_h, int in_w, int o0, int o1, int ow,
                    const RowOut& out, int act, float alpha, ThreadPool& threads) const {
-    const int sh = n_.stride_h, sw = n_.stride_w, kh = n_.kh, kw = n_.kw, cout = n_.cout;
-    const std::size_t ncol = std::size_t(cols_.cout);
     // Items are (output row, column piece), as in for_row_pieces.
     const int pieces = column_pieces(threads, o1 - o0, ow);
     threads.parallel_for((o1 - o0) * pieces, [&](int i0, int i1) {
-      std::vector<int> kys, iys;
       for (int i = i0; i < i1; ++i) {
-        const int oy = o0 + i / pieces;
         int x0 = 0, x1 = 0;
         piece_bounds(ow, pieces, i % pieces, x0, x1);
-        // Kernel rows reaching this output row, and the input row each comes from.
-        kys.clear();
-        iys.clear();
-        for (int ky = (oy + n_.pad_top) % sh; ky < kh; ky += sh) {
-          const int iy = (oy + n_.pad_top - ky) / sh;
-          if (iy >= 0 && iy < in_h) {
-            kys.push_back(ky);
-            iys.push_back(iy);
-          }
-        }
-        // q, r: (ox + pad_left) divided by the stride, kept incrementally (no division).
-        int q = (x0 + n_.pad_left) / sw, r = (x0 + n_.pad_left) % sw;
-        float* orow = out.row(oy);
-        for (int ox = x0; ox < x1; ++ox) {
-          float* o = orow + std::size_t(ox) * std::size_t(cout);
-          for (int co = 0; co < cout; ++co) o[co] = bias_[std::size_t(co)];
-          for (std::size_t t = 0; t < kys.size(); ++t) {
-            const float* row = cols.row(iys[t]) + std::size_t(kys[t] * kw) * std::size_t(cout);
-            for (int kx = r, ix = q; kx < kw && ix >= 0; kx += sw, --ix) {
-              if (ix >= in_w) continue;
-              const float* c = row + std::size_t(ix) * ncol + std::size_t(kx) * std::size_t(cout);
-              for (int co = 0; co < cout; ++co) o[co] += c[co];
-            }
-          }
-          if (act == kern::kActLeaky)
-            for (int co = 0; co < cout; ++co)
-              if (!(o[co] >= 0.0f)) o[co] *= alpha;
-          if (++r == sw) {
-            r = 0;
-            ++q;
-          }
-        }
+        if (n_.cout == 3)  // a synthesis transform's RGB layer: the sums unrolled
+          gather_piece<3>(cols, in_h, in_w, o0 + i / pieces, x0, x1, out, act, alpha);
+        else
+          gather_piece<0>(cols, in_h, in_w, o0 + i / pieces, x0, x1, out, act, alpha);
       }
     });
   }
@@ -313,6 +281,85 @@ class ConvTranspose2dOp {
       lo = std::max(lo, std::max(f.taps - 1, 0) - f.q0);
       hi = std::max(hi, f.q0 + n - 1 - (in - 1));
     }
+  }
+
+  // Output pixels [x0, x1) of row oy of the gather form (C: the output channels when known
+  // at compile time, else 0). Every output is its bias plus its contributions in the order
+  // (kernel row, kernel column), the same at every pixel; pixels whose every column is inside
+  // the input take the branch-free path.
+  template <int C>
+  void gather_piece(const RowOut& cols, int in_h, int in_w, int oy, int x0, int x1,
+                    const RowOut& out, int act, float alpha) const {
+    const int sh = n_.stride_h, sw = n_.stride_w, kh = n_.kh, kw = n_.kw;
+    const int cout = C > 0 ? C : n_.cout;
+    const std::ptrdiff_t ncol = cols_.cout, step = std::ptrdiff_t(sw) * cout - ncol;
+    // The column rows of the kernel rows reaching this output row, at their kernel row.
+    const float* rows[kMaxKernel];  // at most kh of them
+    int nrows = 0;
+    for (int ky = (oy + n_.pad_top) % sh; ky < kh; ky += sh) {
+      const int iy = (oy + n_.pad_top - ky) / sh;
+      if (iy >= 0 && iy < in_h) rows[nrows++] = cols.row(iy) + std::ptrdiff_t(ky) * kw * cout;
+    }
+    // q, r: (ox + pad_left) divided by the stride, kept incrementally (no division).
+    int q = (x0 + n_.pad_left) / sw, r = (x0 + n_.pad_left) % sw;
+    float* o = out.row(oy) + std::ptrdiff_t(x0) * cout;
+    const int even_taps = (kw + 1) / 2, odd_taps = kw / 2;  // stride 2: per column phase
+    // Sums are made in local arrays, stored once: summed through `o`, which might alias the
+    // columns as far as the compiler knows, every addition went through memory.
+    float acc[kGatherBelow];  // the gather form has fewer output channels
+    for (int ox = x0; ox < x1; ++ox, o += cout) {
+      if (C > 0 && sw == 2 && r == 0 && ox + 1 < x1 && q - even_taps + 1 >= 0 && q < in_w) {
+        // Stride 2, an even and an odd output pixel of the same q: their columns kx = 2m
+        // and 2m + 1 of input pixel q - m lie side by side, as the two outputs do. The 2C
+        // sums stay in registers (loops of constant length, unrolled).
+        float sum[2 * (C > 0 ? C : 1)];
+#pragma GCC unroll 32
+        for (int co = 0; co < 2 * C; ++co) sum[co] = bias_[std::size_t(co % C)];
+        for (int t = 0; t < nrows; ++t) {
+          const float* c = rows[t] + std::ptrdiff_t(q) * ncol;
+          int m = 0;
+          for (; m < odd_taps; ++m, c += 2 * C - ncol) {
+#pragma GCC unroll 32
+            for (int co = 0; co < 2 * C; ++co) sum[co] += c[co];
+          }
+          if (m < even_taps) {
+#pragma GCC unroll 32
+            for (int co = 0; co < C; ++co) sum[co] += c[co];
+          }
+        }
+        store_gathered(sum, 2 * C, act, alpha, o);
+        ++ox;
+        o += C;
+        ++q;
+        continue;
+      }
+      const int taps = (kw - r + sw - 1) / sw;  // kernel columns r, r + sw, ... below kw
+      for (int co = 0; co < cout; ++co) acc[co] = bias_[std::size_t(co)];
+      if (q - taps + 1 >= 0 && q < in_w) {
+        for (int t = 0; t < nrows; ++t) {
+          const float* c = rows[t] + std::ptrdiff_t(q) * ncol + std::ptrdiff_t(r) * cout;
+          for (int m = 0; m < taps; ++m, c += step)
+            for (int co = 0; co < cout; ++co) acc[co] += c[co];
+        }
+      } else {
+        for (int t = 0; t < nrows; ++t)
+          for (int kx = r, ix = q; kx < kw && ix >= 0; kx += sw, --ix) {
+            if (ix >= in_w) continue;
+            const float* c = rows[t] + std::ptrdiff_t(ix) * ncol + std::ptrdiff_t(kx) * cout;
+            for (int co = 0; co < cout; ++co) acc[co] += c[co];
+          }
+      }
+      store_gathered(acc, cout, act, alpha, o);
+      if (++r == sw) {
+        r = 0;
+        ++q;
+      }
+    }
+  }
+
+  static void store_gathered(const float* acc, int n, int act, float alpha, float* o) {
+    for (int i = 0; i < n; ++i)
+      o[i] = act == kern::kActLeaky && !(acc[i] >= 0.0f) ? acc[i] * alpha : acc[i];
   }
 
   // Gather form: columns of the GEMM are (ky, kx, co), no bias (added once per output).
