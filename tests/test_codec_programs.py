@@ -110,6 +110,25 @@ def assert_clean_failure(proc: subprocess.CompletedProcess, *must_not_exist: Pat
         assert not list(p.glob("*.tmp-lic2cpp")), "temporary file left behind"
 
 
+def test_decoded_pixels_are_the_synthesis_rounded(codec: Codec, tmp_path: Path) -> None:
+    # The decoder's 8-bit pixels are floor(clamp(v, 0, 1) * 255 + 0.5) of its g_s output
+    # (docs/bitstream.md), exactly: the same g_s run by lic-run on the decoded latent, rounded
+    # here in float32 as the program does.
+    from lic2cpp.runtime import run_licm
+
+    w, h = 45, 29
+    src = random_image(tmp_path / "in.png", w, h, seed=9)
+    assert run([codec.encoder, src, tmp_path / "a.bin"]).returncode == 0
+    dec = run([codec.decoder, tmp_path / "a.bin", tmp_path / "out.png", "--dump-latent",
+               tmp_path / "y.npy"])
+    assert dec.returncode == 0, dec.stderr
+    v = run_licm(codec.folder / "g_s.licm", np.load(tmp_path / "y.npy"))[:h, :w]
+    want = np.floor(np.clip(v, 0, 1) * np.float32(255) + np.float32(0.5)).astype(np.uint8)
+    got = np.asarray(Image.open(tmp_path / "out.png"))
+    assert np.array_equal(got, want)
+    assert 0 < np.count_nonzero((v < 0) | (v > 1)) < v.size  # both clamped and kept values
+
+
 @pytest.mark.parametrize("size", [(1, 1), (17, 33), (16, 16), (40, 23)])
 def test_latent_round_trip(codec: Codec, tmp_path: Path, size: tuple[int, int]) -> None:
     w, h = size

@@ -130,10 +130,12 @@ class Decoder {
     synthesis().run_rows(lh, lw, source, sink, threads);
   }
 
+  // floor(v * 255 + 0.5) clamped to [0, 255] (NaN: 0). Inside (0, 1) the sum is positive,
+  // so truncation is the floor: no call to floor() (a libm call without SSE4.1), and the
+  // loop over a row vectorises.
   static uint8_t to_byte(float v) {
-    if (!(v > 0.0f)) return 0;  // also NaN
-    if (v >= 1.0f) return 255;
-    return static_cast<uint8_t>(std::floor(v * 255.0f + 0.5f));
+    const float c = v > 0.0f ? (v < 1.0f ? v : 1.0f) : 0.0f;  // also NaN -> 0
+    return static_cast<uint8_t>(static_cast<int>(c * 255.0f + 0.5f));
   }
 
   // docs/int16.md "Pixels": clamp(rs(q * 255, s), 0, 255), exactly.
