@@ -140,3 +140,42 @@ def test_cpp_codes_flagless_channels_like_python(tmp_path: Path) -> None:
     assert est["per_channel_ctx"][1] > flagged.estimate_bits(test)["per_channel_ctx"][1]
     # a model without flagless channels is still written as 1.0
     assert flagged.to_bytes()[6] == 0
+
+
+def test_cpp_quantisation_is_numpy_rint(tmp_path: Path) -> None:
+    # The encoder's q = round_half_even(y - offset) in float32 against numpy's rint, in both
+    # layouts the C++ reads (channel planes; pixel-interleaved on 3 threads, the encoder's):
+    # exact ties of both parities and signs, the float spacing of 0.5 just above 2^22, and
+    # the largest magnitudes below the 2^30 limit. Offsets are dyadic, so y - offset is exact
+    # and the ties stay ties.
+    given = np.array([0.0, 0.25, -0.5, 3.0], dtype=np.float32)
+    model = fit_entropy_model(smooth_latents(20, 4, 8, 8, 0), given)
+    model.save(tmp_path / "e.lice")
+    rng = np.random.default_rng(5)
+    y = (rng.normal(0, 20, (3, 4, 7, 9)) + given[None, :, None, None]).astype(np.float32)
+    ties = np.array([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 1e-8, -1e-8, 0.49999997, -0.49999997])
+    y[0, :, 0, :] = ties[:9][None, :] + given[:, None]
+    y[1, :, 1, :5] = np.array([2**22 + 0.5, 2**22 + 1.5, -(2**22) - 0.5, 2**23 - 0.5,
+                               2**30 - 64], dtype=np.float32)[None, :] + given[:, None]
+    y = y.astype(np.float32)
+    np.save(tmp_path / "y.npy", y)
+    exe = str(tool("latent_tool"))
+    proc = subprocess.run([exe, str(tmp_path / "e.lice"), str(tmp_path / "y.npy"), "--symbols",
+                           str(tmp_path / "q.npy")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    want = np.rint(y - given[None, :, None, None])
+    got = np.load(tmp_path / "q.npy")
+    assert np.array_equal(got, want)
+    assert np.array_equal(got[0, 0, 0, :6], [0, 2, 2, 0, -2, -2])  # ties to even, as numpy
+    # not finite or not below 2^30: an error naming the channel (the first bad row's lowest)
+    for value in (np.nan, np.inf, -np.inf, 2.0**30):
+        bad = y.copy()
+        bad[1, 0, 5, 0] = np.nan  # a later row: not the one reported
+        bad[1, 3, 2, 4] = value
+        bad[1, 2, 2, 1] = value
+        np.save(tmp_path / "bad.npy", bad)
+        cmd = [exe, str(tmp_path / "e.lice"), str(tmp_path / "bad.npy"), "--symbols",
+               str(tmp_path / "q2.npy")]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 1 and "runtime error" not in proc.stderr, proc.stderr
+        assert "non-finite or out-of-range value (channel 2)" in proc.stderr, proc.stderr

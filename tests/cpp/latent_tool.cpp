@@ -1,11 +1,15 @@
 // latent_tool: codes latents with an entropy model and checks the exact round trip.
 //
 //   latent_tool TABLES.lice Y.npy [BAND_ROWS]
+//   latent_tool TABLES.lice Y.npy --symbols Q.npy
 // Y.npy is float32 [N, C, h, w] (as EntropyModel.estimate_bits takes); each item is coded
 // as one payload (or, with BAND_ROWS, as one sub-stream per band of that many rows, as in
 // bitstream 2.0), decoded again and compared. Prints one JSON line: the ideal code lengths
 // (with contexts / plain tables) summed over the items, the payload bytes, and the bytes
 // the decoders consumed. Used by the tests and by the coder-overhead measurement.
+// With --symbols, writes the quantised symbols instead (float32 [N, C, h, w]), made from Y
+// as it is (channel planes) and from its pixel-interleaved copy on 3 threads (the encoder's
+// layout), which must agree.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -22,8 +26,9 @@
 using namespace lic::codec;
 
 int main(int argc, char** argv) {
-  if (argc != 3 && argc != 4) {
-    std::fprintf(stderr, "usage: latent_tool TABLES.lice Y.npy [BAND_ROWS]\n");
+  const bool symbols = argc == 5 && std::string(argv[3]) == "--symbols";
+  if (argc != 3 && argc != 4 && !symbols) {
+    std::fprintf(stderr, "usage: latent_tool TABLES.lice Y.npy [BAND_ROWS | --symbols Q.npy]\n");
     return 2;
   }
   try {
@@ -37,6 +42,21 @@ int main(int argc, char** argv) {
       throw lic::Error("Y.npy must be [N, C, h, w]");
     const int c = static_cast<int>(shape[1]), h = static_cast<int>(shape[2]), w = static_cast<int>(shape[3]);
     const size_t item = static_cast<size_t>(c) * h * w;
+    if (symbols) {
+      std::vector<float> out;
+      for (size_t n = 0; n < static_cast<size_t>(shape[0]); ++n) {
+        const float* item_y = y.data() + n * item;
+        const Latent planes = quantize(item_y, c, h, w, static_cast<size_t>(h) * w, 1, model);
+        std::vector<float> hwc(item);
+        for (size_t i = 0; i < item; ++i)
+          hwc[(i % (static_cast<size_t>(h) * w)) * c + i / (static_cast<size_t>(h) * w)] = item_y[i];
+        const Latent pixels = quantize(hwc.data(), c, h, w, 1, static_cast<size_t>(c), model, 3);
+        if (pixels.q != planes.q) throw lic::Error("the two layouts quantise differently");
+        out.insert(out.end(), planes.q.begin(), planes.q.end());
+      }
+      lic::npy::write(argv[4], shape, out);
+      return 0;
+    }
     double bits_ctx = 0, bits_plain = 0;
     size_t payload = 0, slack = 0;
     for (size_t n = 0; n < static_cast<size_t>(shape[0]); ++n) {

@@ -194,7 +194,11 @@ inline Latent decode_latent(RangeDecoder& dec, const ContextTables& m, int heigh
 }
 
 // q = round_half_even(y - offset) in float32, as ContextTables.symbols does; y is read at
-// y[c * c_stride + (row * width + col) * px_stride] so both CHW and HWC work.
+// y[c * c_stride + (row * width + col) * px_stride] so both CHW and HWC work. A row at a time
+// (threads take rows), each channel's values of the row in turn: the row's values stay in
+// cache, where a channel's values over the whole image (px_stride floats apart) did not.
+// A value that is not finite or not below kMaxAbsSymbol in magnitude is an error naming its
+// channel (the lowest of the first such row, whatever the thread count).
 inline Latent quantize(const float* y, int channels, int height, int width, size_t c_stride,
                        size_t px_stride, const ContextTables& m, int threads = 1) {
   if (channels != m.num_channels())
@@ -204,17 +208,24 @@ inline Latent quantize(const float* y, int channels, int height, int width, size
   lat.channels = channels;
   lat.height = height;
   lat.width = width;
-  lat.q.resize(static_cast<size_t>(channels) * height * width);
-  lic::parallel_for(channels, threads, [&](int c0, int c1) {
-    for (int c = c0; c < c1; ++c) {
-      const float offset = m.channels[c].offset;
-      for (size_t i = 0; i < static_cast<size_t>(height) * width; ++i) {
-        const float d = y[c * c_stride + i * px_stride] - offset;
-        if (!std::isfinite(d) || std::fabs(d) >= static_cast<float>(kMaxAbsSymbol))
+  const size_t w = static_cast<size_t>(width), plane = static_cast<size_t>(height) * w;
+  lat.q.resize(static_cast<size_t>(channels) * plane);
+  const float limit = static_cast<float>(kMaxAbsSymbol);
+  lic::parallel_for(height, threads, [&](int r0, int r1) {
+    for (int r = r0; r < r1; ++r)
+      for (int c = 0; c < channels; ++c) {
+        const float offset = m.channels[static_cast<size_t>(c)].offset;
+        const float* src = y + c * c_stride + static_cast<size_t>(r) * w * px_stride;
+        int32_t* dst = lat.q.data() + static_cast<size_t>(c) * plane + static_cast<size_t>(r) * w;
+        bool ok = true;
+        for (size_t x = 0; x < w; ++x) {
+          const float d = src[x * px_stride] - offset;
+          ok &= std::fabs(d) < limit;  // false for NaN and the infinities too
+          dst[x] = round_to_int32(d);  // only kept when the whole row is valid
+        }
+        if (!ok)
           throw Error("latent has a non-finite or out-of-range value (channel " + std::to_string(c) + ")");
-        lat.q[static_cast<size_t>(c) * height * width + i] = static_cast<int32_t>(std::nearbyint(d));
       }
-    }
   });
   return lat;
 }

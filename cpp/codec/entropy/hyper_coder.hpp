@@ -89,7 +89,7 @@ inline int64_t decode_value(RangeDecoder& dec, const SymbolCdf& t) {
 inline int32_t round_symbol(float d, const char* what) {
   if (!std::isfinite(d) || std::fabs(d) >= static_cast<float>(kMaxHyperSymbol))
     throw Error(std::string(what) + " has a non-finite or out-of-range value");
-  return static_cast<int32_t>(std::nearbyint(d));
+  return round_to_int32(d);
 }
 
 }  // namespace hyper
