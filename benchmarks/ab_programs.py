@@ -10,6 +10,11 @@ another knob. Every round runs each variant's encoder and decoder with 1 and 2 t
 the variants' order alternating from round to round: on a shared machine whose speed drifts
 from minute to minute, only times taken this close together compare. Prints the mean (with
 its standard error), median and best wall time of each, and the two-thread speed-ups.
+
+Each round also times benchmarks/host_ceiling.cpp (a compute-bound loop, built here with
+g++) on one and two threads: the speed-up two threads give on this host at this time, the
+ceiling for the programs' own (on a VM whose two CPUs share a core or a busy host, well
+below 2). Skipped with a note where it does not build.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from pathlib import Path
 
 KODIM07 = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak" / "kodim07.png"
 RUNS = ("encoder 1", "encoder 2", "decoder 1", "decoder 2")
+CEILING_SOURCE = Path(__file__).resolve().parent / "host_ceiling.cpp"
+CEILING_MILLIONS = "50"  # ~90 ms on one core of the benchmark machine
 
 
 def parse_variant(text: str) -> tuple[str, Path, dict[str, str]]:
@@ -47,6 +54,27 @@ def wall_ms(cmd: list[str], env: dict[str, str]) -> float:
     return (time.perf_counter() - start) * 1e3
 
 
+def build_ceiling(work: Path) -> Path | None:
+    exe = work / "host_ceiling"
+    proc = subprocess.run(["g++", "-O2", "-march=native", "-pthread", str(CEILING_SOURCE),
+                           "-o", str(exe)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(f"(host ceiling skipped: {CEILING_SOURCE.name} does not build here)")
+        return None
+    return exe
+
+
+def ceiling_ms(exe: Path, threads: int) -> float:
+    out = subprocess.run([str(exe), str(threads), CEILING_MILLIONS], check=True,
+                         capture_output=True, text=True).stdout
+    return float(out.split()[0])
+
+
+def speedups(one: list[float], two: list[float]) -> str:
+    return (f"speed-up of the medians {statistics.median(one) / statistics.median(two):.3f}, "
+            f"of the best runs {min(one) / min(two):.3f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("variants", nargs="+", help="BUILD or BUILD@K=V,K=V")
@@ -61,7 +89,12 @@ def main() -> None:
             index = args.variants.index(name)
             subprocess.run([str(folder / "encoder"), str(args.image), str(work / f"{index}.bin")],
                            check=True, stdout=subprocess.DEVNULL, env=env)
+        ceiling = build_ceiling(work)
+        host: dict[int, list[float]] = {1: [], 2: []}
         for r in range(args.rounds):
+            if ceiling is not None:
+                for t in (1, 2):
+                    host[t].append(ceiling_ms(ceiling, t))
             for name, folder, env in variants if r % 2 == 0 else variants[::-1]:
                 index = args.variants.index(name)
                 for t in (1, 2):
@@ -82,8 +115,12 @@ def main() -> None:
                 err = statistics.stdev(xs) / len(xs) ** 0.5 if len(xs) > 1 else 0.0
                 cells.append(f"{label} {statistics.mean(xs):.1f} ± {err:.1f} "
                              f"({statistics.median(xs):.1f}, {min(xs):.1f})")
-            print(f"  {prog}: {'; '.join(cells)}; speed-up of the medians "
-                  f"{statistics.median(one) / statistics.median(two):.3f}")
+            print(f"  {prog}: {'; '.join(cells)}; {speedups(one, two)}")
+    if host[1]:
+        one, two = host[1], host[2]
+        print(f"host ceiling ({CEILING_SOURCE.name}, ms): 1 thread {statistics.median(one):.1f} "
+              f"(best {min(one):.1f}), 2 threads {statistics.median(two):.1f} "
+              f"(best {min(two):.1f}); {speedups(one, two)}")
 
 
 if __name__ == "__main__":

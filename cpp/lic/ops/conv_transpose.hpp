@@ -318,7 +318,7 @@ class ConvTranspose2dOp {
         for (int t = 0; t < nrows; ++t) {
           const float* c = rows[t] + std::ptrdiff_t(q) * ncol;
           int m = 0;
-          for (; m < odd_taps; ++m, c += 2 * C - ncol) {
+          for (; m < odd_taps; ++m, c += step) {
 #pragma GCC unroll 32
             for (int co = 0; co < 2 * C; ++co) sum[co] += c[co];
           }
