@@ -315,6 +315,27 @@ def test_streamed_runs_equal_whole_tensor_runs(tmp_path, h, w) -> None:
                     (name, band, threads)
 
 
+def test_window_shifts_shared_between_threads(tmp_path) -> None:
+    # A window's kept rows are moved to the top of its buffer by all threads at once, each
+    # its own columns of every row, once rows are 8192 floats or longer (lic/stream.hpp
+    # shift_to_top): here 64 channels x 154 padded columns, shifted every band or two. The
+    # result must be bit for bit the whole-tensor run's on any thread count.
+    rng = np.random.default_rng(21)
+    nodes = [conv_node(rng, 8, 64, 3, 1, (1, 1, 1, 1)), Node("relu", [1]),
+             conv_node(rng, 64, 32, 5, 2, (2, 2, 2, 2), 2), Node("relu", [3]),
+             deconv_node(rng, 32, 64, 5, 2, 2, 1, 4), Node("relu", [5]),
+             conv_node(rng, 64, 3, 3, 1, (1, 1, 1, 1), 6)]
+    path = save(tmp_path, nodes, "shifts")
+    x = rng.standard_normal((26, 150, 8)).astype(np.float32)
+    whole = run_licm(path, x, 1, env={"LIC_STREAM": "0"})
+    want = torch_model(nodes, x)
+    assert np.abs(whole - want).max() <= 2e-5 * max(1.0, np.abs(want).max())
+    for band in ("1", "2", "5"):
+        for threads in (2, 3):
+            got = run_licm(path, x, threads, env={"LIC_BAND_ROWS": band, "LIC_POISON_BUFFERS": "1"})
+            assert np.array_equal(got.view(np.uint32), whole.view(np.uint32)), (band, threads)
+
+
 def test_stream_windows_hold_what_a_band_needs(tmp_path) -> None:
     # Four 5x5 stride-2 convolutions (g_a's shape; 16 channels on: the Winograd form) in
     # bands of one output row. Once a window keeps rows, operator 3 (the last) reads 5 input
