@@ -128,34 +128,18 @@ class LatentSource {
 // but made without a second copy): de-quantised window by window, as decode() would.
 class QuantizedLatent : public LatentSource {
  public:
-  QuantizedLatent(Latent q, const ContextTables& t) : q_(std::move(q)) {
-    for (const ChannelTables& c : t.channels) offset_.push_back(c.offset);
-  }
+  QuantizedLatent(Latent q, const ContextTables& t) : q_(std::move(q)), offset_(offsets_of(t)) {}
   lic::Tensor window(long long y0, long long x0, long long h, long long w) const override {
     lic::Tensor t(int(h), int(w), q_.channels);
-    const size_t c_n = size_t(q_.channels);
-    for (int c = 0; c < q_.channels; ++c) {
-      const float offset = offset_[size_t(c)];
-      for (long long y = 0; y < h; ++y) {
-        const int32_t* src = q_.q.data() + (size_t(c) * q_.height + size_t(y0 + y)) * q_.width + size_t(x0);
-        float* dst = t.data.data() + size_t(y) * size_t(w) * c_n + size_t(c);
-        for (long long x = 0; x < w; ++x) dst[size_t(x) * c_n] = static_cast<float>(src[x]) + offset;
-      }
-    }
+    const lic::RowOut rows{t.data.data(), 0, std::ptrdiff_t(w) * q_.channels};
+    window_rows(y0, x0, w, 0, int(h), rows);
     return t;
   }
 
   void window_rows(long long y0, long long x0, long long w, int r0, int r1,
                    const lic::RowOut& dst) const override {
-    const size_t c_n = size_t(q_.channels);
-    for (int r = r0; r < r1; ++r) {
-      float* row = dst.row(r);
-      for (int c = 0; c < q_.channels; ++c) {
-        const float offset = offset_[size_t(c)];
-        const int32_t* src = q_.q.data() + (size_t(c) * q_.height + size_t(y0 + r)) * q_.width + size_t(x0);
-        for (long long x = 0; x < w; ++x) row[size_t(x) * c_n + size_t(c)] = static_cast<float>(src[x]) + offset;
-      }
-    }
+    for (int r = r0; r < r1; ++r)
+      dequantize_row(q_, offset_.data(), int(y0 + r), size_t(x0), size_t(w), dst.row(r));
   }
 
  private:

@@ -230,24 +230,39 @@ inline Latent quantize(const float* y, int channels, int height, int width, size
   return lat;
 }
 
-// Rows [y0, y1) of the de-quantised latent y_hat = q + offset (float32) into out (HWC).
+// Columns [x0, x0 + w) of row y of the de-quantised latent y_hat = q + offset[c] (float32)
+// into out, HWC (w pixels of lat.channels floats). Pixel by pixel, its channels in turn:
+// each pixel's floats are written in order while the channel planes are read in step (one
+// cache line per channel in use). Channel by channel, every value went to a line of its
+// own, into a window buffer not in cache: the decoder's de-quantisation of kodim07's
+// latent took 1.4-2.1 ms that way, 0.9-1.3 ms this way (5 runs each, 1 and 2 threads).
+inline void dequantize_row(const Latent& lat, const float* offset, int y, size_t x0, size_t w,
+                           float* out) {
+  const size_t c_n = static_cast<size_t>(lat.channels);
+  const size_t plane = static_cast<size_t>(lat.height) * static_cast<size_t>(lat.width);
+  const int32_t* q = lat.q.data() + static_cast<size_t>(y) * static_cast<size_t>(lat.width) + x0;
+  for (size_t x = 0; x < w; ++x, out += c_n)
+    for (size_t c = 0; c < c_n; ++c) out[c] = static_cast<float>(q[c * plane + x]) + offset[c];
+}
+
+inline std::vector<float> offsets_of(const ContextTables& m) {
+  std::vector<float> offset;
+  for (const ChannelTables& c : m.channels) offset.push_back(c.offset);
+  return offset;
+}
+
+// Rows [y0, y1) of the de-quantised latent into out (HWC, the whole latent's layout).
 inline void dequantize_rows(const Latent& lat, const ContextTables& m, int y0, int y1, float* out) {
-  const size_t hw = static_cast<size_t>(lat.height) * lat.width, c_n = static_cast<size_t>(lat.channels);
-  for (size_t c = 0; c < c_n; ++c) {
-    const float offset = m.channels[c].offset;
-    const int32_t* q = lat.q.data() + c * hw;
-    for (size_t i = static_cast<size_t>(y0) * lat.width; i < static_cast<size_t>(y1) * lat.width; ++i)
-      out[i * c_n + c] = static_cast<float>(q[i]) + offset;
-  }
+  const std::vector<float> offset = offsets_of(m);
+  const size_t row = static_cast<size_t>(lat.width) * static_cast<size_t>(lat.channels);
+  for (int y = y0; y < y1; ++y)
+    dequantize_row(lat, offset.data(), y, 0, static_cast<size_t>(lat.width), out + static_cast<size_t>(y) * row);
 }
 
 // De-quantised latent y_hat = q + offset (float32), HWC.
 inline std::vector<float> dequantize_hwc(const Latent& lat, const ContextTables& m) {
   std::vector<float> out(lat.q.size());
-  const size_t hw = static_cast<size_t>(lat.height) * lat.width;
-  for (int c = 0; c < lat.channels; ++c)
-    for (size_t i = 0; i < hw; ++i)
-      out[i * lat.channels + c] = static_cast<float>(lat.q[c * hw + i]) + m.channels[c].offset;
+  dequantize_rows(lat, m, 0, lat.height, out.data());
   return out;
 }
 
