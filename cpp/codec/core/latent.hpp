@@ -13,14 +13,16 @@
 namespace lic::codec {
 
 // nearbyint(d) as an int32 (rounding to nearest, ties to even: the default mode, and numpy's
-// rint that the Python side quantises with), for |d| < 2^31. On x86-64 one instruction
-// (cvtss2si rounds as MXCSR says); nearbyint itself is a libm call there without SSE4.1, and
-// one call per latent value was most of the encoder's quantisation (docs/performance.md).
+// rint that the Python side quantises with) for |d| < 2^31; INT32_MIN for anything else
+// and NaN, as x86's cvtss2si gives (callers check the range first or after). On x86-64 one
+// instruction (cvtss2si rounds as MXCSR says); nearbyint itself is a libm call there
+// without SSE4.1, and one call per latent value was most of the encoder's quantisation
+// (docs/performance.md).
 inline int32_t round_to_int32(float d) {
 #if defined(__SSE2__)
   return _mm_cvtss_si32(_mm_set_ss(d));
 #else
-  return static_cast<int32_t>(std::nearbyint(d));
+  return std::fabs(d) < 2147483648.0f ? static_cast<int32_t>(std::nearbyint(d)) : INT32_MIN;
 #endif
 }
 
