@@ -46,11 +46,26 @@ int main(int argc, char** argv) {
       std::vector<float> out;
       for (size_t n = 0; n < static_cast<size_t>(shape[0]); ++n) {
         const float* item_y = y.data() + n * item;
-        const Latent planes = quantize(item_y, c, h, w, static_cast<size_t>(h) * w, 1, model);
         std::vector<float> hwc(item);
         for (size_t i = 0; i < item; ++i)
           hwc[(i % (static_cast<size_t>(h) * w)) * c + i / (static_cast<size_t>(h) * w)] = item_y[i];
-        const Latent pixels = quantize(hwc.data(), c, h, w, 1, static_cast<size_t>(c), model, 3);
+        // An invalid value must give the same error both ways (the one naming the first bad
+        // row's lowest channel, whichever thread met it).
+        Latent planes, pixels;
+        std::string planes_error, pixels_error;
+        try {
+          planes = quantize(item_y, c, h, w, static_cast<size_t>(h) * w, 1, model);
+        } catch (const lic::Error& e) {
+          planes_error = e.what();
+        }
+        try {
+          pixels = quantize(hwc.data(), c, h, w, 1, static_cast<size_t>(c), model, 3);
+        } catch (const lic::Error& e) {
+          pixels_error = e.what();
+        }
+        if (planes_error != pixels_error)
+          throw lic::Error("the two layouts fail differently: " + planes_error + " / " + pixels_error);
+        if (!planes_error.empty()) throw lic::Error(planes_error);
         if (pixels.q != planes.q) throw lic::Error("the two layouts quantise differently");
         out.insert(out.end(), planes.q.begin(), planes.q.end());
       }
