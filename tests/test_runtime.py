@@ -319,7 +319,8 @@ def test_window_shifts_shared_between_threads(tmp_path) -> None:
     # A window's kept rows are moved to the top of its buffer by all threads at once, each
     # its own columns of every row, once rows are 8192 floats or longer (lic/stream.hpp
     # shift_to_top): here 64 channels x 154 padded columns, shifted every band or two. The
-    # result must be bit for bit the whole-tensor run's on any thread count.
+    # result must be bit for bit the whole-tensor run's on any thread count (AddressSanitizer
+    # and UBSan on).
     rng = np.random.default_rng(21)
     nodes = [conv_node(rng, 8, 64, 3, 1, (1, 1, 1, 1)), Node("relu", [1]),
              conv_node(rng, 64, 32, 5, 2, (2, 2, 2, 2), 2), Node("relu", [3]),
@@ -332,7 +333,8 @@ def test_window_shifts_shared_between_threads(tmp_path) -> None:
     assert np.abs(whole - want).max() <= 2e-5 * max(1.0, np.abs(want).max())
     for band in ("1", "2", "5"):
         for threads in (2, 3):
-            got = run_licm(path, x, threads, env={"LIC_BAND_ROWS": band, "LIC_POISON_BUFFERS": "1"})
+            got = run_licm(path, x, threads, sanitize=True,
+                           env={"LIC_BAND_ROWS": band, "LIC_POISON_BUFFERS": "1"})
             assert np.array_equal(got.view(np.uint32), whole.view(np.uint32)), (band, threads)
 
 
