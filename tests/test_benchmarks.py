@@ -7,6 +7,7 @@ import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -17,16 +18,22 @@ def test_there_are_benchmarks() -> None:
     assert len(BENCHMARKS) >= 5
 
 
-@pytest.mark.parametrize("script", BENCHMARKS, ids=lambda p: p.name)
-def test_benchmark_imports(script: Path) -> None:
+def load_script(script: Path) -> ModuleType:
+    """Imports a benchmark script as a module: runs its imports, not its main()."""
     spec = importlib.util.spec_from_file_location(f"bench_{script.stem}", script)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
     try:
-        spec.loader.exec_module(module)  # runs the imports, not main()
+        spec.loader.exec_module(module)
     finally:
         del sys.modules[spec.name]
+    return module
+
+
+@pytest.mark.parametrize("script", BENCHMARKS, ids=lambda p: p.name)
+def test_benchmark_imports(script: Path) -> None:
+    module = load_script(script)
     assert callable(getattr(module, "main", None)), f"{script.name} has no main()"
 
 
@@ -39,11 +46,7 @@ def test_benchmark_help() -> None:
 
 def test_host_ceiling_builds_and_runs(tmp_path: Path) -> None:
     # ab_programs.py builds and runs it every round; a build failure there is only a note.
-    script = BENCHMARKS[0].parent / "ab_programs.py"
-    spec = importlib.util.spec_from_file_location("bench_ab", script)
-    assert spec is not None and spec.loader is not None
-    ab = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ab)
+    ab = load_script(BENCHMARKS[0].parent / "ab_programs.py")
     exe = ab.build_ceiling(tmp_path)
     assert exe is not None
     ab.CEILING_MILLIONS = "2"
