@@ -14,7 +14,10 @@ its standard error), median and best wall time of each, and the two-thread speed
 Each round also times benchmarks/host_ceiling.cpp (a compute-bound loop, built here with
 g++) on one and two threads: the speed-up two threads give on this host at this time, the
 ceiling for the programs' own (on a VM whose two CPUs share a core or a busy host, well
-below 2). Skipped with a note where it does not build.
+below 2). It is timed a second time with its work taken in pieces from a shared counter:
+if that reaches 2 where the even split does not, the threads only ran at unequal speeds
+and handing out work on demand would pay; if not, both threads were slowed. Skipped with a
+note where it does not build.
 """
 
 from __future__ import annotations
@@ -70,6 +73,15 @@ def ceiling_ms(exe: Path, threads: int) -> float:
     return float(out.split()[0])
 
 
+def shared_ceiling(exe: Path, threads: int) -> tuple[float, float]:
+    """Wall ms with the work taken from a shared counter, and the share of the pieces the
+    busiest thread took (1/threads when all ran at the same speed)."""
+    out = subprocess.run([str(exe), str(threads), CEILING_MILLIONS, "shared"], check=True,
+                         capture_output=True, text=True).stdout.split()
+    pieces = [int(n) for n in out[2:]]
+    return float(out[0]), max(pieces) / sum(pieces)
+
+
 def speedups(one: list[float], two: list[float]) -> str:
     return (f"speed-up of the medians {statistics.median(one) / statistics.median(two):.3f}, "
             f"of the best runs {min(one) / min(two):.3f}")
@@ -91,10 +103,15 @@ def main() -> None:
                            check=True, stdout=subprocess.DEVNULL, env=env)
         ceiling = build_ceiling(work)
         host: dict[int, list[float]] = {1: [], 2: []}
+        shared: list[float] = []
+        busiest: list[float] = []
         for r in range(args.rounds):
             if ceiling is not None:
                 for t in (1, 2):
                     host[t].append(ceiling_ms(ceiling, t))
+                ms, share = shared_ceiling(ceiling, 2)
+                shared.append(ms)
+                busiest.append(share)
             for name, folder, env in variants if r % 2 == 0 else variants[::-1]:
                 index = args.variants.index(name)
                 for t in (1, 2):
@@ -121,6 +138,9 @@ def main() -> None:
         print(f"host ceiling ({CEILING_SOURCE.name}, ms): 1 thread {statistics.median(one):.1f} "
               f"(best {min(one):.1f}), 2 threads {statistics.median(two):.1f} "
               f"(best {min(two):.1f}); {speedups(one, two)}")
+        print(f"  work from a shared counter: 2 threads {statistics.median(shared):.1f} "
+              f"(best {min(shared):.1f}); {speedups(one, shared)}; the busier thread took "
+              f"{100 * statistics.median(busiest):.1f}% of the pieces (median)")
 
 
 if __name__ == "__main__":

@@ -4,11 +4,21 @@
 // physical core or its neighbours' load, this loop itself runs well short of 2x faster on
 // two threads, and no program can do better than it.
 //
-//   host_ceiling THREADS MILLIONS    prints the wall time (ms) of MILLIONS million
-//                                    iterations shared by THREADS threads
+//   host_ceiling THREADS MILLIONS           prints the wall time (ms) of MILLIONS million
+//                                           iterations split evenly between THREADS threads,
+//                                           and a checksum
+//   host_ceiling THREADS MILLIONS shared    the same work taken by the threads a quarter
+//                                           million at a time from a shared counter; also
+//                                           prints how many pieces each thread took
+//
+// If the threads merely ran at unequal speeds, the shared counter would let the faster one
+// take more and reach 2x where the even split does not; if both are slowed whenever both
+// run, neither way gets there.
 //
 // Built by ab_programs.py with -O2 -march=native (fused multiply-adds where the CPU has them).
+#include <atomic>
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <cstdlib>
 #include <thread>
@@ -39,23 +49,45 @@ static float chains(long iterations) {
   return s[0];
 }
 
+static constexpr long kPiece = 250000;
+
 int main(int argc, char** argv) {
   const int threads = argc > 1 ? std::atoi(argv[1]) : 1;
   const long millions = argc > 2 ? std::atol(argv[2]) : 50;
-  if (argc != 3 || threads < 1 || threads > 256 || millions < 1 || millions > 100000) {
-    std::fprintf(stderr, "usage: host_ceiling THREADS MILLIONS\n");
+  const bool shared = argc == 4 && std::strcmp(argv[3], "shared") == 0;
+  if ((argc != 3 && !shared) || threads < 1 || threads > 256 || millions < 1 ||
+      millions > 100000) {
+    std::fprintf(stderr, "usage: host_ceiling THREADS MILLIONS [shared]\n");
     return 2;
   }
   const long each = millions * 1000000 / threads;
+  const long pieces = millions * 1000000 / kPiece;
+  std::atomic<long> next_piece{0};
   std::vector<float> sums(static_cast<std::size_t>(threads));
+  std::vector<long> taken(static_cast<std::size_t>(threads));
+  auto work = [&](int t) {
+    if (!shared) {
+      sums[std::size_t(t)] = chains(each);
+      return;
+    }
+    float sum = 0.0f;
+    while (next_piece.fetch_add(1) < pieces) {
+      sum += chains(kPiece);
+      ++taken[std::size_t(t)];
+    }
+    sums[std::size_t(t)] = sum;
+  };
   const auto start = std::chrono::steady_clock::now();
   std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) pool.emplace_back([&, t] { sums[std::size_t(t)] = chains(each); });
-  sums[0] = chains(each);
+  for (int t = 1; t < threads; ++t) pool.emplace_back(work, t);
+  work(0);
   for (std::thread& t : pool) t.join();
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   float total = 0.0f;
   for (float s : sums) total += s;
-  std::printf("%.3f %g\n", ms, double(total));  // the sum keeps the loops alive
+  std::printf("%.3f %g", ms, double(total));  // the sum keeps the loops alive
+  if (shared)
+    for (long n : taken) std::printf(" %ld", n);
+  std::printf("\n");
   return 0;
 }

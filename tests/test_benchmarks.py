@@ -55,3 +55,12 @@ def test_host_ceiling_builds_and_runs(tmp_path: Path) -> None:
     out = subprocess.run([str(exe), "3", "2"], capture_output=True, text=True).stdout.split()
     assert float(out[1]) == pytest.approx(30.0, rel=1e-3)
     assert subprocess.run([str(exe), "0", "2"], capture_output=True).returncode == 2
+    assert subprocess.run([str(exe), "2", "2", "even"], capture_output=True).returncode == 2
+    # from the shared counter: 2 million in pieces of a quarter million, 10.0 per piece,
+    # all of them taken once between the threads
+    out = subprocess.run([str(exe), "3", "2", "shared"], capture_output=True,
+                         text=True).stdout.split()
+    assert float(out[1]) == pytest.approx(80.0, rel=1e-3)
+    assert len(out) == 5 and sum(int(n) for n in out[2:]) == 8
+    ms, share = ab.shared_ceiling(exe, 2)
+    assert ms > 0 and 0.5 <= share <= 1.0
