@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
 
 BENCHMARKS = sorted((Path(__file__).resolve().parents[1] / "benchmarks").glob("*.py"))
@@ -64,3 +65,23 @@ def test_host_ceiling_builds_and_runs(tmp_path: Path) -> None:
     assert len(out) == 5 and sum(int(n) for n in out[2:]) == 8
     ms, share = ab.shared_ceiling(exe, 2)
     assert ms > 0 and 0.5 <= share <= 1.0
+
+
+def test_moonshot_counts_direct_multiply_adds(tmp_path: Path) -> None:
+    from onnx import TensorProto, helper, numpy_helper, save
+
+    moon = load_script(BENCHMARKS[0].parent / "bench_moonshot.py")
+    conv_w = numpy_helper.from_array(np.zeros((4, 3, 3, 3), np.float32), "cw")
+    deconv_w = numpy_helper.from_array(np.zeros((4, 2, 5, 5), np.float32), "dw")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "cw"], ["h"], strides=[2, 2], pads=[1, 1, 1, 1]),
+         helper.make_node("Relu", ["h"], ["r"]),
+         helper.make_node("ConvTranspose", ["r", "dw"], ["y"], strides=[2, 2],
+                          pads=[2, 2, 2, 2], output_padding=[1, 1])],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, "height", "width"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [conv_w, deconv_w])
+    path = tmp_path / "g.onnx"
+    save(helper.make_model(graph), str(path))
+    # by hand: the conv gives 4x3 pixels x 4 outputs x 27 taps; each of the deconv's
+    # 4x3x4 inputs meets 2 outputs x 25 taps
+    assert moon.direct_macs(path, 8, 6) == 4 * 3 * 4 * 27 + 4 * 3 * 4 * 2 * 25
