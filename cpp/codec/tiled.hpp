@@ -270,7 +270,9 @@ class TiledDecoder {
     if (const auto* ctx = dynamic_cast<const ContextTableCoder*>(&dec_.coder())) {
       lic::ProfileScope entropy("decoder: entropy decoding");
       return std::make_unique<QuantizedLatent>(
-          ctx->decode_symbols(p.substreams, int(p.header.band_rows), lh, lw, threads), ctx->tables());
+          ctx->decode_symbols(p.substreams, int(p.header.band_rows), lh, lw,
+                              dec_.threads_beside_packing(threads)),
+          ctx->tables());
     }
     return std::make_unique<WholeLatent>(dec_.latent(p, threads));
   }

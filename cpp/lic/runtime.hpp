@@ -551,6 +551,12 @@ class ModelPacking {
     }
   }
 
+  // Whether every layer is packed (or failed).
+  bool all_packed() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return done_ == static_cast<int>(order_.size());
+  }
+
   Model finish() {
     {
       std::unique_lock<std::mutex> lock(mutex_);
@@ -595,6 +601,12 @@ class PendingModel {
     for (int i = 1; i < threads; ++i)
       s.packers.push_back(start_thread([packing = s.packing] { packing->help(); }));
     return m;
+  }
+
+  // Whether threads of its own are still packing it: work the caller does meanwhile
+  // should then keep to the caller's thread, as they hold the other cores.
+  bool being_packed() const {
+    return state_ && state_->packing && !state_->packers.empty() && !state_->packing->all_packed();
   }
 
   const Model& get() const {

@@ -70,16 +70,22 @@ int main(int argc, char** argv) {
     for (int threads : {1, 2, 3, 8}) {  // 8: more packers than layers
       const lic::PendingModel pending =
           lic::PendingModel::start(lic::parse_model(bytes.data(), bytes.size()), threads, "parallel_check: packing");
+      // Packing threads of its own only with 2+ threads; with one, the first get() packs.
+      if (threads == 1)
+        require(!pending.being_packed(), "PendingModel (1 thread): being packed with no packers");
       lic::Tensor got[2];
       std::thread other([&] { got[1] = pending.get().run(x, 2); });
       got[0] = pending.get().run(x, 1);
       other.join();
+      require(!pending.being_packed(),
+              "PendingModel (" + std::to_string(threads) + " threads): still being packed after get()");
       for (const lic::Tensor& g : got)
         require(g.data.size() == want.data.size() &&
                     std::memcmp(g.data.data(), want.data.data(), want.data.size() * sizeof(float)) == 0,
                 "PendingModel (" + std::to_string(threads) + " threads): other results than the model packed directly");
     }
     const lic::PendingModel ready(lic::Model::from_parsed(lic::parse_model(bytes.data(), bytes.size())));
+    require(!ready.being_packed(), "PendingModel of a packed model: being packed");
     const lic::Tensor again = ready.get().run(x, 1);
     require(std::memcmp(again.data.data(), want.data.data(), want.data.size() * sizeof(float)) == 0,
             "PendingModel of a packed model: other results");
