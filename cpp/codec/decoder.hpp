@@ -50,10 +50,11 @@ class Decoder {
   uint32_t multiple() const { return multiple_; }
   const lic::Model& synthesis() const { return g_s_.get(); }
 
-  // Threads for the work before g_s (entropy decoding): one while g_s is still being packed
-  // on the others. Threads started beside the packers shared their cores with them: the
-  // two-thread entropy decoding of kodim07 took 7.5-14 ms against 5.6-6.0 on one.
-  int threads_beside_packing(int threads) const { return g_s_.being_packed() ? 1 : threads; }
+  // Whether g_s is still being packed on threads of its own: the threads that share the
+  // entropy decoding with the caller join it only once it is not (beside the packers they
+  // made three threads on two cores: the two-thread entropy decoding of kodim07 took
+  // 7.5-14 ms against 5.6-6.0 on one).
+  bool g_s_being_packed() const { return g_s_.being_packed(); }
   const LatentCoder& coder() const { return *coder_; }
 
   // Checks the container (docs/bitstream.md: every check before anything is allocated).
@@ -67,8 +68,7 @@ class Decoder {
     lic::ProfileScope entropy("decoder: entropy decoding");
     return coder_->decode_bands(p.substreams, static_cast<int>(p.header.band_rows),
                                 static_cast<int>(p.header.latent_h),
-                                static_cast<int>(p.header.latent_w),
-                                threads_beside_packing(threads));
+                                static_cast<int>(p.header.latent_w), threads);
   }
 
   // The whole image in one piece (images within the 1.0 limits; codec/tiled.hpp decodes

@@ -270,8 +270,8 @@ class TiledDecoder {
     if (const auto* ctx = dynamic_cast<const ContextTableCoder*>(&dec_.coder())) {
       lic::ProfileScope entropy("decoder: entropy decoding");
       return std::make_unique<QuantizedLatent>(
-          ctx->decode_symbols(p.substreams, int(p.header.band_rows), lh, lw,
-                              dec_.threads_beside_packing(threads)),
+          ctx->decode_symbols(p.substreams, int(p.header.band_rows), lh, lw, threads,
+                              [this] { return !dec_.g_s_being_packed(); }),
           ctx->tables());
     }
     return std::make_unique<WholeLatent>(dec_.latent(p, threads));

@@ -3,6 +3,7 @@
 // same order whatever the thread count: results do not depend on `threads`.
 //
 //   parallel_for(n, threads, fn)   one std::thread per chunk, for one-off loops
+//   parallel_each(n, threads, fn)  items handed out one at a time, for uneven items
 //   ThreadPool pool(threads);      persistent workers, for the many small loops of a
 //   pool.parallel_for(n, fn);      streamed run (starting a thread costs ~20-50 us)
 //   start_thread(fn)               a thread started on another CPU (both use it)
@@ -96,15 +97,44 @@ void parallel_for(int n, int threads, F&& fn) {
 }
 
 // fn(i) for every i in [0, n), items handed out one at a time in order to `threads`
-// threads (for a few uneven items, such as packing the weights of a network's layers:
-// put the largest first).
+// threads (for uneven items, such as packing the weights of a network's layers: put the
+// largest first). The caller starts at once; the other threads start taking items once
+// helpers_may_start() (polled every 100 us) says that what holds their cores is done, as
+// the decoder's sub-streams wait for g_s to be packed on the other cores, or stop when no
+// item is left. Once an item throws no further item is handed out, and the lowest item's
+// exception is rethrown: items are handed out in order, so that is the one a single
+// thread would have thrown.
+template <class F, class P>
+void parallel_each(int n, int threads, F&& fn, P&& helpers_may_start) {
+  if (n <= 0) return;
+  const int t = std::max(1, std::min(threads, n));
+  std::atomic<int> next{0};
+  std::atomic<bool> failed{false};
+  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(n));
+  parallel_for(t, t, [&](int thread, int) {
+    if (thread > 0)
+      while (!helpers_may_start()) {
+        if (next.load(std::memory_order_relaxed) >= n) return;
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+      }
+    while (!failed.load(std::memory_order_relaxed)) {
+      const int i = next.fetch_add(1);
+      if (i >= n) break;
+      try {
+        fn(i);
+      } catch (...) {
+        errors[static_cast<std::size_t>(i)] = std::current_exception();
+        failed.store(true, std::memory_order_relaxed);
+      }
+    }
+  });
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
 template <class F>
 void parallel_each(int n, int threads, F&& fn) {
-  std::atomic<int> next{0};
-  const int t = std::max(1, std::min(threads, n));
-  parallel_for(t, t, [&](int, int) {
-    for (int i = next.fetch_add(1); i < n; i = next.fetch_add(1)) fn(i);
-  });
+  parallel_each(n, threads, std::forward<F>(fn), [] { return true; });
 }
 
 // `threads - 1` workers; the calling thread takes chunk 0 of every job. Between jobs a

@@ -603,8 +603,7 @@ class PendingModel {
     return m;
   }
 
-  // Whether threads of its own are still packing it: work the caller does meanwhile
-  // should then keep to the caller's thread, as they hold the other cores.
+  // Whether threads of its own are still packing it (and so hold cores).
   bool being_packed() const {
     return state_ && state_->packing && !state_->packers.empty() && !state_->packing->all_packed();
   }

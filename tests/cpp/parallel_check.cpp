@@ -53,10 +53,57 @@ int start_thread_checks() {
 
 }  // namespace
 
+// parallel_each: every item once; the helpers join only once helpers_may_start(), here
+// after the caller alone has done 5 items (so the caller must not wait for them to
+// start), and return at once when it never does and the caller takes every item; after
+// items throw, the lowest item's exception, for any thread count.
+void parallel_each_checks() {
+  for (int threads : {1, 2, 3, 8}) {
+    const std::string where = " (parallel_each, " + std::to_string(threads) + " threads)";
+    std::vector<std::atomic<int>> seen(64);
+    std::atomic<int> done{0}, waited{0};
+    lic::parallel_each(
+        64, threads,
+        [&](int i) {
+          seen[std::size_t(i)].fetch_add(1);
+          done.fetch_add(1);
+        },
+        [&] {
+          waited.fetch_add(1);
+          return done.load() >= 5;
+        });
+    for (const auto& n : seen) require(n.load() == 1, "an item not done exactly once" + where);
+    require(done.load() == 64, "items missing" + where);
+    require(threads == 1 || waited.load() >= threads - 1, "helpers never asked" + where);
+    std::atomic<int> by_caller{0};
+    const std::thread::id caller = std::this_thread::get_id();
+    lic::parallel_each(
+        64, threads,
+        [&](int) {
+          if (std::this_thread::get_id() == caller) by_caller.fetch_add(1);
+        },
+        [] { return false; });
+    require(by_caller.load() == 64, "a helper took an item it was never let take" + where);
+    std::atomic<int> after{0};
+    try {
+      lic::parallel_each(64, threads, [&](int i) {
+        if (i > 37) after.fetch_add(1);
+        if (i == 37 || i == 50) throw lic::Error("item " + std::to_string(i));
+      });
+      require(false, "no exception" + where);
+    } catch (const lic::Error& e) {
+      require(std::string(e.what()) == "item 37", std::string("rethrew ") + e.what() + where);
+    }
+    // one thread stops at the failure (others may have taken later items meanwhile)
+    if (threads == 1) require(after.load() == 0, "items handed out after a failure" + where);
+  }
+}
+
 int main(int argc, char** argv) {
   try {
     if (argc != 3) throw lic::Error("usage: parallel_check MODEL.licm IN.npy");
     const int elsewhere = start_thread_checks();
+    parallel_each_checks();
 
     // A model packed in the background (by threads - 1 threads and the first get()) or on
     // first use (1 thread) runs as the same model packed directly, bit for bit, also when

@@ -20,6 +20,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -338,9 +339,12 @@ class ContextTableCoder : public LatentCoder {
 
   // The quantised latent of a payload's sub-streams, what decode_bands() de-quantises (tiled
   // decoding keeps this form and de-quantises one window at a time: y_hat = float(q) +
-  // offset). The bands are decoded in parallel.
+  // offset). The bands are decoded in parallel, handed out one at a time: the caller starts
+  // at once, the other threads once helpers_may_start() (lic::parallel_each). A corrupt
+  // payload reports its first bad band, whatever the thread count.
   Latent decode_symbols(const std::vector<Substream>& substreams, int band_rows, int height,
-                        int width, int threads) const {
+                        int width, int threads,
+                        const std::function<bool()>& helpers_may_start = {}) const {
     if (band_rows < 1 || substreams.size() != band_count(static_cast<uint32_t>(height),
                                                          static_cast<uint32_t>(band_rows)))
       throw Error("corrupt bitstream (sub-streams do not match the latent height)");
@@ -349,15 +353,16 @@ class ContextTableCoder : public LatentCoder {
     lat.height = height;
     lat.width = width;
     lat.q.resize(static_cast<size_t>(lat.channels) * height * width);  // all decoded below
-    lic::parallel_for(static_cast<int>(substreams.size()), threads, [&](int b0, int b1) {
-      for (int b = b0; b < b1; ++b) {
-        const Substream& sub = substreams[static_cast<size_t>(b)];
-        const int y0 = b * band_rows, y1 = std::min(height, (b + 1) * band_rows);
-        RangeDecoder dec(sub.data, sub.size);
-        decode_band(dec, tables_, lat, y0, y1);
-        if (dec.bytes_read() < sub.size) throw Error("corrupt bitstream (unused payload bytes)");
-      }
-    });
+    lic::parallel_each(
+        static_cast<int>(substreams.size()), threads,
+        [&](int b) {
+          const Substream& sub = substreams[static_cast<size_t>(b)];
+          const int y0 = b * band_rows, y1 = std::min(height, (b + 1) * band_rows);
+          RangeDecoder dec(sub.data, sub.size);
+          decode_band(dec, tables_, lat, y0, y1);
+          if (dec.bytes_read() < sub.size) throw Error("corrupt bitstream (unused payload bytes)");
+        },
+        [&] { return !helpers_may_start || helpers_may_start(); });
     return lat;
   }
 
