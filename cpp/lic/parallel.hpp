@@ -101,7 +101,7 @@ void parallel_for(int n, int threads, F&& fn) {
 // largest first). The caller starts at once; the other threads start taking items once
 // helpers_may_start() (polled every 100 us) says that what holds their cores is done, as
 // the decoder's sub-streams wait for g_s to be packed on the other cores, or stop when no
-// item is left. Once an item throws no further item is handed out, and the lowest item's
+// item is left to take. Once an item throws no further item is handed out, and the lowest item's
 // exception is rethrown: items are handed out in order, so that is the one a single
 // thread would have thrown.
 template <class F, class P>
@@ -114,7 +114,8 @@ void parallel_each(int n, int threads, F&& fn, P&& helpers_may_start) {
   parallel_for(t, t, [&](int thread, int) {
     if (thread > 0)
       while (!helpers_may_start()) {
-        if (next.load(std::memory_order_relaxed) >= n) return;
+        if (next.load(std::memory_order_relaxed) >= n || failed.load(std::memory_order_relaxed))
+          return;
         std::this_thread::sleep_for(std::chrono::microseconds(100));
       }
     while (!failed.load(std::memory_order_relaxed)) {
