@@ -566,9 +566,10 @@ def test_absurd_output_size_is_refused_before_any_work(tmp_path) -> None:
 
 def test_background_packing_and_thread_helpers(tmp_path) -> None:
     # lic/parallel.hpp's start_thread (the thread gets the process's CPU mask back) and
-    # lic/runtime.hpp's PendingModel (a model packed by threads of its own and the caller's
-    # first get(), or on first use): same results as the model packed directly, under ASan
-    # + UBSan.
+    # parallel_each (items once each, helpers only once let start, the lowest item's
+    # exception), and lic/runtime.hpp's PendingModel (a model packed by threads of its own
+    # and the caller's first get(), or on first use; being_packed()): same results as the
+    # model packed directly, under ASan + UBSan.
     from lic2cpp.toolchain import compile_program, cpp_dir
 
     rng = np.random.default_rng(12)
