@@ -18,9 +18,9 @@
 // Built by ab_programs.py with -O2 -march=native (fused multiply-adds where the CPU has them).
 #include <atomic>
 #include <chrono>
-#include <cstring>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <thread>
 #include <vector>
 

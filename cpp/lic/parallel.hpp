@@ -101,9 +101,9 @@ void parallel_for(int n, int threads, F&& fn) {
 // largest first). The caller starts at once; the other threads start taking items once
 // helpers_may_start() (polled every 100 us) says that what holds their cores is done, as
 // the decoder's sub-streams wait for g_s to be packed on the other cores, or stop when no
-// item is left to take. Once an item throws no further item is handed out, and the lowest item's
-// exception is rethrown: items are handed out in order, so that is the one a single
-// thread would have thrown.
+// item is left to take. Once an item throws, no further item is handed out, and the
+// lowest item's exception is rethrown: items are handed out in order, so that is the one
+// a single thread would have thrown.
 template <class F, class P>
 void parallel_each(int n, int threads, F&& fn, P&& helpers_may_start) {
   if (n <= 0) return;

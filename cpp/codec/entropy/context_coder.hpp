@@ -342,9 +342,9 @@ class ContextTableCoder : public LatentCoder {
   // offset). The bands are decoded in parallel, handed out one at a time: the caller starts
   // at once, the other threads once helpers_may_start() (lic::parallel_each). A corrupt
   // payload reports its first bad band, whatever the thread count.
-  Latent decode_symbols(const std::vector<Substream>& substreams, int band_rows, int height,
-                        int width, int threads,
-                        const std::function<bool()>& helpers_may_start = {}) const {
+  Latent decode_symbols(
+      const std::vector<Substream>& substreams, int band_rows, int height, int width, int threads,
+      const std::function<bool()>& helpers_may_start = [] { return true; }) const {
     if (band_rows < 1 || substreams.size() != band_count(static_cast<uint32_t>(height),
                                                          static_cast<uint32_t>(band_rows)))
       throw Error("corrupt bitstream (sub-streams do not match the latent height)");
@@ -362,7 +362,7 @@ class ContextTableCoder : public LatentCoder {
           decode_band(dec, tables_, lat, y0, y1);
           if (dec.bytes_read() < sub.size) throw Error("corrupt bitstream (unused payload bytes)");
         },
-        [&] { return !helpers_may_start || helpers_may_start(); });
+        helpers_may_start);
     return lat;
   }
 
