@@ -80,6 +80,7 @@ class NetGeometry {
     int cin = 0, cout = 0;  // cout: channels of the node's output (every op)
     bool fused = false;     // an activation folded into the convolution before it
     bool winograd = false;  // computed in tiles of kM outputs along x (conv_winograd.hpp)
+    bool pairs = false;     // and its output rows in pairs, by the parity of their anchors
   };
 
   explicit NetGeometry(const ModelDesc& d) : in_channels_(d.in_channels), out_channels_(d.out_channels) {
@@ -108,6 +109,9 @@ class NetGeometry {
       g.winograd = (n.op == Op::kConv2d && WinogradConv::suits(n)) ||
                    (n.op == Op::kConvTranspose2d &&
                     ConvTranspose2dOp::uses_winograd(n.cin, n.cout, n.kh, n.kw, n.stride_h, n.stride_w));
+      g.pairs = g.winograd && (n.op == Op::kConv2d ? WinogradConv::conv2d_geometry(n)
+                                                   : ConvTranspose2dOp::winograd_geometry(n))
+                                  .pairs_rows();
       nodes_.push_back(g);
     }
     // The runtime's activation fusion (lic/runtime.hpp): such an activation allocates nothing.
@@ -181,9 +185,14 @@ class NetGeometry {
   }
 
   // Whether, with the values starting at `orgs` (origins()), every Winograd layer's tiles
-  // fall on the whole image's grid along `axis`: its first phase index a multiple of kM.
+  // fall on the whole image's grid along `axis`: along x its first phase index a multiple
+  // of kM; along y, where it pairs rows, its input's origin even (anchors keep their parity).
   bool tiles_aligned(int axis, const std::vector<long long>& orgs) const {
-    if (axis != 1) return true;
+    if (axis == 0) {
+      for (const Node& g : nodes_)
+        if (g.pairs && orgs[size_t(g.inputs[0])] % 2 != 0) return false;
+      return true;
+    }
     for (size_t i = 0; i < nodes_.size(); ++i) {
       const Node& g = nodes_[i];
       const long long step = WinogradConv::kM * (g.op == Op::kConv2d ? 1 : g.s[axis]);

@@ -163,6 +163,12 @@ class ChainRun {
     if (stages_[s].op == Op::kConvTranspose2d) return stages_[s].convt->winograd();
     return nullptr;
   }
+  // Operator s when it pairs its output rows (conv_winograd.hpp), else null.
+  const WinogradConv* pairs_rows(int s) const {
+    if (s < 0) return nullptr;
+    const WinogradConv* wg = winograd(std::size_t(s));
+    return wg && wg->pairs() ? wg : nullptr;
+  }
   // Whether operator s's window holds its input rows transformed (from staging rows).
   bool transformed(std::size_t s) const { return gather(s) || winograd(s) != nullptr; }
 
@@ -334,6 +340,10 @@ class ChainRun {
     if (i1 <= i0) return;
     State& st = states_[std::size_t(s)];
     Window& w = st.win;
+    const WinogradConv* pairing = pairs_rows(s - 1);
+    // Whole pairs of rows from an operator that pairs them (its rows alone cost it more).
+    if (pairing && i1 < hs_[std::size_t(s)])
+      i1 = std::min(pairing->group_start_from(i1), hs_[std::size_t(s)]);
     const bool starts_over = w.r1 <= i0 || i0 < w.r0;
     if (starts_over) {
       w.r0 = w.r1 = w.base = i0;  // nothing kept is of use
@@ -363,8 +373,13 @@ class ChainRun {
     if (transformed(std::size_t(s))) {
       const WinogradConv* wg = winograd(std::size_t(s));
       const int step = st.chunk > 0 ? st.chunk : rb - ra;
-      for (int c0 = ra; c0 < rb; c0 += step) {  // the new real rows, through staging
-        const int c1 = std::min(rb, c0 + step);
+      for (int c0 = ra, c1 = 0; c0 < rb; c0 = c1) {  // the new real rows, through staging
+        c1 = std::min(rb, c0 + step);
+        if (pairing && c1 < rb) {  // whole pairs of rows where there is a group start
+          int e = c1;
+          while (e > c0 && !pairing->starts_group(e)) --e;
+          if (e > c0) c1 = e;
+        }
         Window& in = st.staging;
         in.base = c0;
         produce(s - 1, c0, c1, dry_ ? RowOut{} : in.interior());

@@ -16,6 +16,12 @@
 // ordinary implicit GEMM over the kernel rows of the transformed input rows; the kernel rows
 // stay direct. F(4, 3) + F(4, 2) need 11 products per 4 + 4 (transposed) or 4 (strided)
 // outputs where the direct form needs 20.
+// Where consecutive rows of a class of output rows read consecutive input rows (transposed
+// convolutions, stride-1 ones) and each reads 2 or 3 of them, the rows are also paired
+// along y: rows with anchors a (even) and a + 1 are the two outputs of F(2, r) over r + 1
+// combined input rows, r + 1 GEMMs over the input channels where the rows alone take 2r
+// over their kernel rows (3 + 2 kernel rows: 7 instead of 10). A row computed without its
+// partner (at a band's edge) takes the same combinations, so its value does not change.
 //
 // The operator describes its geometry (WinogradGeometry: the phases along x, which outputs
 // they make, and which kernel rows each output row reads); the engine below knows nothing
@@ -125,6 +131,20 @@ struct WinogradGeometry {
   int y_mul = 1, y_add = 0;
 
   int classes() const { return static_cast<int>(y.size()); }
+  // Whether the rows of a class are paired (docs/runtime.md#winograd): consecutive rows of
+  // a class read consecutive anchors (y_mul 1), and every class's rows are 2 or 3
+  // consecutive input rows.
+  bool pairs_rows() const {
+    if (y_mul != 1 || y.empty()) return false;
+    for (const YPhase& c : y) {
+      const int r = static_cast<int>(c.dy.size());
+      if (r < 2 || r > 3) return false;
+      const int lo = *std::min_element(c.dy.begin(), c.dy.end());
+      for (int u = 0; u < r; ++u)
+        if (std::count(c.dy.begin(), c.dy.end(), lo + u) != 1) return false;
+    }
+    return true;
+  }
   void row_of(int oy, int& cls, int& anchor) const {
     const int v = oy * y_mul + y_add, n = classes();
     anchor = v >= 0 ? v / n : -((-v + n - 1) / n);
@@ -137,6 +157,7 @@ class WinogradConv {
   static constexpr int kM = 4;          // outputs per tile
   static constexpr int kMaxPoints = 16;  // products per tile, all phases together
   static constexpr int kMaxRows = 32;    // kernel rows
+  static constexpr int kMaxYPoints = 4;  // products of a pair of rows: F(2, 3) along y
   // Input channels below which the direct pass reads whole kernel rows (conv.hpp): too
   // few multiply-adds per product for the transforms to pay.
   static constexpr int kMinChannels = 16;
@@ -182,7 +203,7 @@ class WinogradConv {
                                   int threads) {
     const long long slots = (ow + kM - 1) / kM + 1, row = points_of(kw, sw) * slots * cin;
     const long long round = ((rows_per_round(row, kh, sh) - 1) * sh + kh) * row;
-    return round + products_floats(points_of(kw, sw), slots, cout, threads);
+    return round + products_floats(points_of(kw, sw), slots, cin, cout, threads);
   }
   // The same for a CONV_TRANSPOSE2D in the Winograd form: outputs ow wide, at most `span`
   // input rows for one output row.
@@ -191,7 +212,7 @@ class WinogradConv {
     const long long slots = ((ow + sw - 1) / sw + kM - 1) / kM + 1;
     const long long row = points_of(kw, sw) * slots * cin;
     const long long round = std::max(static_cast<long long>(kRoundBytes / sizeof(float)), span * row);
-    return round + products_floats(points_of(kw, sw), slots, cout, threads);
+    return round + products_floats(points_of(kw, sw), slots, cin, cout, threads);
   }
   // Transform points of a kw-wide kernel at stride sw across (both forms' phases).
   static long long points_of(int kw, int sw) {
@@ -224,8 +245,25 @@ class WinogradConv {
         resize_populated(pass.w, std::size_t(pass.panels) * yp.ky.size() * std::size_t(cin) * kern::kNR);
         pass.bias.assign(std::size_t(pass.panels) * kern::kNR, 0.0f);  // bias: added at the end
       }
+    panels_ = passes_[0].panels;
     pack_transformed_taps(n);
+    if (geo_.pairs_rows()) pair_rows();
   }
+
+  // Whether output row oy starts a group of rows whose pairs are all within it: class 0,
+  // even anchor (with pairing off, every row).
+  bool starts_group(int oy) const {
+    if (!pairs_) return true;
+    int cls = 0, anchor = 0;
+    geo_.row_of(oy, cls, anchor);
+    return cls == 0 && (anchor & 1) == 0;
+  }
+  // The first row from oy on that starts a group.
+  int group_start_from(int oy) const {
+    while (!starts_group(oy)) ++oy;
+    return oy;
+  }
+  bool pairs() const { return pairs_; }
 
   // Tiles of a transformed row for outputs ow wide (the widest output group's).
   int tiles(int ow) const {
@@ -297,8 +335,10 @@ class WinogradConv {
                          float alpha, ThreadPool& threads, BufferPool& pool) const {
     if (o1 <= o0) return;
     const kern::KernelTable& k = kern::kernels();
-    const int nt = threads.size(), panels = passes_[0].panels;
+    const int nt = threads.size(), panels = panels_;
     const std::size_t m_row = std::size_t(points_) * std::size_t(slots(ow)) * std::size_t(panels) * kern::kNR;
+    const std::size_t scratch =
+        pairs_ ? std::size_t(pair_scratch_floats(slots(ow), n_.cin, n_.cout)) : 0;
     // Each thread its own rows and all panels (split by panel groups, with two
     // synchronisations a band, two threads spent 8% of g_a's time waiting on each other),
     // as long as every thread gets rows of every class (classes read different numbers of
@@ -310,10 +350,13 @@ class WinogradConv {
           const int y0 = bounds[std::size_t(i)], y1 = bounds[std::size_t(i) + 1];
           if (y1 <= y0) continue;
           const int chunk = std::min(y1 - y0, kMaxChunkRows);
-          std::vector<float> m = pool.take(std::size_t(chunk) * m_row);
-          for (int r = y0; r < y1; r += chunk)
-            products_and_outputs(k, v, r, std::min(y1, r + chunk), ow, 0, panels, m.data(), out,
-                                 act, alpha);
+          std::vector<float> m = pool.take(std::size_t(chunk) * m_row + scratch);
+          for (int r = y0; r < y1;) {
+            const int e = chunk_end(r, std::min(y1, r + chunk), y1);
+            products_and_outputs(k, v, r, e, ow, 0, panels, m.data(),
+                                 m.data() + std::size_t(chunk) * m_row, out, act, alpha);
+            r = e;
+          }
           pool.give(std::move(m));
         }
       });
@@ -324,11 +367,13 @@ class WinogradConv {
     const int groups = panel_groups(k, passes_[0]), g = panel_group(k), rows = o1 - o0;
     std::vector<float> m = pool.take(std::size_t(rows) * m_row);
     threads.parallel_for(rows * groups, [&](int a, int b) {
+      std::vector<float> s = pool.take(scratch);
       for (int i = a; i < b; ++i) {
         const int oy = o0 + i % rows, p0 = (i / rows) * g;
         products_and_outputs(k, v, oy, oy + 1, ow, p0, std::min(p0 + g, panels),
-                             m.data() + std::size_t(oy - o0) * m_row, out, act, alpha);
+                             m.data() + std::size_t(oy - o0) * m_row, s.data(), out, act, alpha);
       }
+      pool.give(std::move(s));
     });
     pool.give(std::move(m));
   }
@@ -374,9 +419,17 @@ class WinogradConv {
   // Rows of GEMM results one products_and_outputs call holds at once.
   static constexpr int kMaxChunkRows = 4;
 
-  static long long products_floats(long long points, long long tiles, int cout, int threads) {
+  static long long products_floats(long long points, long long tiles, int cin, int cout,
+                                   int threads) {
     const long long cpad = (cout + kern::kNR - 1) / kern::kNR * kern::kNR;
-    return std::max(threads, 1) * kMaxChunkRows * points * tiles * cpad;
+    return std::max(threads, 1) *
+           (kMaxChunkRows * points * tiles * cpad + pair_scratch_floats(tiles, cin, cout));
+  }
+  // A thread's scratch for paired rows: one y point's combined input rows and the products
+  // of every y point (one transform point's plane each).
+  static long long pair_scratch_floats(long long slots, int cin, int cout) {
+    const long long cpad = (cout + kern::kNR - 1) / kern::kNR * kern::kNR;
+    return slots * cin + kMaxYPoints * slots * cpad;
   }
 
   // Rows [o0, o1) cut into nt runs of about equal work (a row's work: its kernel rows).
@@ -394,7 +447,9 @@ class WinogradConv {
     for (int i = 1; i < nt; ++i) {
       const long long target = work.back() * i / nt;
       while (r < o1 && work[std::size_t(r - o0)] < target) ++r;
-      bounds[std::size_t(i)] = r;
+      int b = r;  // pairs whole: back to the start of r's group
+      while (b > bounds[std::size_t(i) - 1] && !starts_group(b)) --b;
+      bounds[std::size_t(i)] = b > bounds[std::size_t(i) - 1] ? b : r;
     }
     return bounds;
   }
@@ -480,22 +535,14 @@ class WinogradConv {
   // transform (bias first, then the products of each phase in point order) and the
   // activation.
   void products_and_outputs(const kern::KernelTable& k, const RowWindow& v, int y0, int y1,
-                            int ow, int p0, int p1, float* m, const RowOut& out, int act,
-                            float alpha) const {
-    const int t = tiles(ow), cin = n_.cin;
-    const std::ptrdiff_t cpad = std::ptrdiff_t(passes_[0].panels) * kern::kNR;
+                            int ow, int p0, int p1, float* m, float* scratch, const RowOut& out,
+                            int act, float alpha) const {
+    if (pairs_)
+      paired_products(k, v, y0, y1, ow, p0, p1, m, scratch);
+    else
+      row_products(k, v, y0, y1, ow, p0, p1, m);
+    const std::ptrdiff_t cpad = std::ptrdiff_t(panels_) * kern::kNR;
     const std::ptrdiff_t plane = std::ptrdiff_t(slots(ow)) * cpad, m_row = points_ * plane;
-    const std::ptrdiff_t v_plane = std::ptrdiff_t(slots(ow)) * cin, v_row = points_ * v_plane;
-    std::array<std::ptrdiff_t, kMaxRows> taps{};
-    for (int p = 0; p < points_; ++p)
-      for (int oy = y0; oy < y1; ++oy) {
-        int cls = 0, anchor = 0;
-        geo_.row_of(oy, cls, anchor);
-        const PackedPass& pass = passes_[std::size_t(cls * points_ + p)];
-        for (int i = 0; i < pass.ntaps(); ++i) taps[std::size_t(i)] = pass.dy[std::size_t(i)] * v_row;
-        igemm_row(k, pass, taps.data(), v.row(anchor) + p * v_plane, cin, t,
-                  m + (oy - y0) * m_row + p * plane, cpad, kern::kActNone, 0.0f, p0, p1);
-      }
     const int c0 = p0 * kern::kNR, c1 = std::min(n_.cout, p1 * kern::kNR);
     std::array<const float*, kMaxPoints> x{};
     std::array<float, kMaxPoints> coef{};
@@ -521,12 +568,190 @@ class WinogradConv {
       }
   }
 
+  // Each point's GEMM over the kernel rows of the row's transformed input rows.
+  void row_products(const kern::KernelTable& k, const RowWindow& v, int y0, int y1, int ow,
+                    int p0, int p1, float* m) const {
+    const int t = tiles(ow), cin = n_.cin;
+    const std::ptrdiff_t cpad = std::ptrdiff_t(panels_) * kern::kNR;
+    const std::ptrdiff_t plane = std::ptrdiff_t(slots(ow)) * cpad, m_row = points_ * plane;
+    const std::ptrdiff_t v_plane = std::ptrdiff_t(slots(ow)) * cin, v_row = points_ * v_plane;
+    std::array<std::ptrdiff_t, kMaxRows> taps{};
+    for (int p = 0; p < points_; ++p)
+      for (int oy = y0; oy < y1; ++oy) {
+        int cls = 0, anchor = 0;
+        geo_.row_of(oy, cls, anchor);
+        const PackedPass& pass = passes_[std::size_t(cls * points_ + p)];
+        for (int i = 0; i < pass.ntaps(); ++i) taps[std::size_t(i)] = pass.dy[std::size_t(i)] * v_row;
+        igemm_row(k, pass, taps.data(), v.row(anchor) + p * v_plane, cin, t,
+                  m + (oy - y0) * m_row + p * plane, cpad, kern::kActNone, 0.0f, p0, p1);
+      }
+  }
+
+  // The same products for paired rows: per pair (or a row whose partner is outside
+  // [y0, y1)) and transform point, the y points its rows need, each the GEMM of one
+  // combination of transformed input rows, then each row's products from them. A row's
+  // products come out the same whether its partner is computed or not.
+  void paired_products(const kern::KernelTable& k, const RowWindow& v, int y0, int y1, int ow,
+                       int p0, int p1, float* m, float* scratch) const {
+    const int t = tiles(ow), cin = n_.cin, n = geo_.classes();
+    const std::ptrdiff_t cpad = std::ptrdiff_t(panels_) * kern::kNR;
+    const std::ptrdiff_t plane = std::ptrdiff_t(slots(ow)) * cpad, m_row = points_ * plane;
+    const std::ptrdiff_t v_plane = std::ptrdiff_t(slots(ow)) * cin;
+    const int c0 = p0 * kern::kNR, c1 = std::min(n_.cout, p1 * kern::kNR);
+    float* combined = scratch;           // one y point's combination of input rows
+    float* products = scratch + v_plane;  // every y point's products
+    struct Job {
+      int cls = 0, base = 0;  // base: the first input row of the pair
+      int row[2] = {-1, -1};
+    };
+    std::array<Job, kMaxChunkRows> jobs{};
+    int njobs = 0;
+    for (int oy = y0; oy < y1; ++oy) {
+      int cls = 0, anchor = 0;
+      geo_.row_of(oy, cls, anchor);
+      const int i = anchor & 1;
+      if (i == 1 && oy - n >= y0) continue;  // in its partner's job
+      Job& j = jobs[std::size_t(njobs++)];
+      j.cls = cls;
+      j.base = anchor - i + pair_[std::size_t(cls)].lo;
+      j.row[i] = oy;
+      if (i == 0 && oy + n < y1) j.row[1] = oy + n;
+    }
+    const std::ptrdiff_t one_tap = 0;
+    std::array<const float*, kMaxYPoints> x{};
+    std::array<float, kMaxYPoints> coef{};
+    for (int p = 0; p < points_; ++p)
+      for (int jn = 0; jn < njobs; ++jn) {
+        const Job& j = jobs[std::size_t(jn)];
+        const RowPair& rp = pair_[std::size_t(j.cls)];
+        const MinimalFilter& f = rp.f;
+        for (int ky = 0; ky < f.n; ++ky) {
+          if (!((j.row[0] >= 0 && f.at[std::size_t(ky)] != 0.0) ||
+                (j.row[1] >= 0 && f.at[std::size_t(f.n + ky)] != 0.0)))
+            continue;
+          int terms = 0;
+          for (int i = 0; i < f.n; ++i) {
+            const double c = f.bt[std::size_t(ky * f.n + i)];
+            if (c == 0.0) continue;
+            x[std::size_t(terms)] = v.row(j.base + i) + p * v_plane;
+            coef[std::size_t(terms++)] = static_cast<float>(c);
+          }
+          k.lincomb({x.data(), coef.data(), terms, 0, nullptr, combined, 0, 1,
+                     std::size_t(t) * std::size_t(cin), kern::kActNone, 0.0f});
+          igemm_row(k, pass(j.cls, ky, p), &one_tap, combined, cin, t, products + ky * plane,
+                    cpad, kern::kActNone, 0.0f, p0, p1);
+        }
+        for (int i = 0; i < 2; ++i) {
+          if (j.row[i] < 0) continue;
+          int terms = 0;
+          for (int ky = 0; ky < f.n; ++ky) {
+            const double a = f.at[std::size_t(i * f.n + ky)];
+            if (a == 0.0) continue;
+            x[std::size_t(terms)] = products + ky * plane + c0;
+            coef[std::size_t(terms++)] = static_cast<float>(a);
+          }
+          k.lincomb({x.data(), coef.data(), terms, cpad, nullptr,
+                     m + (j.row[i] - y0) * m_row + p * plane + c0, cpad, t,
+                     std::size_t(c1 - c0), kern::kActNone, 0.0f});
+        }
+      }
+  }
+
+  // End of the chunk of rows from r: e, or with pairing the last group start in (r, e]
+  // (whole pairs in one chunk) when e is not y1 and there is one.
+  int chunk_end(int r, int e, int y1) const {
+    if (!pairs_ || e >= y1) return e;
+    for (int b = e; b > r; --b)
+      if (starts_group(b)) return b;
+    return e;
+  }
+
+  // Pairs each class's rows (docs/runtime.md#winograd): rows oy and oy + classes() of a
+  // class, anchors a (even) and a + 1, read input rows a + lo + u (u <= r, r its kernel
+  // rows) and are the two outputs of F(2, r) along y: r + 1 products, each one GEMM over
+  // the input channels of a combination of transformed input rows, where the rows one at a
+  // time take 2r. The passes become one per (class, y point, transform point) of a single
+  // row: U_y[ky] = sum_u Gy[ky][u] U(kernel row of input row u).
+  void pair_rows() {
+    const kern::KernelTable& k = kern::kernels();
+    const std::size_t block = std::size_t(n_.cin) * kern::kNR;
+    std::vector<RowPair> pairs;
+    int ypoints = 0;
+    for (const WinogradGeometry::YPhase& c : geo_.y) {
+      RowPair rp;
+      const int r = static_cast<int>(c.dy.size());
+      rp.f = minimal_filter(2, r);
+      rp.lo = *std::min_element(c.dy.begin(), c.dy.end());
+      // Each row must need only combinations of the input rows it reads itself, so that a
+      // row computed without its partner reads nothing more.
+      for (int i = 0; i < 2; ++i)
+        for (int ky = 0; ky < rp.f.n; ++ky) {
+          if (rp.f.at[std::size_t(i * rp.f.n + ky)] == 0.0) continue;
+          for (int u = 0; u < rp.f.n; ++u)
+            if (rp.f.bt[std::size_t(ky * rp.f.n + u)] != 0.0 && (u < i || u >= i + r)) return;
+        }
+      ypoints = std::max(ypoints, rp.f.n);
+      pairs.push_back(std::move(rp));
+    }
+    if (ypoints > kMaxYPoints) return;
+    std::vector<PackedPass> paired(std::size_t(geo_.classes() * kMaxYPoints * points_));
+    std::array<const float*, 3> x{};
+    std::array<float, 3> coef{};
+    for (int c = 0; c < geo_.classes(); ++c) {
+      const WinogradGeometry::YPhase& yp = geo_.y[std::size_t(c)];
+      const RowPair& rp = pairs[std::size_t(c)];
+      const int r = static_cast<int>(yp.dy.size());
+      for (int ky = 0; ky < rp.f.n; ++ky)
+        for (int p = 0; p < points_; ++p) {
+          const PackedPass& from = passes_[std::size_t(c * points_ + p)];
+          PackedPass& to = paired[std::size_t((c * kMaxYPoints + ky) * points_ + p)];
+          to.kc = from.kc;
+          to.cout = from.cout;
+          to.panels = from.panels;
+          to.dy.assign(1, 0);
+          to.dx.assign(1, 0);
+          resize_populated(to.w, std::size_t(to.panels) * block);
+          to.bias.assign(std::size_t(to.panels) * kern::kNR, 0.0f);
+          for (std::size_t panel = 0; panel < std::size_t(to.panels); ++panel) {
+            int terms = 0;
+            for (int u = 0; u < r; ++u) {
+              const double g = rp.f.g[std::size_t(ky * r + u)];
+              if (g == 0.0) continue;
+              const int t = static_cast<int>(std::find(yp.dy.begin(), yp.dy.end(), rp.lo + u) - yp.dy.begin());
+              x[std::size_t(terms)] = from.w.data() + (panel * std::size_t(r) + std::size_t(t)) * block;
+              coef[std::size_t(terms++)] = static_cast<float>(g);
+            }
+            k.lincomb({x.data(), coef.data(), terms, 0, nullptr, to.w.data() + panel * block, 0, 1,
+                       block, kern::kActNone, 0.0f});
+          }
+        }
+    }
+    passes_ = std::move(paired);
+    pair_ = std::move(pairs);
+    pairs_ = true;
+  }
+
+  const PackedPass& pass(int cls, int ky, int p) const {
+    return passes_[std::size_t((cls * kMaxYPoints + ky) * points_ + p)];
+  }
+
+  // F(2, r) along y for one class of paired rows; lo: its rows' first input row, relative
+  // to the anchor.
+  struct RowPair {
+    MinimalFilter f;
+    int lo = 0;
+  };
+
   NodeDesc n_;
   std::vector<float> bias_;
   WinogradGeometry geo_;
   std::vector<Phase> phases_;
   int points_ = 0;
-  // one per (class of output rows, transform point): that class's kernel rows of cin channels
+  int panels_ = 0;
+  bool pairs_ = false;
+  std::vector<RowPair> pair_;  // per class, with pairing on
+  // One per (class of output rows, transform point): that class's kernel rows of cin
+  // channels. With pairing, one per (class, y point, transform point) of a single row.
   std::vector<PackedPass> passes_;
 };
 
