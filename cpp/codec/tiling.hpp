@@ -109,9 +109,9 @@ class NetGeometry {
       g.winograd = (n.op == Op::kConv2d && WinogradConv::suits(n)) ||
                    (n.op == Op::kConvTranspose2d &&
                     ConvTranspose2dOp::uses_winograd(n.cin, n.cout, n.kh, n.kw, n.stride_h, n.stride_w));
-      g.pairs = g.winograd && (n.op == Op::kConv2d ? WinogradConv::conv2d_geometry(n)
-                                                   : ConvTranspose2dOp::winograd_geometry(n))
-                                  .pairs_rows();
+      g.pairs = g.winograd && WinogradConv::pairs_rows_of(
+                                  n.op == Op::kConv2d ? WinogradConv::conv2d_geometry(n)
+                                                      : ConvTranspose2dOp::winograd_geometry(n));
       nodes_.push_back(g);
     }
     // The runtime's activation fusion (lic/runtime.hpp): such an activation allocates nothing.

@@ -231,23 +231,28 @@ class WinogradConv {
       points_ += ph.f.n;
       phases_.push_back(std::move(ph));
     }
-    const int cin = n.cin;
-    passes_.resize(std::size_t(geo_.classes() * points_));
-    for (int c = 0; c < geo_.classes(); ++c)
-      for (int p = 0; p < points_; ++p) {
-        PackedPass& pass = passes_[std::size_t(c * points_ + p)];
-        const WinogradGeometry::YPhase& yp = geo_.y[std::size_t(c)];
-        pass.kc = cin;
+    panels_ = (n.cout + kern::kNR - 1) / kern::kNR;
+    pair_ = row_pairs(geo_);
+    pairs_ = !pair_.empty();
+    // Per class: one pass per transform point over its kernel rows, or with pairing one per
+    // (y point, transform point) of a single row.
+    const int per_class = pairs_ ? kMaxYPoints * points_ : points_;
+    passes_.resize(std::size_t(geo_.classes() * per_class));
+    for (int c = 0; c < geo_.classes(); ++c) {
+      const WinogradGeometry::YPhase& yp = geo_.y[std::size_t(c)];
+      const int ypoints = pairs_ ? pair_[std::size_t(c)].f.n : 1;
+      for (int i = 0; i < ypoints * points_; ++i) {
+        PackedPass& pass = passes_[std::size_t(c * per_class + i)];
+        pass.kc = n.cin;
         pass.cout = n.cout;
-        pass.panels = (n.cout + kern::kNR - 1) / kern::kNR;
-        pass.dy = yp.dy;
-        pass.dx.assign(yp.dy.size(), 0);
-        resize_populated(pass.w, std::size_t(pass.panels) * yp.ky.size() * std::size_t(cin) * kern::kNR);
-        pass.bias.assign(std::size_t(pass.panels) * kern::kNR, 0.0f);  // bias: added at the end
+        pass.panels = panels_;
+        pass.dy = pairs_ ? std::vector<int>{0} : yp.dy;
+        pass.dx.assign(pass.dy.size(), 0);
+        resize_populated(pass.w, std::size_t(panels_) * pass.dy.size() * std::size_t(n.cin) * kern::kNR);
+        pass.bias.assign(std::size_t(panels_) * kern::kNR, 0.0f);  // bias: added at the end
       }
-    panels_ = passes_[0].panels;
+    }
     pack_transformed_taps(n);
-    if (geo_.pairs_rows()) pair_rows();
   }
 
   // Whether output row oy starts a group of rows whose pairs are all within it: class 0,
@@ -264,6 +269,9 @@ class WinogradConv {
     return oy;
   }
   bool pairs() const { return pairs_; }
+  // Whether an operator of this geometry pairs its rows (codec/tiling.hpp keeps their
+  // anchors' parity).
+  static bool pairs_rows_of(const WinogradGeometry& g) { return !row_pairs(g).empty(); }
 
   // Tiles of a transformed row for outputs ow wide (the widest output group's).
   int tiles(int ow) const {
@@ -410,6 +418,12 @@ class WinogradConv {
   }
 
  private:
+  // F(2, r) along y for one class of paired rows; lo: its rows' first input row, relative
+  // to the anchor.
+  struct RowPair {
+    MinimalFilter f;
+    int lo = 0;
+  };
   struct Phase {
     WinogradGeometry::XPhase x;
     int point0 = 0;  // index of its first transform point among all phases'
@@ -468,9 +482,12 @@ class WinogradConv {
     const std::size_t cin = std::size_t(n.cin), kh = std::size_t(n.kh), kw = std::size_t(n.kw);
     const std::size_t block = cin * nr;  // one tap (or one point) of a panel's kernel row
     std::vector<float> taps(kw * block);
+    // With pairing, a class's transformed kernel rows of one panel ([row][point][block]),
+    // combined along y afterwards.
+    std::vector<float> rows(pairs_ ? kh * std::size_t(points_) * block : 0);
     std::array<const float*, 3> x{};
     std::array<float, 3> coef{};
-    for (std::size_t panel = 0; panel < std::size_t(passes_[0].panels); ++panel)
+    for (std::size_t panel = 0; panel < std::size_t(panels_); ++panel)
       for (int c = 0; c < geo_.classes(); ++c) {
         const std::vector<int>& kys = geo_.y[std::size_t(c)].ky;
         for (std::size_t t = 0; t < kys.size(); ++t) {
@@ -490,11 +507,38 @@ class WinogradConv {
                 x[std::size_t(terms)] = taps.data() + std::size_t(ph.x.kx0 + i * ph.x.kx_step) * block;
                 coef[std::size_t(terms++)] = static_cast<float>(g);
               }
-              float* dst = passes_[std::size_t(c * points_ + ph.point0 + pt)].w.data() +
-                           (panel * kys.size() + t) * block;
+              float* dst = pairs_ ? rows.data() + (t * std::size_t(points_) + std::size_t(ph.point0 + pt)) * block
+                                  : passes_[std::size_t(c * points_ + ph.point0 + pt)].w.data() +
+                                        (panel * kys.size() + t) * block;
               k.lincomb({x.data(), coef.data(), terms, 0, nullptr, dst, 0, 1, block, kern::kActNone, 0.0f});
             }
         }
+        if (pairs_) combine_rows(k, c, panel, rows);
+      }
+  }
+
+  // Pairing: the transformed taps U_y[ky] = sum_u Gy[ky][u] U(kernel row of input row u)
+  // of class c and one panel, from its transformed kernel rows ([row][point][block]).
+  void combine_rows(const kern::KernelTable& k, int c, std::size_t panel,
+                    const std::vector<float>& rows) {
+    const std::size_t block = std::size_t(n_.cin) * kern::kNR;
+    const WinogradGeometry::YPhase& yp = geo_.y[std::size_t(c)];
+    const RowPair& rp = pair_[std::size_t(c)];
+    const int r = static_cast<int>(yp.dy.size());
+    std::array<const float*, 3> x{};
+    std::array<float, 3> coef{};
+    for (int ky = 0; ky < rp.f.n; ++ky)
+      for (int p = 0; p < points_; ++p) {
+        int terms = 0;
+        for (int u = 0; u < r; ++u) {
+          const double g = rp.f.g[std::size_t(ky * r + u)];
+          if (g == 0.0) continue;
+          const std::size_t t = std::size_t(std::find(yp.dy.begin(), yp.dy.end(), rp.lo + u) - yp.dy.begin());
+          x[std::size_t(terms)] = rows.data() + (t * std::size_t(points_) + std::size_t(p)) * block;
+          coef[std::size_t(terms++)] = static_cast<float>(g);
+        }
+        float* dst = passes_[std::size_t((c * kMaxYPoints + ky) * points_ + p)].w.data() + panel * block;
+        k.lincomb({x.data(), coef.data(), terms, 0, nullptr, dst, 0, 1, block, kern::kActNone, 0.0f});
       }
   }
 
@@ -666,81 +710,35 @@ class WinogradConv {
     return e;
   }
 
-  // Pairs each class's rows (docs/runtime.md#winograd): rows oy and oy + classes() of a
-  // class, anchors a (even) and a + 1, read input rows a + lo + u (u <= r, r its kernel
-  // rows) and are the two outputs of F(2, r) along y: r + 1 products, each one GEMM over
-  // the input channels of a combination of transformed input rows, where the rows one at a
-  // time take 2r. The passes become one per (class, y point, transform point) of a single
-  // row: U_y[ky] = sum_u Gy[ky][u] U(kernel row of input row u).
-  void pair_rows() {
-    const kern::KernelTable& k = kern::kernels();
-    const std::size_t block = std::size_t(n_.cin) * kern::kNR;
+  // The F(2, r) of each class when the geometry's rows pair (docs/runtime.md#row-pairs):
+  // rows oy and oy + classes() of a class, anchors a (even) and a + 1, read input rows
+  // a + lo + u (u <= r, r its kernel rows) and are the two outputs of F(2, r) along y.
+  // Empty when they do not pair.
+  static std::vector<RowPair> row_pairs(const WinogradGeometry& geo) {
+    if (!geo.pairs_rows()) return {};
     std::vector<RowPair> pairs;
-    int ypoints = 0;
-    for (const WinogradGeometry::YPhase& c : geo_.y) {
+    for (const WinogradGeometry::YPhase& c : geo.y) {
       RowPair rp;
       const int r = static_cast<int>(c.dy.size());
       rp.f = minimal_filter(2, r);
       rp.lo = *std::min_element(c.dy.begin(), c.dy.end());
+      if (rp.f.n > kMaxYPoints) return {};
       // Each row must need only combinations of the input rows it reads itself, so that a
       // row computed without its partner reads nothing more.
       for (int i = 0; i < 2; ++i)
         for (int ky = 0; ky < rp.f.n; ++ky) {
           if (rp.f.at[std::size_t(i * rp.f.n + ky)] == 0.0) continue;
           for (int u = 0; u < rp.f.n; ++u)
-            if (rp.f.bt[std::size_t(ky * rp.f.n + u)] != 0.0 && (u < i || u >= i + r)) return;
+            if (rp.f.bt[std::size_t(ky * rp.f.n + u)] != 0.0 && (u < i || u >= i + r)) return {};
         }
-      ypoints = std::max(ypoints, rp.f.n);
       pairs.push_back(std::move(rp));
     }
-    if (ypoints > kMaxYPoints) return;
-    std::vector<PackedPass> paired(std::size_t(geo_.classes() * kMaxYPoints * points_));
-    std::array<const float*, 3> x{};
-    std::array<float, 3> coef{};
-    for (int c = 0; c < geo_.classes(); ++c) {
-      const WinogradGeometry::YPhase& yp = geo_.y[std::size_t(c)];
-      const RowPair& rp = pairs[std::size_t(c)];
-      const int r = static_cast<int>(yp.dy.size());
-      for (int ky = 0; ky < rp.f.n; ++ky)
-        for (int p = 0; p < points_; ++p) {
-          const PackedPass& from = passes_[std::size_t(c * points_ + p)];
-          PackedPass& to = paired[std::size_t((c * kMaxYPoints + ky) * points_ + p)];
-          to.kc = from.kc;
-          to.cout = from.cout;
-          to.panels = from.panels;
-          to.dy.assign(1, 0);
-          to.dx.assign(1, 0);
-          resize_populated(to.w, std::size_t(to.panels) * block);
-          to.bias.assign(std::size_t(to.panels) * kern::kNR, 0.0f);
-          for (std::size_t panel = 0; panel < std::size_t(to.panels); ++panel) {
-            int terms = 0;
-            for (int u = 0; u < r; ++u) {
-              const double g = rp.f.g[std::size_t(ky * r + u)];
-              if (g == 0.0) continue;
-              const int t = static_cast<int>(std::find(yp.dy.begin(), yp.dy.end(), rp.lo + u) - yp.dy.begin());
-              x[std::size_t(terms)] = from.w.data() + (panel * std::size_t(r) + std::size_t(t)) * block;
-              coef[std::size_t(terms++)] = static_cast<float>(g);
-            }
-            k.lincomb({x.data(), coef.data(), terms, 0, nullptr, to.w.data() + panel * block, 0, 1,
-                       block, kern::kActNone, 0.0f});
-          }
-        }
-    }
-    passes_ = std::move(paired);
-    pair_ = std::move(pairs);
-    pairs_ = true;
+    return pairs;
   }
 
   const PackedPass& pass(int cls, int ky, int p) const {
     return passes_[std::size_t((cls * kMaxYPoints + ky) * points_ + p)];
   }
-
-  // F(2, r) along y for one class of paired rows; lo: its rows' first input row, relative
-  // to the anchor.
-  struct RowPair {
-    MinimalFilter f;
-    int lo = 0;
-  };
 
   NodeDesc n_;
   std::vector<float> bias_;
