@@ -421,9 +421,9 @@ int check_gdn_finish(const KernelTable& t, const KernelTable& s, Rng& rng) {
 }
 
 // f32-vlincomb: rows of linear combinations, bit-exact against the scalar twin (the same
-// FMA chain per result) for 0 to 11 terms (and 12 to 50, past the AVX2 kernel's 48 held in
-// registers and on its stack), with and without init and activation, over several rows
-// with gaps between them (which must stay unwritten), every n to 80 and primes.
+// FMA chain per result) for 0 to 11 terms, and now and then 12 to 50, with and without init
+// and activation, over several rows with gaps between them (which must stay unwritten),
+// every n to 80 and primes.
 int check_vlincomb(const KernelTable& t, const KernelTable& scalar, Rng& rng) {
   std::vector<std::size_t> sizes;
   for (std::size_t n = 0; n <= 80; ++n) sizes.push_back(n);
