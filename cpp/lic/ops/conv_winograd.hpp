@@ -131,7 +131,7 @@ struct WinogradGeometry {
   int y_mul = 1, y_add = 0;
 
   int classes() const { return static_cast<int>(y.size()); }
-  // Whether the rows of a class are paired (docs/runtime.md#winograd): consecutive rows of
+  // Whether the rows of a class are paired (docs/runtime.md#row-pairs): consecutive rows of
   // a class read consecutive anchors (y_mul 1), and every class's rows are 2 or 3
   // consecutive input rows.
   bool pairs_rows() const {
