@@ -347,6 +347,18 @@ class WinogradConv {
     const std::size_t m_row = std::size_t(points_) * std::size_t(slots(ow)) * std::size_t(panels) * kern::kNR;
     const std::size_t scratch =
         pairs_ ? std::size_t(pair_scratch_floats(slots(ow), n_.cin, n_.cout)) : 0;
+    // Rows [y0, y1), panels [p0, p1), in chunks of whole pairs, with one thread's buffers.
+    const auto rows_in_chunks = [&](int y0, int y1, int p0, int p1) {
+      const int chunk = std::min(y1 - y0, kMaxChunkRows);
+      std::vector<float> m = pool.take(std::size_t(chunk) * m_row + scratch);
+      for (int r = y0; r < y1;) {
+        const int e = chunk_end(r, std::min(y1, r + chunk), y1);
+        products_and_outputs(k, v, r, e, ow, p0, p1, m.data(),
+                             m.data() + std::size_t(chunk) * m_row, out, act, alpha);
+        r = e;
+      }
+      pool.give(std::move(m));
+    };
     // Each thread its own rows and all panels (split by panel groups, with two
     // synchronisations a band, two threads spent 8% of g_a's time waiting on each other),
     // as long as every thread gets rows of every class (classes read different numbers of
@@ -356,16 +368,7 @@ class WinogradConv {
       threads.parallel_for(nt, [&](int a, int b) {
         for (int i = a; i < b; ++i) {
           const int y0 = bounds[std::size_t(i)], y1 = bounds[std::size_t(i) + 1];
-          if (y1 <= y0) continue;
-          const int chunk = std::min(y1 - y0, kMaxChunkRows);
-          std::vector<float> m = pool.take(std::size_t(chunk) * m_row + scratch);
-          for (int r = y0; r < y1;) {
-            const int e = chunk_end(r, std::min(y1, r + chunk), y1);
-            products_and_outputs(k, v, r, e, ow, 0, panels, m.data(),
-                                 m.data() + std::size_t(chunk) * m_row, out, act, alpha);
-            r = e;
-          }
-          pool.give(std::move(m));
+          if (y1 > y0) rows_in_chunks(y0, y1, 0, panels);
         }
       });
       return;
@@ -379,16 +382,7 @@ class WinogradConv {
       threads.parallel_for(nt, [&](int a, int b) {
         for (int i = a; i < b; ++i) {
           const int p0 = groups * i / nt * g, p1 = std::min(panels, groups * (i + 1) / nt * g);
-          if (p1 <= p0) continue;
-          const int chunk = std::min(rows, kMaxChunkRows);
-          std::vector<float> m = pool.take(std::size_t(chunk) * m_row + scratch);
-          for (int r = o0; r < o1;) {
-            const int e = chunk_end(r, std::min(o1, r + chunk), o1);
-            products_and_outputs(k, v, r, e, ow, p0, p1, m.data(),
-                                 m.data() + std::size_t(chunk) * m_row, out, act, alpha);
-            r = e;
-          }
-          pool.give(std::move(m));
+          if (p1 > p0) rows_in_chunks(o0, o1, p0, p1);
         }
       });
       return;
@@ -557,7 +551,7 @@ class WinogradConv {
           x[std::size_t(terms)] = rows.data() + (t * std::size_t(points_) + std::size_t(p)) * block;
           coef[std::size_t(terms++)] = static_cast<float>(g);
         }
-        float* dst = passes_[std::size_t((c * kMaxYPoints + ky) * points_ + p)].w.data() + panel * block;
+        float* dst = passes_[paired_pass(c, ky, p)].w.data() + panel * block;
         k.lincomb({x.data(), coef.data(), terms, 0, nullptr, dst, 0, 1, block, kern::kActNone, 0.0f});
       }
   }
@@ -702,8 +696,8 @@ class WinogradConv {
           }
           k.lincomb({x.data(), coef.data(), terms, 0, nullptr, combined, 0, 1,
                      std::size_t(t) * std::size_t(cin), kern::kActNone, 0.0f});
-          igemm_row(k, pass(j.cls, ky, p), &one_tap, combined, cin, t, products + ky * plane,
-                    cpad, kern::kActNone, 0.0f, p0, p1);
+          igemm_row(k, passes_[paired_pass(j.cls, ky, p)], &one_tap, combined, cin, t,
+                    products + ky * plane, cpad, kern::kActNone, 0.0f, p0, p1);
         }
         for (int i = 0; i < 2; ++i) {
           if (j.row[i] < 0) continue;
@@ -756,8 +750,9 @@ class WinogradConv {
     return pairs;
   }
 
-  const PackedPass& pass(int cls, int ky, int p) const {
-    return passes_[std::size_t((cls * kMaxYPoints + ky) * points_ + p)];
+  // With pairing: the pass of class cls, y point ky, transform point p.
+  std::size_t paired_pass(int cls, int ky, int p) const {
+    return std::size_t((cls * kMaxYPoints + ky) * points_ + p);
   }
 
   NodeDesc n_;
