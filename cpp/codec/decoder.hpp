@@ -63,12 +63,14 @@ class Decoder {
                            fingerprint_, coder_->mode());
   }
 
-  // The de-quantised latent y_hat of a parsed stream (its bands decoded in parallel).
+  // The de-quantised latent y_hat of a parsed stream (its bands decoded in parallel; the
+  // threads beside the caller join once g_s is packed).
   lic::Tensor latent(const ParsedStream& p, int threads) const {
     lic::ProfileScope entropy("decoder: entropy decoding");
     return coder_->decode_bands(p.substreams, static_cast<int>(p.header.band_rows),
                                 static_cast<int>(p.header.latent_h),
-                                static_cast<int>(p.header.latent_w), threads);
+                                static_cast<int>(p.header.latent_w), threads,
+                                [this] { return !g_s_being_packed(); });
   }
 
   // The whole image in one piece (images within the 1.0 limits; codec/tiled.hpp decodes

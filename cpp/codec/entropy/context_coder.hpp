@@ -320,12 +320,14 @@ class ContextTableCoder : public LatentCoder {
 
   lic::Tensor decode(const uint8_t* payload, size_t size, int height, int width,
                      int threads) const override {
-    return decode_bands({Substream{payload, size}}, height, height, width, threads);
+    return decode_bands({Substream{payload, size}}, height, height, width, threads,
+                        [] { return true; });
   }
 
   lic::Tensor decode_bands(const std::vector<Substream>& substreams, int band_rows, int height,
-                           int width, int threads) const override {
-    const Latent lat = decode_symbols(substreams, band_rows, height, width, threads);
+                           int width, int threads,
+                           const std::function<bool()>& helpers_may_start) const override {
+    const Latent lat = decode_symbols(substreams, band_rows, height, width, threads, helpers_may_start);
     lic::Tensor y;
     y.height = height;
     y.width = width;

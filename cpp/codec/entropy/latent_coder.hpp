@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "base/error.hpp"
@@ -87,11 +88,16 @@ class LatentCoder {
     if (want_y_hat) r.y_hat = std::move(e.y_hat);
     return r;
   }
-  // Decodes the sub-streams of a payload (ParsedStream::substreams) into y_hat.
+  // Decodes the sub-streams of a payload (ParsedStream::substreams) into y_hat. The caller
+  // works at once; threads beyond it join only once helpers_may_start() says their cores
+  // are free (the decoder's g_s may still be being packed on them). A coder that cannot
+  // wait for them runs on the caller alone while they are not.
   virtual lic::Tensor decode_bands(const std::vector<Substream>& substreams, int /*band_rows*/,
-                                   int height, int width, int threads) const {
+                                   int height, int width, int threads,
+                                   const std::function<bool()>& helpers_may_start) const {
     if (substreams.size() != 1) throw Error("corrupt bitstream (this coding mode has no bands)");
-    return decode(substreams[0].data, substreams[0].size, height, width, threads);
+    return decode(substreams[0].data, substreams[0].size, height, width,
+                  helpers_may_start() ? threads : 1);
   }
 };
 
