@@ -132,6 +132,9 @@ CONV_CASES = [
     (17, 33, 3, 1, (1, 0, 1, 2)),    # one 3-tap phase, asymmetric padding, 3 panels
     (24, 16, (2, 4), (1, 2), (0, 1, 1, 0)),  # stride 1 down, 2 across: two 2-tap phases
     (16, 40, (1, 6), (3, 2), (0, 3, 0, 2)),  # stride 3 down, 2 across: two 3-tap phases
+    # rows paired across the stride's y terms (3 + 2 kernel rows; 2 + 2), odd top padding
+    (16, 18, (5, 3), (2, 1), (1, 1, 2, 1)),
+    (20, 16, (4, 3), (2, 1), (2, 1, 1, 1)),
 ]
 
 
@@ -367,6 +370,36 @@ def test_stream_windows_hold_what_a_band_needs(tmp_path) -> None:
         assert windows == [35, 19, 11, 7], proc.stderr
         got = np.load(tmp_path / "out.npy")
         assert np.array_equal(got.view(np.uint32), whole.view(np.uint32))
+
+
+def test_analysis_windows_on_the_pair_grid_are_exact(tmp_path) -> None:
+    # A stride-2 convolution in the Winograd form pairs its output rows across its y terms
+    # (docs/runtime.md#row-pairs); a row's arithmetic depends on its place in its pair, so a
+    # window of the input (a tile, codec/tiling.hpp) must start every such layer's input on
+    # a multiple of 4 rows. Four 5x5 stride-2 layers (g_a's shape, the last three paired):
+    # a window starting at a multiple of 32 rows gives the whole run's values bit for bit,
+    # once past the rows the window's own top padding reaches; one starting at 16 rows
+    # (the third paired layer's input at 2) does not.
+    rng = np.random.default_rng(15)
+    nodes = [conv_node(rng, 3, 16, 5, 2, (2, 2, 2, 2)), Node("relu", [1]),
+             conv_node(rng, 16, 16, 5, 2, (2, 2, 2, 2), 2), Node("relu", [3]),
+             conv_node(rng, 16, 20, 5, 2, (2, 2, 2, 2), 4), Node("relu", [5]),
+             conv_node(rng, 20, 24, 5, 2, (2, 2, 2, 2), 6)]
+    path = save(tmp_path, nodes, "paired_analysis")
+    x = rng.standard_normal((192, 40, 3)).astype(np.float32)
+    whole = run_licm(path, x, 1)
+    want = torch_model(nodes, x)
+    assert np.abs(whole - want).max() <= 2e-5 * max(1.0, np.abs(want).max())
+    reach = 2  # latent rows that read the window's top padding (receptive field 61 rows)
+    for origin, exact in ((32, True), (64, True), (16, False), (48, False)):
+        for threads in (1, 2):
+            got = run_licm(path, np.ascontiguousarray(x[origin:]), threads)
+            a = whole[origin // 16 + reach:]
+            b = got[reach:reach + a.shape[0]]
+            assert a.shape == b.shape
+            same = np.array_equal(a.view(np.uint32), b.view(np.uint32))
+            assert same == exact, (origin, threads)
+            assert np.abs(a - b).max() <= 1e-5 * max(1.0, np.abs(a).max())
 
 
 def supported_levels() -> list[str]:

@@ -80,7 +80,7 @@ class NetGeometry {
     int cin = 0, cout = 0;  // cout: channels of the node's output (every op)
     bool fused = false;     // an activation folded into the convolution before it
     bool winograd = false;  // computed in tiles of kM outputs along x (conv_winograd.hpp)
-    bool pairs = false;     // and its output rows in pairs, by the parity of their anchors
+    bool pairs = false;     // and its output rows in pairs, by the parity of their pair indexes
   };
 
   explicit NetGeometry(const ModelDesc& d) : in_channels_(d.in_channels), out_channels_(d.out_channels) {
@@ -186,11 +186,15 @@ class NetGeometry {
 
   // Whether, with the values starting at `orgs` (origins()), every Winograd layer's tiles
   // fall on the whole image's grid along `axis`: along x its first phase index a multiple
-  // of kM; along y, where it pairs rows, its input's origin even (anchors keep their parity).
+  // of kM; along y, where it pairs rows, its input's origin a multiple of two anchor steps
+  // (a CONV2D's stride, a transposed convolution's 1: the rows' pair indexes keep their
+  // parity).
   bool tiles_aligned(int axis, const std::vector<long long>& orgs) const {
     if (axis == 0) {
-      for (const Node& g : nodes_)
-        if (g.pairs && orgs[size_t(g.inputs[0])] % 2 != 0) return false;
+      for (const Node& g : nodes_) {
+        const long long unit = 2LL * (g.op == Op::kConv2d ? g.s[0] : 1);
+        if (g.pairs && orgs[size_t(g.inputs[0])] % unit != 0) return false;
+      }
       return true;
     }
     for (size_t i = 0; i < nodes_.size(); ++i) {

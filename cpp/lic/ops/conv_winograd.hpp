@@ -131,19 +131,43 @@ struct WinogradGeometry {
   int y_mul = 1, y_add = 0;
 
   int classes() const { return static_cast<int>(y.size()); }
-  // Whether the rows of a class are paired (docs/runtime.md#row-pairs): consecutive rows of
-  // a class read consecutive anchors (y_mul 1), and every class's rows are 2 or 3
-  // consecutive input rows.
+  // Whether the rows of a class are paired (docs/runtime.md#row-pairs). Consecutive rows of
+  // a class have anchors y_mul apart, so each class's input rows fall into y_mul residues
+  // (its y terms: a stride-2 CONV2D's 5 kernel rows, 3 + 2); each term present must read 2 or
+  // 3 rows y_mul apart, and a class may have at most kMaxTerms terms.
+  static constexpr int kMaxTerms = 2;
   bool pairs_rows() const {
-    if (y_mul != 1 || y.empty()) return false;
+    if (y_mul < 1 || y.empty()) return false;
     for (const YPhase& c : y) {
-      const int r = static_cast<int>(c.dy.size());
-      if (r < 2 || r > 3) return false;
-      const int lo = *std::min_element(c.dy.begin(), c.dy.end());
-      for (int u = 0; u < r; ++u)
-        if (std::count(c.dy.begin(), c.dy.end(), lo + u) != 1) return false;
+      int terms = 0;
+      for (int q = 0; q < y_mul; ++q) {
+        const int r = term_rows(c, q);
+        if (r == 0) continue;
+        if (r < 2 || r > 3 || ++terms > kMaxTerms) return false;
+      }
     }
     return true;
+  }
+  // Rows of class c's term q (its kernel rows whose dy is q mod y_mul): r when they are
+  // lo, lo + y_mul, ..., lo + (r - 1) y_mul, each once; -1 when they are not.
+  int term_rows(const YPhase& c, int q) const {
+    int lo = 0, r = 0;
+    for (const int d : c.dy)
+      if (((d % y_mul) + y_mul) % y_mul == q) lo = r++ == 0 ? d : std::min(lo, d);
+    for (int u = 0; u < r; ++u)
+      if (std::count(c.dy.begin(), c.dy.end(), lo + u * y_mul) != 1) return -1;
+    return r;
+  }
+  // The lowest dy of class c's term q.
+  int term_lo(const YPhase& c, int q) const {
+    int lo = 0;
+    bool first = true;
+    for (const int d : c.dy)
+      if (((d % y_mul) + y_mul) % y_mul == q) {
+        lo = first ? d : std::min(lo, d);
+        first = false;
+      }
+    return lo;
   }
   void row_of(int oy, int& cls, int& anchor) const {
     const int v = oy * y_mul + y_add, n = classes();
@@ -158,6 +182,7 @@ class WinogradConv {
   static constexpr int kMaxPoints = 16;  // products per tile, all phases together
   static constexpr int kMaxRows = 32;    // kernel rows
   static constexpr int kMaxYPoints = 4;  // products of a pair of rows: F(2, 3) along y
+  static constexpr int kMaxTerms = WinogradGeometry::kMaxTerms;  // y terms of a class
   // Input channels below which the direct pass reads whole kernel rows (conv.hpp): too
   // few multiply-adds per product for the transforms to pay.
   static constexpr int kMinChannels = 16;
@@ -235,42 +260,50 @@ class WinogradConv {
     pair_ = row_pairs(geo_);
     pairs_ = !pair_.empty();
     // Per class: one pass per transform point over its kernel rows, or with pairing one per
-    // (y point, transform point) of a single row.
-    const int per_class = pairs_ ? kMaxYPoints * points_ : points_;
+    // (y term, y point, transform point) of a single row.
+    const int per_class = pairs_ ? kMaxTerms * kMaxYPoints * points_ : points_;
     passes_.resize(std::size_t(geo_.classes() * per_class));
+    const auto init = [&](PackedPass& pass, std::vector<int> dy) {
+      pass.kc = n.cin;
+      pass.cout = n.cout;
+      pass.panels = panels_;
+      pass.dy = std::move(dy);
+      pass.dx.assign(pass.dy.size(), 0);
+      resize_populated(pass.w, std::size_t(panels_) * pass.dy.size() * std::size_t(n.cin) * kern::kNR);
+      pass.bias.assign(std::size_t(panels_) * kern::kNR, 0.0f);  // bias: added at the end
+    };
     for (int c = 0; c < geo_.classes(); ++c) {
-      const WinogradGeometry::YPhase& yp = geo_.y[std::size_t(c)];
-      const int ypoints = pairs_ ? pair_[std::size_t(c)].f.n : 1;
-      for (int i = 0; i < ypoints * points_; ++i) {
-        PackedPass& pass = passes_[std::size_t(c * per_class + i)];
-        pass.kc = n.cin;
-        pass.cout = n.cout;
-        pass.panels = panels_;
-        pass.dy = pairs_ ? std::vector<int>{0} : yp.dy;
-        pass.dx.assign(pass.dy.size(), 0);
-        resize_populated(pass.w, std::size_t(panels_) * pass.dy.size() * std::size_t(n.cin) * kern::kNR);
-        pass.bias.assign(std::size_t(panels_) * kern::kNR, 0.0f);  // bias: added at the end
+      if (!pairs_) {
+        for (int p = 0; p < points_; ++p) init(passes_[std::size_t(c * points_ + p)], geo_.y[std::size_t(c)].dy);
+        continue;
       }
+      const std::vector<PairTerm>& terms = pair_[std::size_t(c)].terms;
+      for (std::size_t q = 0; q < terms.size(); ++q)
+        for (int ky = 0; ky < terms[q].f.n; ++ky)
+          for (int p = 0; p < points_; ++p) init(passes_[paired_pass(c, int(q), ky, p)], {0});
     }
     pack_transformed_taps(n);
   }
 
   // Whether output row oy starts a group of rows whose pairs are all within it: class 0,
-  // even anchor (with pairing off, every row).
+  // even pair index (with pairing off, every row).
   bool starts_group(int oy) const {
     if (!pairs_) return true;
     int cls = 0, anchor = 0;
     geo_.row_of(oy, cls, anchor);
-    return cls == 0 && (anchor & 1) == 0;
+    return cls == 0 && (pair_index(anchor) & 1) == 0;
   }
+  // The index of a row among its class's rows (anchors y_mul apart): a pair is an even
+  // index and the next.
+  int pair_index(int anchor) const { return floor_div(anchor, geo_.y_mul); }
   // The first row from oy on that starts a group.
   int group_start_from(int oy) const {
     while (!starts_group(oy)) ++oy;
     return oy;
   }
   bool pairs() const { return pairs_; }
-  // Whether an operator of this geometry pairs its rows (codec/tiling.hpp keeps their
-  // anchors' parity).
+  // Whether an operator of this geometry pairs its rows (codec/tiling.hpp keeps their pair
+  // indexes' parity).
   static bool pairs_rows_of(const WinogradGeometry& g) { return !row_pairs(g).empty(); }
 
   // Tiles of a transformed row for outputs ow wide (the widest output group's).
@@ -432,11 +465,15 @@ class WinogradConv {
   }
 
  private:
-  // F(2, r) along y for one class of paired rows; lo: its rows' first input row, relative
-  // to the anchor.
-  struct RowPair {
+  // F(2, r) along y over one term of a class of paired rows: the rows lo + u * y_mul
+  // relative to the anchor (u < r), kernel rows ky[u] (the class's position t of each).
+  struct PairTerm {
     MinimalFilter f;
     int lo = 0;
+    std::vector<int> t;
+  };
+  struct RowPair {
+    std::vector<PairTerm> terms;
   };
   struct Phase {
     WinogradGeometry::XPhase x;
@@ -454,10 +491,10 @@ class WinogradConv {
            (kMaxChunkRows * points * tiles * cpad + pair_scratch_floats(tiles, cin, cout));
   }
   // A thread's scratch for paired rows: one y point's combined input rows and the products
-  // of every y point (one transform point's plane each).
+  // of every y point of every term (one transform point's plane each).
   static long long pair_scratch_floats(long long slots, int cin, int cout) {
     const long long cpad = (cout + kern::kNR - 1) / kern::kNR * kern::kNR;
-    return slots * cin + kMaxYPoints * slots * cpad;
+    return slots * cin + kMaxTerms * kMaxYPoints * slots * cpad;
   }
 
   // Rows [o0, o1) cut into nt runs of about equal work (a row's work: its kernel rows).
@@ -532,28 +569,31 @@ class WinogradConv {
   }
 
   // Pairing: the transformed taps U_y[ky] = sum_u Gy[ky][u] U(kernel row of input row u)
-  // of class c and one panel, from its transformed kernel rows ([row][point][block]).
+  // of each term of class c and one panel, from its transformed kernel rows
+  // ([row][point][block]).
   void combine_rows(const kern::KernelTable& k, int c, std::size_t panel,
                     const std::vector<float>& rows) {
     const std::size_t block = std::size_t(n_.cin) * kern::kNR;
-    const WinogradGeometry::YPhase& yp = geo_.y[std::size_t(c)];
-    const RowPair& rp = pair_[std::size_t(c)];
-    const int r = static_cast<int>(yp.dy.size());
+    const std::vector<PairTerm>& terms = pair_[std::size_t(c)].terms;
     std::array<const float*, 3> x{};
     std::array<float, 3> coef{};
-    for (int ky = 0; ky < rp.f.n; ++ky)
-      for (int p = 0; p < points_; ++p) {
-        int terms = 0;
-        for (int u = 0; u < r; ++u) {
-          const double g = rp.f.g[std::size_t(ky * r + u)];
-          if (g == 0.0) continue;
-          const std::size_t t = std::size_t(std::find(yp.dy.begin(), yp.dy.end(), rp.lo + u) - yp.dy.begin());
-          x[std::size_t(terms)] = rows.data() + (t * std::size_t(points_) + std::size_t(p)) * block;
-          coef[std::size_t(terms++)] = static_cast<float>(g);
+    for (std::size_t q = 0; q < terms.size(); ++q) {
+      const PairTerm& term = terms[q];
+      const int r = term.f.r;
+      for (int ky = 0; ky < term.f.n; ++ky)
+        for (int p = 0; p < points_; ++p) {
+          int nterms = 0;
+          for (int u = 0; u < r; ++u) {
+            const double g = term.f.g[std::size_t(ky * r + u)];
+            if (g == 0.0) continue;
+            const std::size_t t = std::size_t(term.t[std::size_t(u)]);
+            x[std::size_t(nterms)] = rows.data() + (t * std::size_t(points_) + std::size_t(p)) * block;
+            coef[std::size_t(nterms++)] = static_cast<float>(g);
+          }
+          float* dst = passes_[paired_pass(c, int(q), ky, p)].w.data() + panel * block;
+          k.lincomb({x.data(), coef.data(), nterms, 0, nullptr, dst, 0, 1, block, kern::kActNone, 0.0f});
         }
-        float* dst = passes_[paired_pass(c, ky, p)].w.data() + panel * block;
-        k.lincomb({x.data(), coef.data(), terms, 0, nullptr, dst, 0, 1, block, kern::kActNone, 0.0f});
-      }
+    }
   }
 
   static int phase_taps(int kw, int s, int phi) { return kw > phi ? (kw - phi + s - 1) / s : 0; }
@@ -646,20 +686,21 @@ class WinogradConv {
   }
 
   // The same products for paired rows: per pair (or a row whose partner is outside
-  // [y0, y1)) and transform point, the y points its rows need, each the GEMM of one
-  // combination of transformed input rows, then each row's products from them. A row's
-  // products come out the same whether its partner is computed or not.
+  // [y0, y1)) and transform point, the y points of each term that its rows need, each the
+  // GEMM of one combination of transformed input rows, then each row's products from them
+  // (summed over the terms). A row's products come out the same whether its partner is
+  // computed or not.
   void paired_products(const kern::KernelTable& k, const RowWindow& v, int y0, int y1, int ow,
                        int p0, int p1, float* m, float* scratch) const {
-    const int t = tiles(ow), cin = n_.cin, n = geo_.classes();
+    const int t = tiles(ow), cin = n_.cin, n = geo_.classes(), step = geo_.y_mul;
     const std::ptrdiff_t cpad = std::ptrdiff_t(panels_) * kern::kNR;
     const std::ptrdiff_t plane = std::ptrdiff_t(slots(ow)) * cpad, m_row = points_ * plane;
     const std::ptrdiff_t v_plane = std::ptrdiff_t(slots(ow)) * cin;
     const int c0 = p0 * kern::kNR, c1 = std::min(n_.cout, p1 * kern::kNR);
-    float* combined = scratch;           // one y point's combination of input rows
-    float* products = scratch + v_plane;  // every y point's products
+    float* combined = scratch;            // one y point's combination of input rows
+    float* products = scratch + v_plane;  // every y point's products, term by term
     struct Job {
-      int cls = 0, base = 0;  // base: the first input row of the pair
+      int cls = 0, anchor = 0;  // anchor: the first row's of the pair
       int row[2] = {-1, -1};
     };
     std::array<Job, kMaxChunkRows> jobs{};
@@ -667,48 +708,55 @@ class WinogradConv {
     for (int oy = y0; oy < y1; ++oy) {
       int cls = 0, anchor = 0;
       geo_.row_of(oy, cls, anchor);
-      const int i = anchor & 1;
+      const int i = pair_index(anchor) & 1;
       if (i == 1 && oy - n >= y0) continue;  // in its partner's job
       Job& j = jobs[std::size_t(njobs++)];
       j.cls = cls;
-      j.base = anchor - i + pair_[std::size_t(cls)].lo;
+      j.anchor = anchor - i * step;
       j.row[i] = oy;
       if (i == 0 && oy + n < y1) j.row[1] = oy + n;
     }
     const std::ptrdiff_t one_tap = 0;
-    std::array<const float*, kMaxYPoints> x{};
-    std::array<float, kMaxYPoints> coef{};
+    std::array<const float*, kMaxTerms * kMaxYPoints> x{};
+    std::array<float, kMaxTerms * kMaxYPoints> coef{};
     for (int p = 0; p < points_; ++p)
       for (int jn = 0; jn < njobs; ++jn) {
         const Job& j = jobs[std::size_t(jn)];
-        const RowPair& rp = pair_[std::size_t(j.cls)];
-        const MinimalFilter& f = rp.f;
-        for (int ky = 0; ky < f.n; ++ky) {
-          if (!((j.row[0] >= 0 && f.at[std::size_t(ky)] != 0.0) ||
-                (j.row[1] >= 0 && f.at[std::size_t(f.n + ky)] != 0.0)))
-            continue;
-          int terms = 0;
-          for (int i = 0; i < f.n; ++i) {
-            const double c = f.bt[std::size_t(ky * f.n + i)];
-            if (c == 0.0) continue;
-            x[std::size_t(terms)] = v.row(j.base + i) + p * v_plane;
-            coef[std::size_t(terms++)] = static_cast<float>(c);
+        const std::vector<PairTerm>& terms = pair_[std::size_t(j.cls)].terms;
+        for (std::size_t q = 0; q < terms.size(); ++q) {
+          const MinimalFilter& f = terms[q].f;
+          const int base = j.anchor + terms[q].lo;
+          for (int ky = 0; ky < f.n; ++ky) {
+            if (!((j.row[0] >= 0 && f.at[std::size_t(ky)] != 0.0) ||
+                  (j.row[1] >= 0 && f.at[std::size_t(f.n + ky)] != 0.0)))
+              continue;
+            int nterms = 0;
+            for (int i = 0; i < f.n; ++i) {
+              const double c = f.bt[std::size_t(ky * f.n + i)];
+              if (c == 0.0) continue;
+              x[std::size_t(nterms)] = v.row(base + i * step) + p * v_plane;
+              coef[std::size_t(nterms++)] = static_cast<float>(c);
+            }
+            k.lincomb({x.data(), coef.data(), nterms, 0, nullptr, combined, 0, 1,
+                       std::size_t(t) * std::size_t(cin), kern::kActNone, 0.0f});
+            igemm_row(k, passes_[paired_pass(j.cls, int(q), ky, p)], &one_tap, combined, cin, t,
+                      products + (int(q) * kMaxYPoints + ky) * plane, cpad, kern::kActNone, 0.0f,
+                      p0, p1);
           }
-          k.lincomb({x.data(), coef.data(), terms, 0, nullptr, combined, 0, 1,
-                     std::size_t(t) * std::size_t(cin), kern::kActNone, 0.0f});
-          igemm_row(k, passes_[paired_pass(j.cls, ky, p)], &one_tap, combined, cin, t,
-                    products + ky * plane, cpad, kern::kActNone, 0.0f, p0, p1);
         }
         for (int i = 0; i < 2; ++i) {
           if (j.row[i] < 0) continue;
-          int terms = 0;
-          for (int ky = 0; ky < f.n; ++ky) {
-            const double a = f.at[std::size_t(i * f.n + ky)];
-            if (a == 0.0) continue;
-            x[std::size_t(terms)] = products + ky * plane + c0;
-            coef[std::size_t(terms++)] = static_cast<float>(a);
+          int nterms = 0;
+          for (std::size_t q = 0; q < terms.size(); ++q) {
+            const MinimalFilter& f = terms[q].f;
+            for (int ky = 0; ky < f.n; ++ky) {
+              const double a = f.at[std::size_t(i * f.n + ky)];
+              if (a == 0.0) continue;
+              x[std::size_t(nterms)] = products + (int(q) * kMaxYPoints + ky) * plane + c0;
+              coef[std::size_t(nterms++)] = static_cast<float>(a);
+            }
           }
-          k.lincomb({x.data(), coef.data(), terms, cpad, nullptr,
+          k.lincomb({x.data(), coef.data(), nterms, cpad, nullptr,
                      m + (j.row[i] - y0) * m_row + p * plane + c0, cpad, t,
                      std::size_t(c1 - c0), kern::kActNone, 0.0f});
         }
@@ -724,35 +772,44 @@ class WinogradConv {
     return e;
   }
 
-  // The F(2, r) of each class when the geometry's rows pair (docs/runtime.md#row-pairs):
-  // rows oy and oy + classes() of a class, anchors a (even) and a + 1, read input rows
-  // a + lo + u (u <= r, r its kernel rows) and are the two outputs of F(2, r) along y.
-  // Empty when they do not pair.
+  // The F(2, r) of each term of each class when the geometry's rows pair
+  // (docs/runtime.md#row-pairs): rows oy and oy + classes() of a class, anchors a (pair
+  // index even) and a + y_mul, read in each term the input rows a + lo + u * y_mul
+  // (u <= r, r the term's kernel rows), and are the sums over the terms of the two outputs
+  // of F(2, r) along y. Empty when they do not pair.
   static std::vector<RowPair> row_pairs(const WinogradGeometry& geo) {
     if (!geo.pairs_rows()) return {};
     std::vector<RowPair> pairs;
     for (const WinogradGeometry::YPhase& c : geo.y) {
       RowPair rp;
-      const int r = static_cast<int>(c.dy.size());
-      rp.f = minimal_filter(2, r);
-      rp.lo = *std::min_element(c.dy.begin(), c.dy.end());
-      if (rp.f.n > kMaxYPoints) return {};
-      // Each row must need only combinations of the input rows it reads itself, so that a
-      // row computed without its partner reads nothing more.
-      for (int i = 0; i < 2; ++i)
-        for (int ky = 0; ky < rp.f.n; ++ky) {
-          if (rp.f.at[std::size_t(i * rp.f.n + ky)] == 0.0) continue;
-          for (int u = 0; u < rp.f.n; ++u)
-            if (rp.f.bt[std::size_t(ky * rp.f.n + u)] != 0.0 && (u < i || u >= i + r)) return {};
-        }
+      for (int q = 0; q < geo.y_mul; ++q) {
+        const int r = geo.term_rows(c, q);
+        if (r == 0) continue;
+        PairTerm term;
+        term.f = minimal_filter(2, r);
+        term.lo = geo.term_lo(c, q);
+        for (int u = 0; u < r; ++u)
+          term.t.push_back(int(std::find(c.dy.begin(), c.dy.end(), term.lo + u * geo.y_mul) - c.dy.begin()));
+        const MinimalFilter& f = term.f;
+        if (f.n > kMaxYPoints) return {};
+        // Each row must need only combinations of the input rows it reads itself, so that a
+        // row computed without its partner reads nothing more.
+        for (int i = 0; i < 2; ++i)
+          for (int ky = 0; ky < f.n; ++ky) {
+            if (f.at[std::size_t(i * f.n + ky)] == 0.0) continue;
+            for (int u = 0; u < f.n; ++u)
+              if (f.bt[std::size_t(ky * f.n + u)] != 0.0 && (u < i || u >= i + r)) return {};
+          }
+        rp.terms.push_back(std::move(term));
+      }
       pairs.push_back(std::move(rp));
     }
     return pairs;
   }
 
-  // With pairing: the pass of class cls, y point ky, transform point p.
-  std::size_t paired_pass(int cls, int ky, int p) const {
-    return std::size_t((cls * kMaxYPoints + ky) * points_ + p);
+  // With pairing: the pass of class cls, y term q, y point ky, transform point p.
+  std::size_t paired_pass(int cls, int q, int ky, int p) const {
+    return std::size_t(((cls * kMaxTerms + q) * kMaxYPoints + ky) * points_ + p);
   }
 
   NodeDesc n_;
