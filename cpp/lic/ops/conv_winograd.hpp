@@ -263,27 +263,43 @@ class WinogradConv {
     // (y term, y point, transform point) of a single row.
     const int per_class = pairs_ ? kMaxTerms * kMaxYPoints * points_ : points_;
     passes_.resize(std::size_t(geo_.classes() * per_class));
-    const auto init = [&](PackedPass& pass, std::vector<int> dy) {
-      pass.kc = n.cin;
-      pass.cout = n.cout;
-      pass.panels = panels_;
-      pass.dy = std::move(dy);
-      pass.dx.assign(pass.dy.size(), 0);
-      resize_populated(pass.w, std::size_t(panels_) * pass.dy.size() * std::size_t(n.cin) * kern::kNR);
-      pass.bias.assign(std::size_t(panels_) * kern::kNR, 0.0f);  // bias: added at the end
-    };
+    // Every pass's weights in one buffer, mapped in at once: g_s's 231 passes of 64 KiB
+    // each took a page fault per page of their own (a third of the decoder's loading).
+    std::vector<std::pair<PackedPass*, std::vector<int>>> used;
     for (int c = 0; c < geo_.classes(); ++c) {
       if (!pairs_) {
-        for (int p = 0; p < points_; ++p) init(passes_[std::size_t(c * points_ + p)], geo_.y[std::size_t(c)].dy);
+        for (int p = 0; p < points_; ++p)
+          used.emplace_back(&passes_[std::size_t(c * points_ + p)], geo_.y[std::size_t(c)].dy);
         continue;
       }
       const std::vector<PairTerm>& terms = pair_[std::size_t(c)].terms;
       for (std::size_t q = 0; q < terms.size(); ++q)
         for (int ky = 0; ky < terms[q].f.n; ++ky)
-          for (int p = 0; p < points_; ++p) init(passes_[paired_pass(c, int(q), ky, p)], {0});
+          for (int p = 0; p < points_; ++p)
+            used.emplace_back(&passes_[paired_pass(c, int(q), ky, p)], std::vector<int>{0});
+    }
+    const auto floats_of = [&](const std::vector<int>& dy) {
+      return std::size_t(panels_) * dy.size() * std::size_t(n.cin) * kern::kNR;
+    };
+    std::size_t total = 0;
+    for (const auto& u : used) total += floats_of(u.second);
+    resize_populated(weights_, total);
+    float* at = weights_.data();
+    for (auto& [pass, dy] : used) {
+      pass->kc = n.cin;
+      pass->cout = n.cout;
+      pass->panels = panels_;
+      pass->shared_w = at;
+      at += floats_of(dy);
+      pass->dy = std::move(dy);
+      pass->dx.assign(pass->dy.size(), 0);
+      pass->bias.assign(std::size_t(panels_) * kern::kNR, 0.0f);  // bias: added at the end
     }
     pack_transformed_taps(n);
   }
+  // The passes point into weights_.
+  WinogradConv(const WinogradConv&) = delete;
+  WinogradConv& operator=(const WinogradConv&) = delete;
 
   // Whether output row oy starts a group of rows whose pairs are all within it: class 0,
   // even pair index (with pairing off, every row).
@@ -559,7 +575,7 @@ class WinogradConv {
                 coef[std::size_t(terms++)] = static_cast<float>(g);
               }
               float* dst = pairs_ ? rows.data() + (t * std::size_t(points_) + std::size_t(ph.point0 + pt)) * block
-                                  : passes_[std::size_t(c * points_ + ph.point0 + pt)].w.data() +
+                                  : passes_[std::size_t(c * points_ + ph.point0 + pt)].weights() +
                                         (panel * kys.size() + t) * block;
               k.lincomb({x.data(), coef.data(), terms, 0, nullptr, dst, 0, 1, block, kern::kActNone, 0.0f});
             }
@@ -590,7 +606,7 @@ class WinogradConv {
             x[std::size_t(nterms)] = rows.data() + (t * std::size_t(points_) + std::size_t(p)) * block;
             coef[std::size_t(nterms++)] = static_cast<float>(g);
           }
-          float* dst = passes_[paired_pass(c, int(q), ky, p)].w.data() + panel * block;
+          float* dst = passes_[paired_pass(c, int(q), ky, p)].weights() + panel * block;
           k.lincomb({x.data(), coef.data(), nterms, 0, nullptr, dst, 0, 1, block, kern::kActNone, 0.0f});
         }
     }
@@ -823,6 +839,7 @@ class WinogradConv {
   // One per (class of output rows, transform point): that class's kernel rows of cin
   // channels. With pairing, one per (class, y point, transform point) of a single row.
   std::vector<PackedPass> passes_;
+  std::vector<float> weights_;  // every pass's weights
 };
 
 }  // namespace lic

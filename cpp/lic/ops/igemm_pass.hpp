@@ -28,8 +28,14 @@ struct PackedPass {
   std::vector<int> dy, dx;
   std::vector<float> w;
   std::vector<float> bias;
+  // Where the weights are when they live in a buffer shared by many passes (the Winograd
+  // form's, conv_winograd.hpp: one allocation mapped in at once rather than a page fault per
+  // page of each pass); otherwise w.
+  float* shared_w = nullptr;
 
   int ntaps() const { return static_cast<int>(dy.size()); }
+  const float* weights() const { return shared_w ? shared_w : w.data(); }
+  float* weights() { return shared_w ? shared_w : w.data(); }
 
   // weight_at(co, tap, ci) gives the weight; taps were pushed into dy/dx already.
   template <class WeightAt>
@@ -207,7 +213,7 @@ inline void igemm_row(const kern::KernelTable& k, const PackedPass& pp,
       const int nt = std::min(block, ntaps - t0);
       args.taps = taps + t0;
       args.ntaps = nt;
-      args.w = pp.w.data() + std::size_t(p) * panel_size + std::size_t(t0) * tap_size;
+      args.w = pp.weights() + std::size_t(p) * panel_size + std::size_t(t0) * tap_size;
       args.accumulate = t0 > 0;
       const bool last = t0 + nt >= ntaps;
       args.act = last ? act : kern::kActNone;
