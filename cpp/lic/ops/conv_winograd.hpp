@@ -149,25 +149,15 @@ struct WinogradGeometry {
     return true;
   }
   // Rows of class c's term q (its kernel rows whose dy is q mod y_mul): r when they are
-  // lo, lo + y_mul, ..., lo + (r - 1) y_mul, each once; -1 when they are not.
-  int term_rows(const YPhase& c, int q) const {
+  // lo, lo + y_mul, ..., lo + (r - 1) y_mul, each once (lo into *lo_out), -1 when not.
+  int term_rows(const YPhase& c, int q, int* lo_out = nullptr) const {
     int lo = 0, r = 0;
     for (const int d : c.dy)
       if (((d % y_mul) + y_mul) % y_mul == q) lo = r++ == 0 ? d : std::min(lo, d);
     for (int u = 0; u < r; ++u)
       if (std::count(c.dy.begin(), c.dy.end(), lo + u * y_mul) != 1) return -1;
+    if (lo_out) *lo_out = lo;
     return r;
-  }
-  // The lowest dy of class c's term q.
-  int term_lo(const YPhase& c, int q) const {
-    int lo = 0;
-    bool first = true;
-    for (const int d : c.dy)
-      if (((d % y_mul) + y_mul) % y_mul == q) {
-        lo = first ? d : std::min(lo, d);
-        first = false;
-      }
-    return lo;
   }
   void row_of(int oy, int& cls, int& anchor) const {
     const int v = oy * y_mul + y_add, n = classes();
@@ -799,11 +789,10 @@ class WinogradConv {
     for (const WinogradGeometry::YPhase& c : geo.y) {
       RowPair rp;
       for (int q = 0; q < geo.y_mul; ++q) {
-        const int r = geo.term_rows(c, q);
-        if (r == 0) continue;
         PairTerm term;
+        const int r = geo.term_rows(c, q, &term.lo);
+        if (r == 0) continue;
         term.f = minimal_filter(2, r);
-        term.lo = geo.term_lo(c, q);
         for (int u = 0; u < r; ++u)
           term.t.push_back(int(std::find(c.dy.begin(), c.dy.end(), term.lo + u * geo.y_mul) - c.dy.begin()));
         const MinimalFilter& f = term.f;
