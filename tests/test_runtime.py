@@ -341,6 +341,17 @@ def test_window_shifts_shared_between_threads(tmp_path) -> None:
             assert np.array_equal(got.view(np.uint32), whole.view(np.uint32)), (band, threads)
 
 
+def four_stride_two(rng, channels: tuple[int, int, int, int]) -> list[Node]:
+    """g_a's shape: four 5x5 stride-2 convolutions from RGB, ReLUs between them."""
+    nodes, cin = [], 3
+    for i, cout in enumerate(channels):
+        if i:
+            nodes.append(Node("relu", [len(nodes)]))
+        nodes.append(conv_node(rng, cin, cout, 5, 2, (2, 2, 2, 2), len(nodes)))
+        cin = cout
+    return nodes
+
+
 def test_stream_windows_hold_what_a_band_needs(tmp_path) -> None:
     # Four 5x5 stride-2 convolutions (g_a's shape; 16 channels on: the Winograd form) in
     # bands of one output row. Once a window keeps rows, operator 3 (the last) reads 5 input
@@ -351,10 +362,7 @@ def test_stream_windows_hold_what_a_band_needs(tmp_path) -> None:
     # steady band's worth at a time, so it does not size the windows (it made them 10, 18,
     # 34 and 66 rows).
     rng = np.random.default_rng(14)
-    nodes = [conv_node(rng, 3, 16, 5, 2, (2, 2, 2, 2)), Node("relu", [1]),
-             conv_node(rng, 16, 16, 5, 2, (2, 2, 2, 2), 2), Node("relu", [3]),
-             conv_node(rng, 16, 16, 5, 2, (2, 2, 2, 2), 4), Node("relu", [5]),
-             conv_node(rng, 16, 24, 5, 2, (2, 2, 2, 2), 6)]
+    nodes = four_stride_two(rng, (16, 16, 16, 24))
     path = save(tmp_path, nodes, "four_stride_two")
     x = rng.standard_normal((96, 40, 3)).astype(np.float32)
     with open(tmp_path / "in.npy", "wb") as f:
@@ -381,10 +389,7 @@ def test_analysis_windows_on_the_pair_grid_are_exact(tmp_path) -> None:
     # once past the rows the window's own top padding reaches; one starting at 16 rows
     # (the third paired layer's input at 2) does not.
     rng = np.random.default_rng(15)
-    nodes = [conv_node(rng, 3, 16, 5, 2, (2, 2, 2, 2)), Node("relu", [1]),
-             conv_node(rng, 16, 16, 5, 2, (2, 2, 2, 2), 2), Node("relu", [3]),
-             conv_node(rng, 16, 20, 5, 2, (2, 2, 2, 2), 4), Node("relu", [5]),
-             conv_node(rng, 20, 24, 5, 2, (2, 2, 2, 2), 6)]
+    nodes = four_stride_two(rng, (16, 16, 20, 24))
     path = save(tmp_path, nodes, "paired_analysis")
     x = rng.standard_normal((192, 40, 3)).astype(np.float32)
     whole = run_licm(path, x, 1)
