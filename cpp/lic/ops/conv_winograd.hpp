@@ -254,7 +254,8 @@ class WinogradConv {
     const int per_class = pairs_ ? kMaxTerms * kMaxYPoints * points_ : points_;
     passes_.resize(std::size_t(geo_.classes() * per_class));
     // Every pass's weights in one buffer, mapped in at once: g_s's 231 passes of 64 KiB
-    // each took a page fault per page of their own (a third of the decoder's loading).
+    // each took a page fault per page of their own (13% of a decode that is nearly all
+    // loading, in perf).
     std::vector<std::pair<PackedPass*, std::vector<int>>> used;
     for (int c = 0; c < geo_.classes(); ++c) {
       if (!pairs_) {
@@ -262,7 +263,7 @@ class WinogradConv {
           used.emplace_back(&passes_[std::size_t(c * points_ + p)], geo_.y[std::size_t(c)].dy);
         continue;
       }
-      const std::vector<PairTerm>& terms = pair_[std::size_t(c)].terms;
+      const std::vector<PairTerm>& terms = pair_[std::size_t(c)];
       for (std::size_t q = 0; q < terms.size(); ++q)
         for (int ky = 0; ky < terms[q].f.n; ++ky)
           for (int p = 0; p < points_; ++p)
@@ -472,15 +473,14 @@ class WinogradConv {
 
  private:
   // F(2, r) along y over one term of a class of paired rows: the rows lo + u * y_mul
-  // relative to the anchor (u < r), kernel rows ky[u] (the class's position t of each).
+  // relative to the anchor (u < r), read with the class's kernel rows t[u] (positions in
+  // its YPhase).
   struct PairTerm {
     MinimalFilter f;
     int lo = 0;
     std::vector<int> t;
   };
-  struct RowPair {
-    std::vector<PairTerm> terms;
-  };
+  using RowPair = std::vector<PairTerm>;  // a class's terms
   struct Phase {
     WinogradGeometry::XPhase x;
     int point0 = 0;  // index of its first transform point among all phases'
@@ -580,7 +580,7 @@ class WinogradConv {
   void combine_rows(const kern::KernelTable& k, int c, std::size_t panel,
                     const std::vector<float>& rows) {
     const std::size_t block = std::size_t(n_.cin) * kern::kNR;
-    const std::vector<PairTerm>& terms = pair_[std::size_t(c)].terms;
+    const std::vector<PairTerm>& terms = pair_[std::size_t(c)];
     std::array<const float*, 3> x{};
     std::array<float, 3> coef{};
     for (std::size_t q = 0; q < terms.size(); ++q) {
@@ -728,7 +728,7 @@ class WinogradConv {
     for (int p = 0; p < points_; ++p)
       for (int jn = 0; jn < njobs; ++jn) {
         const Job& j = jobs[std::size_t(jn)];
-        const std::vector<PairTerm>& terms = pair_[std::size_t(j.cls)].terms;
+        const std::vector<PairTerm>& terms = pair_[std::size_t(j.cls)];
         for (std::size_t q = 0; q < terms.size(); ++q) {
           const MinimalFilter& f = terms[q].f;
           const int base = j.anchor + terms[q].lo;
@@ -805,7 +805,7 @@ class WinogradConv {
             for (int u = 0; u < f.n; ++u)
               if (f.bt[std::size_t(ky * f.n + u)] != 0.0 && (u < i || u >= i + r)) return {};
           }
-        rp.terms.push_back(std::move(term));
+        rp.push_back(std::move(term));
       }
       pairs.push_back(std::move(rp));
     }
