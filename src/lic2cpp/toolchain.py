@@ -18,7 +18,9 @@ from lic2cpp.errors import LicError
 
 WARNING_FLAGS = ["-Wall", "-Wextra"]
 RELEASE_FLAGS = ["-O2", "-DNDEBUG"]
-SANITIZE_FLAGS = ["-O1", "-g", "-fsanitize=address,undefined", "-fno-omit-frame-pointer",
+# -g1: line tables only, all a sanitizer's stack trace needs (file:line); full -g made
+# parallel_check.cpp's build take 71 s against 50 s.
+SANITIZE_FLAGS = ["-O1", "-g1", "-fsanitize=address,undefined", "-fno-omit-frame-pointer",
                   "-fno-sanitize-recover=all"]
 
 
