@@ -91,6 +91,10 @@ inline Args parse_args(int argc, char** argv, bool encoder_options) {
   Args a;
   for (int i = 1; i < argc; ++i) {
     const std::string s = argv[i];
+    const bool takes_value =
+        s == "--threads" || s == "--max-memory" || s == "--dump-latent" ||
+        (encoder_options && (s == "--rdoq" || s == "--rdoq-sweeps" || s == "--band-rows"));
+    if (takes_value && i + 1 >= argc) throw Error(s + " needs a value (see --help)");
     if (s == "--rdoq" && encoder_options && i + 1 < argc) {
       a.rdoq = parse_lambda(argv[++i]);
     } else if (s == "--rdoq-sweeps" && encoder_options && i + 1 < argc) {
