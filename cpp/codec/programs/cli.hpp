@@ -95,24 +95,24 @@ inline Args parse_args(int argc, char** argv, bool encoder_options) {
         s == "--threads" || s == "--max-memory" || s == "--dump-latent" ||
         (encoder_options && (s == "--rdoq" || s == "--rdoq-sweeps" || s == "--band-rows"));
     if (takes_value && i + 1 >= argc) throw Error(s + " needs a value (see --help)");
-    if (s == "--rdoq" && encoder_options && i + 1 < argc) {
+    if (s == "--rdoq" && encoder_options) {
       a.rdoq = parse_lambda(argv[++i]);
-    } else if (s == "--rdoq-sweeps" && encoder_options && i + 1 < argc) {
+    } else if (s == "--rdoq-sweeps" && encoder_options) {
       char* end = nullptr;
       const long n = std::strtol(argv[++i], &end, 10);
       if (!end || *end || n < 0 || n > 1000) throw Error("--rdoq-sweeps needs a number from 0 to 1000");
       a.rdoq_sweeps = static_cast<int>(n);
-    } else if (s == "--dump-latent" && i + 1 < argc) {
+    } else if (s == "--dump-latent") {
       a.dump_latent = argv[++i];
-    } else if (s == "--threads" && i + 1 < argc) {
+    } else if (s == "--threads") {
       char* end = nullptr;
       const long t = std::strtol(argv[++i], &end, 10);
       if (!end || *end || t < 1 || t > 256) throw Error("--threads needs a number from 1 to 256");
       a.threads = static_cast<int>(t);
-    } else if (s == "--max-memory" && i + 1 < argc) {
+    } else if (s == "--max-memory") {
       a.max_memory_text = argv[++i];
       a.max_memory = parse_size(a.max_memory_text);
-    } else if (s == "--band-rows" && allow_stats && i + 1 < argc) {
+    } else if (s == "--band-rows" && allow_stats) {
       char* end = nullptr;
       const long v = std::strtol(argv[++i], &end, 10);
       if (!end || *end || v < 1 || v > 65535) throw Error("--band-rows needs a number from 1 to 65535");
