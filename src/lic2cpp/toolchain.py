@@ -18,9 +18,11 @@ from lic2cpp.errors import LicError
 
 WARNING_FLAGS = ["-Wall", "-Wextra"]
 RELEASE_FLAGS = ["-O2", "-DNDEBUG"]
-# -g1: line tables only, all a sanitizer's stack trace needs (file:line); full -g made
-# parallel_check.cpp's build take 71 s against 50 s.
-SANITIZE_FLAGS = ["-O1", "-g1", "-fsanitize=address,undefined", "-fno-omit-frame-pointer",
+# The test suite's sanitized programs are compiled far more than they run: -O0 and -g1 (line
+# tables only, all a sanitizer's stack trace needs for file:line) build parallel_check.cpp in
+# 27 s, against 51 s at -O1 -g1 and 71 s at -O1 -g; the suite with nothing sanitized cached
+# took 11 min 48 s against 17 min 50 s at -O1 -g1 (docs/performance.md, "The test suite").
+SANITIZE_FLAGS = ["-O0", "-g1", "-fsanitize=address,undefined", "-fno-omit-frame-pointer",
                   "-fno-sanitize-recover=all"]
 
 
