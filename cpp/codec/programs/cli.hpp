@@ -85,39 +85,39 @@ inline double parse_lambda(const char* text) {
   return v;
 }
 
-// `encoder_options`: accept the encoder's --stats, --rdoq and --rdoq-sweeps.
+// `encoder_options`: accept the encoder's --stats, --rdoq, --rdoq-sweeps and --band-rows.
 inline Args parse_args(int argc, char** argv, bool encoder_options) {
-  const bool allow_stats = encoder_options;
   Args a;
   for (int i = 1; i < argc; ++i) {
     const std::string s = argv[i];
-    const bool takes_value =
-        s == "--threads" || s == "--max-memory" || s == "--dump-latent" ||
-        (encoder_options && (s == "--rdoq" || s == "--rdoq-sweeps" || s == "--band-rows"));
-    if (takes_value && i + 1 >= argc) throw Error(s + " needs a value (see --help)");
+    // The argument after option s, which must have one.
+    const auto value = [&]() -> const char* {
+      if (i + 1 >= argc) throw Error(s + " needs a value (see --help)");
+      return argv[++i];
+    };
     if (s == "--rdoq" && encoder_options) {
-      a.rdoq = parse_lambda(argv[++i]);
+      a.rdoq = parse_lambda(value());
     } else if (s == "--rdoq-sweeps" && encoder_options) {
       char* end = nullptr;
-      const long n = std::strtol(argv[++i], &end, 10);
+      const long n = std::strtol(value(), &end, 10);
       if (!end || *end || n < 0 || n > 1000) throw Error("--rdoq-sweeps needs a number from 0 to 1000");
       a.rdoq_sweeps = static_cast<int>(n);
     } else if (s == "--dump-latent") {
-      a.dump_latent = argv[++i];
+      a.dump_latent = value();
     } else if (s == "--threads") {
       char* end = nullptr;
-      const long t = std::strtol(argv[++i], &end, 10);
+      const long t = std::strtol(value(), &end, 10);
       if (!end || *end || t < 1 || t > 256) throw Error("--threads needs a number from 1 to 256");
       a.threads = static_cast<int>(t);
     } else if (s == "--max-memory") {
-      a.max_memory_text = argv[++i];
+      a.max_memory_text = value();
       a.max_memory = parse_size(a.max_memory_text);
-    } else if (s == "--band-rows" && allow_stats) {
+    } else if (s == "--band-rows" && encoder_options) {
       char* end = nullptr;
-      const long v = std::strtol(argv[++i], &end, 10);
+      const long v = std::strtol(value(), &end, 10);
       if (!end || *end || v < 1 || v > 65535) throw Error("--band-rows needs a number from 1 to 65535");
       a.band_rows = static_cast<uint32_t>(v);
-    } else if (s == "--stats" && allow_stats) {
+    } else if (s == "--stats" && encoder_options) {
       a.stats = true;
     } else if (s.size() > 1 && s[0] == '-' && s != "-") {
       throw Error("unknown option " + s + " (see --help)");
