@@ -514,7 +514,7 @@ class BuildRun:
         if prior == "hyper" and len(patches) > HYPER_ESTIMATE_PATCHES:
             pick = np.sort(np.random.default_rng(opts.seed).choice(
                 len(patches), HYPER_ESTIMATE_PATCHES, replace=False))
-        qy, index, z_bits = training_symbols(net, tables, patches[pick], opts.progress)
+        qy, index, z_bits = training_symbols(net, tables, patches[pick], bool(opts.progress))
         qz0 = np.zeros((tables.hyper_channels, 1, 1), dtype=np.int64)  # z counted apart
 
         def y_bits() -> float:
@@ -569,12 +569,12 @@ class BuildRun:
         self.opts.log("  generating and compiling the encoder and decoder (this takes a while)")
         ga_name, gs_name = self.licm_names()
         enc16, dec16 = self.int16_networks()
-        extra = {"h_a": self.out / "h_a.licm"} if self.tables_file() == HYPER_FILE else {}
+        h_a = self.out / "h_a.licm" if self.tables_file() == HYPER_FILE else None
         # codegen.build_codec looked up at call time: the tests stand in a recorder for it.
         enc, dec = codegen.build_codec(self.out / ga_name, self.out / gs_name,
                                        self.out / self.tables_file(), self.out,
                                        encoder_net=enc16, decoder_net=dec16,
-                                       rdoq_lambda=self.opts.rdoq, **extra)
+                                       h_a=h_a, rdoq_lambda=self.opts.rdoq)
         for made, want in ((Path(enc), self.result.encoder), (Path(dec), self.result.decoder)):
             if made.resolve() != want.resolve():
                 raise LicError(f"codegen wrote {made}, expected {want}")

@@ -149,7 +149,8 @@ class Codec:
         """The model's fingerprint, as in the header of its bitstreams."""
         return int(self._lib.lic2cpp_model_fingerprint())
 
-    def _bytes(self, data: bytes) -> Any:
+    def _bytes(self, data: bytes | np.ndarray) -> Any:
+        """A uint8_t[] pointing into ``data`` (no copy: writes to it land in an array)."""
         return self._ffi.from_buffer("uint8_t[]", data)
 
     def _check(self, status: int) -> None:

@@ -18,6 +18,7 @@ import copy
 import io
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import onnx
 import torch
@@ -35,6 +36,9 @@ from lic2cpp.load import (
     model_transforms,
 )
 
+if TYPE_CHECKING:
+    from compressai.layers import GDN
+
 EXPORTERS = ("dynamo", "torchscript")
 OPSET = 18  # Both exporters support it; the TorchScript one's newest is 20.
 
@@ -46,6 +50,9 @@ SAMPLE_HW = {"g_a": (64, 64), "g_s": (4, 4), "h_a": (16, 16), "h_s": (4, 4)}
 class EffectiveGDN(nn.Module):
     """GDN with its effective (already re-parametrised) beta and gamma as constants:
     ``x / sqrt(beta + conv1x1(x², gamma))``, or ``x * sqrt(...)`` when ``inverse``."""
+
+    beta: torch.Tensor  # buffers (saved with the module, exported as constants)
+    gamma: torch.Tensor
 
     def __init__(self, beta: torch.Tensor, gamma: torch.Tensor, inverse: bool) -> None:
         super().__init__()
@@ -60,7 +67,7 @@ class EffectiveGDN(nn.Module):
         return x * norm if self.inverse else x / norm
 
 
-def effective_gdn(gdn: nn.Module) -> EffectiveGDN:
+def effective_gdn(gdn: GDN) -> EffectiveGDN:
     """An EffectiveGDN computing what the CompressAI GDN ``gdn`` computes."""
     with torch.no_grad():
         beta = gdn.beta_reparam(gdn.beta)

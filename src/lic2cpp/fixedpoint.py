@@ -299,7 +299,7 @@ def conv_sums(x: np.ndarray, w: np.ndarray, a: dict[str, Any], transpose: bool,
         xp = np.zeros((h + pt + pb, wd + pl + pr, cin), dtype)
         xp[pt:pt + h, pl:pl + wd] = x
         ho, wo = (h + pt + pb - kh) // sh + 1, (wd + pl + pr - kw) // sw + 1
-        out = np.zeros((ho * wo, w.shape[0]), dtype)
+        out: np.ndarray = np.zeros((ho * wo, w.shape[0]), dtype)
         for ky in range(kh):
             for kx in range(kw):
                 win = xp[ky:ky + sh * (ho - 1) + 1:sh, kx:kx + sw * (wo - 1) + 1:sw]
@@ -308,7 +308,8 @@ def conv_sums(x: np.ndarray, w: np.ndarray, a: dict[str, Any], transpose: bool,
     cout = w.shape[1]
     oph, opw = int(a["out_pad_h"]), int(a["out_pad_w"])
     ho, wo = (h - 1) * sh - pt - pb + kh + oph, (wd - 1) * sw - pl - pr + kw + opw
-    full = np.zeros(((h - 1) * sh + kh + oph, (wd - 1) * sw + kw + opw, cout), dtype)
+    full: np.ndarray = np.zeros(((h - 1) * sh + kh + oph, (wd - 1) * sw + kw + opw, cout),
+                                dtype)
     flat = x.reshape(h * wd, cin)
     for ky in range(kh):
         for kx in range(kw):

@@ -15,6 +15,7 @@ import math
 import pickle
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -329,7 +330,7 @@ def _convert_conv(st: _State, node: Node, inputs: list[int], ref: np.ndarray | N
     s_w0, s_b = given if given is not None else (s_fit, fx.weight_shift_for(float(np.abs(b).max())))
     if s_w0 > s_fit:
         raise LicError(f"{where}: weights do not fit int16 at the given shift {s_w0}")
-    admissible = []
+    admissible: list[tuple[int, Node, tuple[int, int]]] = []  # (s_w, node, bounds)
     for s_w in range(s_w0, fx.SHIFT_MIN - 1, -1):
         if float(np.abs(w).max()) * 2.0**s_w < 2**MIN_WEIGHT_BITS:
             break
@@ -342,13 +343,15 @@ def _convert_conv(st: _State, node: Node, inputs: list[int], ref: np.ndarray | N
         raise LicError(f"{where}: no weight shift with at least {MIN_WEIGHT_BITS + 1} bits "
                        "keeps the int32 worst case (docs/int16.md); the layer has too many "
                        "large weights for int16 x int16 -> int32")
-    best, err_db, out = admissible[0], None, None
+    best = admissible[0]
+    err_db: float | None = None
+    out: np.ndarray | None = None
     x = st.ints[vin]
     if x is not None and ref is not None:
         scored = []
-        for cand in admissible:  # finest first: ties keep the finer shift
-            y = _batch(lambda v, c=cand: fx.s16_conv(v, s_x, c[1]), x)
-            scored.append((-_snr_db(ref, y, s_y), -cand[0], cand, y))
+        for option in admissible:  # finest first: ties keep the finer shift
+            y = _batch(partial(fx.s16_conv, sx=s_x, node=option[1]), x)
+            scored.append((-_snr_db(ref, y, s_y), -option[0], option, y))
         scored.sort(key=lambda t: (t[0], t[1]))
         _, _, best, out = scored[0]
         err_db = -scored[0][0]
@@ -400,8 +403,9 @@ def _convert_gdn(st: _State, node: Node, inputs: list[int], s_y: int, headroom: 
             break
     k = 62 - norm_max.bit_length()
     k -= (s_n + k) % 2
-    attrs = {"channels": c, "inverse": int(node.attrs["inverse"]), "square_shift": s_2,
-             "gamma_shift": s_g, "root_shift": k, "out_shift": s_y}
+    attrs: dict[str, int | float] = {
+        "channels": c, "inverse": int(node.attrs["inverse"]), "square_shift": s_2,
+        "gamma_shift": s_g, "root_shift": k, "out_shift": s_y}
     new = Node("s16_gdn", inputs, attrs, {"beta": b, "gamma": g})
     fx._gdn_shifts(attrs, s_x, s_y, where)
     out = _batch(lambda v: fx.s16_gdn(v, s_x, new), x)
@@ -431,8 +435,11 @@ def quantize_model(model: ModelFile, *, calib: Calibration | None = None,
     st = _State([], [None], [fx.FULL_RANGE], [None], report)
     # QUANTIZE: the input's shift
     x0 = floats[0]
-    s_in = act_shifts[0] if act_shifts is not None else act_shift(
-        float(np.abs(x0).max()), headroom)
+    if act_shifts is not None:
+        s_in = act_shifts[0]
+    else:
+        assert x0 is not None  # _check_sources: without quant_act there is a calibration
+        s_in = act_shift(float(np.abs(x0).max()), headroom)
     q0 = None if x0 is None else fx.quantize_float(x0, s_in).astype(np.int16)
     _emit(st, Node("quantize", [0], {"shift": s_in}), s_in, fx.FULL_RANGE, q0)
     report.nodes.append(NodeReport(0, "quantize", s_in))

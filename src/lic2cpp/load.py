@@ -22,12 +22,17 @@ import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from lic2cpp.errors import LicError
+
+if TYPE_CHECKING:
+    # CompressAI ships no type information: to mypy a CompressionModel's attributes (g_a,
+    # g_s, update, aux_loss...) are Any, where nn.Module's would be Tensor | Module.
+    from compressai.models import CompressionModel
 
 # Entropy-model buffers that CompressAI sizes at load time; a state_dict saved before
 # `update()` lacks them and the tables are rebuilt instead.
@@ -224,7 +229,7 @@ def _check_keys(net: nn.Module, sd: Mapping[str, torch.Tensor], arch: str) -> No
                        f"in all), which {arch} does not have")
 
 
-def model_from_state_dict(sd: Mapping[str, torch.Tensor], arch: str) -> nn.Module:
+def model_from_state_dict(sd: Mapping[str, torch.Tensor], arch: str) -> CompressionModel:
     """Build ``arch`` with N/M read off ``sd`` and load the weights and entropy tables."""
     cls = _arch_class(arch)
     name = arch.strip().lower().replace("_", "-")
@@ -239,7 +244,7 @@ def model_from_state_dict(sd: Mapping[str, torch.Tensor], arch: str) -> nn.Modul
     for key, value in sizes.items():
         if not 1 <= value <= MAX_SIZE:
             raise LicError(f"{key} = {value} read off the weights is outside 1..{MAX_SIZE}")
-    net = cls(**sizes)
+    net: CompressionModel = cls(**sizes)
     _check_keys(net, sd, f"{name}({', '.join(f'{k}={v}' for k, v in sizes.items())})")
     buffers = _entropy_buffer_keys(net)
     if buffers <= set(sd):
@@ -260,7 +265,7 @@ def _needs_update(net: nn.Module) -> bool:
 
 
 def load_model(path: str | Path, arch: str | None = None, *,
-               check_layers: bool = True, weights_only: bool = False) -> nn.Module:
+               check_layers: bool = True, weights_only: bool = False) -> CompressionModel:
     """A CompressAI model in eval mode with ``.g_a`` and ``.g_s`` (entropy tables built).
 
     ``check_layers`` (default) also refuses a model whose transforms use a layer the
@@ -269,6 +274,7 @@ def load_model(path: str | Path, arch: str | None = None, *,
     """
     path = Path(path)
     obj = _torch_load(path, weights_only)
+    net: CompressionModel
     if isinstance(obj, Mapping) and "model" in obj and isinstance(obj["model"], nn.Module):
         obj = obj["model"]
     if isinstance(obj, nn.Module):

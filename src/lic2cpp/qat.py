@@ -29,13 +29,16 @@ The final checkpoint carries (see docs/training.md):
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from lic2cpp.errors import LicError
+
+if TYPE_CHECKING:
+    from compressai.models import CompressionModel
 
 INT16_MIN, INT16_MAX = -32768, 32767
 # Shifts beyond this buy no precision a float32 reference could check, and keep products
@@ -73,7 +76,7 @@ def to_int16(x: torch.Tensor, shift: int) -> torch.Tensor:
     return torch.round(x.detach().double() * 2.0**shift)
 
 
-def decoder_layers(net: nn.Module) -> list[nn.Module]:
+def decoder_layers(net: CompressionModel) -> list[nn.Module]:
     """The layers of ``g_s``, checked to be what the quantized forward supports."""
     g_s = getattr(net, "g_s", None)
     if not isinstance(g_s, nn.Sequential):
@@ -90,7 +93,7 @@ def decoder_layers(net: nn.Module) -> list[nn.Module]:
 class QatController:
     """Owns the activation ranges and computes the fake-quantized decoder forward."""
 
-    def __init__(self, net: nn.Module, start_step: int = 0) -> None:
+    def __init__(self, net: CompressionModel, start_step: int = 0) -> None:
         self.layers = decoder_layers(net)
         self.net = net
         self.start_step = start_step
@@ -139,9 +142,12 @@ class QatController:
                 b = layer.bias
                 if b is not None:
                     b = fake_quant(b, shift_for(float(b.detach().abs().max())))
-                x = layer._conv_forward(x, w, b) if isinstance(layer, nn.Conv2d) else (
-                    F.conv_transpose2d(x, w, b, layer.stride, layer.padding, layer.output_padding,
-                                       layer.groups, layer.dilation))
+                if isinstance(layer, nn.Conv2d):
+                    x = layer._conv_forward(x, w, b)
+                else:  # a transposed convolution's padding is never a string ('same')
+                    padding = cast(tuple[int, int], layer.padding)
+                    x = F.conv_transpose2d(x, w, b, layer.stride, padding, layer.output_padding,
+                                           layer.groups, layer.dilation)
                 act += 1
                 x = fake_quant(x, self._observe(act, x))
             elif isinstance(layer, nn.LeakyReLU):
@@ -162,7 +168,7 @@ class QatController:
 
     # -- export -----------------------------------------------------------------------
     @torch.no_grad()
-    def export_fields(self, net: nn.Module) -> dict[str, Any]:
+    def export_fields(self, net: CompressionModel) -> dict[str, Any]:
         """Snap ``g_s``'s parameters onto their grid and return the checkpoint fields.
 
         Call after ``update(force=True)`` (the CDFs must be current).
@@ -180,7 +186,7 @@ class QatController:
         }
 
 
-def check_int16(net: nn.Module, quant_layer: list[int]) -> list[str]:
+def check_int16(net: CompressionModel, quant_layer: list[int]) -> list[str]:
     """Names of ``g_s`` tensors NOT exactly ``int16 / 2**shift`` (empty when all are)."""
     bad = []
     params = list(net.g_s.named_parameters())

@@ -175,16 +175,16 @@ def rd_offsets(net: Any, patches: np.ndarray, latents: np.ndarray, lmbda: float,
     del jtv
 
     choice = np.full(channels, home)
-    best = {"choice": choice.copy(), "grad": grad, "sse": sse,
-            "objective": weight_d * sse + rate_bpp(choice)}
-    history = [{"round": 0, "objective": best["objective"], "mse": sse / x.size,
-                "bpp": rate_bpp(choice)}]
+    best_choice, best_grad = choice.copy(), grad
+    best_objective = weight_d * sse + rate_bpp(choice)
+    history: list[dict[str, Any]] = [{"round": 0, "objective": best_objective,
+                                      "mse": sse / x.size, "bpp": rate_bpp(choice)}]
     move = first_move
     last_moved = np.zeros(0, dtype=np.int64)
     bar = tqdm(total=rounds, desc="rd offsets", unit="round", disable=not progress)
     for r in range(1, rounds + 1):
         bar.update(1)
-        choice, grad = best["choice"].copy(), best["grad"]
+        choice, grad = best_choice.copy(), best_grad
         gain = (weight_d * predicted_sse_changes(grad, proj, y_cand, choice)
                 + (rates - rates[choice, cols][None, :]) / pixels_all)
         gain[:, last_moved] = 0.0  # no channel moves twice in a row (no back and forth)
@@ -200,18 +200,18 @@ def rd_offsets(net: Any, patches: np.ndarray, latents: np.ndarray, lmbda: float,
         record = {"round": r, "channels_moved": len(order), "objective": objective,
                   "mse": sse / x.size, "bpp": rate_bpp(choice),
                   "predicted_change": float(gain[target[order], order].sum()),
-                  "measured_change": objective - best["objective"]}
+                  "measured_change": objective - best_objective}
         history.append(record)
-        if objective < best["objective"]:
-            best = {"choice": choice, "grad": grad, "sse": sse, "objective": objective}
+        if objective < best_objective:
+            best_choice, best_grad, best_objective = choice, grad, objective
         else:
             record["rejected"] = True
             move //= 2  # a smaller step: the model is only trusted near the current point
             if move == 0:
                 break
     bar.close()
-    offsets = cands[best["choice"], cols].astype(np.float32)
+    offsets = cands[best_choice, cols].astype(np.float32)
     info = {"rd_patches": len(pick), "rd_probes": probes, "rd_grid": grid,
-            "rd_history": history, "channels_moved": int((best["choice"] != home).sum()),
+            "rd_history": history, "channels_moved": int((best_choice != home).sum()),
             "mean_abs_shift": float(np.abs(offsets - start).mean())}
     return offsets, info

@@ -20,9 +20,10 @@ import math
 import os
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -33,6 +34,9 @@ from lic2cpp.errors import LicError
 from lic2cpp.images import list_images, read_rgb
 from lic2cpp.load import compressai_package, load_model
 from lic2cpp.qat import QatController
+
+if TYPE_CHECKING:
+    from compressai.models import CompressionModel
 
 ACTIVATIONS = ("relu", "leaky_relu", "gdn")
 # --arch: the factorized prior (with --activation), or a hyperprior model (CompressAI's
@@ -83,7 +87,7 @@ class TrainConfig:
 
 
 def build_model(n: int, m: int, activation: str = "relu", arch: str = "factorized"
-                ) -> nn.Module:
+                ) -> CompressionModel:
     """A model with the given channel counts: a factorized prior with ``activation``, or
     CompressAI's ``ScaleHyperprior`` / ``MeanScaleHyperprior`` (``arch``).
 
@@ -119,7 +123,7 @@ def build_model(n: int, m: int, activation: str = "relu", arch: str = "factorize
     return net
 
 
-def initial_model(path: Path) -> nn.Module:
+def initial_model(path: Path) -> CompressionModel:
     """A trained model to fine-tune from (``--init``), e.g. before ``--int16`` training."""
     net = load_model(path)
     if not hasattr(net, "entropy_bottleneck") or not hasattr(net, "aux_loss"):
@@ -178,10 +182,10 @@ class CropSampler:
             out[k] = crop
         return torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255.0)
 
-    def state(self) -> dict[str, Any]:
+    def state(self) -> Mapping[str, Any]:
         return self.rng.bit_generator.state
 
-    def set_state(self, state: dict[str, Any]) -> None:
+    def set_state(self, state: Mapping[str, Any]) -> None:
         self.rng.bit_generator.state = state
 
 
@@ -291,7 +295,7 @@ def save_atomic(obj: dict[str, Any], path: Path) -> None:
     os.replace(tmp, path)
 
 
-def settle_quantiles(net: nn.Module, steps: int, lr: float) -> float:
+def settle_quantiles(net: CompressionModel, steps: int, lr: float) -> float:
     """Fit the entropy bottleneck's quantiles alone; returns the final auxiliary loss.
 
     During training the quantiles chase a moving latent distribution; the aux loss depends
@@ -310,7 +314,7 @@ def settle_quantiles(net: nn.Module, steps: int, lr: float) -> float:
     return float(net.aux_loss().detach())
 
 
-def finalize_model(net: nn.Module) -> nn.Module:
+def finalize_model(net: CompressionModel) -> CompressionModel:
     """Eval mode with the entropy bottleneck's CDF tables computed (``update(force=True)``)."""
     net.eval()
     net.update(force=True)
@@ -348,11 +352,11 @@ class Run:
     """A training run in progress: everything a checkpoint saves and restores."""
 
     cfg: TrainConfig
-    net: nn.Module
+    net: CompressionModel
     opt: torch.optim.Optimizer
     aux_opt: torch.optim.Optimizer
     sampler: CropSampler
-    quant: Any  # a QatController with --int16, else None
+    quant: QatController | None  # with --int16
     step: int = 0  # optimizer steps done before this process started
     elapsed0: float = 0.0  # training seconds before this process started
     acc: dict[str, float] = field(default_factory=dict)  # sums since the last CSV row
@@ -510,7 +514,8 @@ def train(
 
 
 def write_final(
-    net: nn.Module, path: Path, cfg: TrainConfig, quant: Any, elapsed_s: float
+    net: CompressionModel, path: Path, cfg: TrainConfig, quant: QatController | None,
+    elapsed_s: float
 ) -> Path:
     """The deliverable: the model alone (no optimizer), quantiles settled, eval mode, CDFs
     computed."""
@@ -531,7 +536,7 @@ def finalize_checkpoint(src: Path, dst: Path, settle_steps: int = 5000,
     ckpt = load_checkpoint(src)
     aux = settle_quantiles(ckpt["model"], settle_steps, settle_lr)
     net = finalize_model(ckpt["model"])
-    obj = {k: ckpt[k] for k in ("config", "step", "elapsed_s") if k in ckpt}
+    obj: dict[str, Any] = {k: ckpt[k] for k in ("config", "step", "elapsed_s") if k in ckpt}
     obj.update(model=net, aux_loss=aux)
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
     save_atomic(obj, Path(dst))
@@ -620,7 +625,7 @@ def run(args: argparse.Namespace) -> int:
 class _Given(argparse.Action):
     """Store the value and remember that the user gave it (for --resume overrides)."""
 
-    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None):
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
         setattr(namespace, self.dest, values)
         setattr(namespace, self.dest + "_given", True)
 
