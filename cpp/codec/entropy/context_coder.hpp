@@ -133,9 +133,9 @@ inline CodeLength encode_latent(const Latent& lat, const ContextTables& m, Range
           enc.encode_bits(e.below, 1);
           enc.encode_bits(static_cast<uint32_t>(e.n - 1), kEscapeLengthBits);
           for (int left = e.n - 1; left > 0;) {  // low n-1 bits, high chunk first
-            const int k = left > 16 ? 16 : left;
-            left -= k;
-            enc.encode_bits(static_cast<uint32_t>(e.v >> left) & ((1u << k) - 1), k);
+            const int chunk = left > 16 ? 16 : left;
+            left -= chunk;
+            enc.encode_bits(static_cast<uint32_t>(e.v >> left) & ((1u << chunk) - 1), chunk);
           }
         }
       }

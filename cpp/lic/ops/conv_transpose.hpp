@@ -44,6 +44,47 @@ struct PhaseAxis {
   }
 };
 
+// The zero rows (or columns) needed before (lo) and after (hi) an input of `in` so that every
+// phase of an output of `out` reads q - t inside the buffer.
+// The phases of one axis of a stride-s transposed convolution with a kernel of k.
+inline std::vector<PhaseAxis> phase_axes(int s, int k, int pad) {
+  std::vector<PhaseAxis> phases;
+  for (int r = 0; r < s; ++r) phases.push_back(PhaseAxis::make(r, s, k, pad));
+  return phases;
+}
+
+// The taps of sub-pixel phase (ry, rx), row by row: the input offset (dy, dx) each reads
+// and the kernel row and column (ky, kx) it multiplies.
+struct PhaseTaps {
+  std::vector<int> dy, dx, ky, kx;
+};
+
+inline PhaseTaps phase_taps(const std::vector<PhaseAxis>& py, const std::vector<PhaseAxis>& px,
+                            int ry, int rx) {
+  const int sh = int(py.size()), sw = int(px.size());
+  PhaseTaps t;
+  for (int ty = 0; ty < py[std::size_t(ry)].taps; ++ty)
+    for (int tx = 0; tx < px[std::size_t(rx)].taps; ++tx) {
+      t.dy.push_back(-ty);
+      t.dx.push_back(-tx);
+      t.ky.push_back(ry + sh * ty);
+      t.kx.push_back(rx + sw * tx);
+    }
+  return t;
+}
+
+inline void phase_padding(const std::vector<PhaseAxis>& phases, int s, int in, int out, int& lo,
+                          int& hi) {
+  lo = 0;
+  hi = 0;
+  for (const PhaseAxis& f : phases) {
+    const int n = f.count(out, s);
+    if (n == 0) continue;
+    lo = std::max(lo, std::max(f.taps - 1, 0) - f.q0);
+    hi = std::max(hi, f.q0 + n - 1 - (in - 1));
+  }
+}
+
 class ConvTranspose2dOp {
  public:
   // Below this many output channels the GEMM + gather form wastes less of the 16-wide panels.
@@ -58,27 +99,21 @@ class ConvTranspose2dOp {
       wino_ = std::make_shared<const WinogradConv>(n, winograd_geometry(n));
       return;
     }
-    const int sh = n.stride_h, sw = n.stride_w;
-    for (int ry = 0; ry < sh; ++ry) py_.push_back(PhaseAxis::make(ry, sh, n.kh, n.pad_top));
-    for (int rx = 0; rx < sw; ++rx) px_.push_back(PhaseAxis::make(rx, sw, n.kw, n.pad_left));
+    py_ = phase_axes(n.stride_h, n.kh, n.pad_top);
+    px_ = phase_axes(n.stride_w, n.kw, n.pad_left);
     const F32View& w = n.weight;
-    for (int ry = 0; ry < sh; ++ry)
-      for (int rx = 0; rx < sw; ++rx) {
+    for (int ry = 0; ry < n.stride_h; ++ry)
+      for (int rx = 0; rx < n.stride_w; ++rx) {
         PackedPass pass;
         pass.kc = n.cin;
         pass.cout = n.cout;
-        std::vector<int> kys, kxs;
-        for (int ty = 0; ty < py_[std::size_t(ry)].taps; ++ty)
-          for (int tx = 0; tx < px_[std::size_t(rx)].taps; ++tx) {
-            pass.dy.push_back(-ty);
-            pass.dx.push_back(-tx);
-            kys.push_back(ry + sh * ty);
-            kxs.push_back(rx + sw * tx);
-          }
+        PhaseTaps taps = phase_taps(py_, px_, ry, rx);
+        pass.dy = taps.dy;
+        pass.dx = taps.dx;
         const int kh = n.kh, kw = n.kw, cin = n.cin;
         pass.pack(n.bias, [&](int co, int t, int ci) {
-          return w[((std::size_t(co) * kh + std::size_t(kys[std::size_t(t)])) * kw +
-                    std::size_t(kxs[std::size_t(t)])) * cin + std::size_t(ci)];
+          return w[((std::size_t(co) * kh + std::size_t(taps.ky[std::size_t(t)])) * kw +
+                    std::size_t(taps.kx[std::size_t(t)])) * cin + std::size_t(ci)];
         });
         passes_.push_back(std::move(pass));
       }
@@ -115,7 +150,7 @@ class ConvTranspose2dOp {
       left = std::max(0, -lo);
       right = std::max(0, hi - in_w);
     } else if (!gather_) {
-      padding(px_, n_.stride_w, in_w, out_w, left, right);
+      phase_padding(px_, n_.stride_w, in_w, out_w, left, right);
     }
   }
 
@@ -270,19 +305,6 @@ class ConvTranspose2dOp {
   const NodeDesc& desc() const { return n_; }
 
  private:
-  // Zero rows needed before/after the input so every phase reads q - t inside the buffer.
-  static void padding(const std::vector<PhaseAxis>& phases, int s, int in, int out, int& lo,
-                      int& hi) {
-    lo = 0;
-    hi = 0;
-    for (const PhaseAxis& f : phases) {
-      const int n = f.count(out, s);
-      if (n == 0) continue;
-      lo = std::max(lo, std::max(f.taps - 1, 0) - f.q0);
-      hi = std::max(hi, f.q0 + n - 1 - (in - 1));
-    }
-  }
-
   // Output pixels [x0, x1) of row oy of the gather form (C: the output channels when known
   // at compile time, else 0). Every output is its bias plus its contributions in the order
   // (kernel row, kernel column), the same at every pixel; pixels whose every column is inside

@@ -262,27 +262,22 @@ class S16ConvTranspose2dOp {
       prepare_gather(n);
       return;
     }
-    const int sh = n.stride_h, sw = n.stride_w;
-    for (int ry = 0; ry < sh; ++ry) py_.push_back(PhaseAxis::make(ry, sh, n.kh, n.pad_top));
-    for (int rx = 0; rx < sw; ++rx) px_.push_back(PhaseAxis::make(rx, sw, n.kw, n.pad_left));
+    py_ = phase_axes(n.stride_h, n.kh, n.pad_top);
+    px_ = phase_axes(n.stride_w, n.kw, n.pad_left);
     const std::vector<std::int16_t>& w = n.qweight;
-    for (int ry = 0; ry < sh; ++ry)
-      for (int rx = 0; rx < sw; ++rx) {
+    for (int ry = 0; ry < n.stride_h; ++ry)
+      for (int rx = 0; rx < n.stride_w; ++rx) {
         PackedPassS16 pass;
         pass.kc = n.cin;
         pass.cout = n.cout;
-        std::vector<int> kys, kxs;
-        for (int ty = 0; ty < py_[std::size_t(ry)].taps; ++ty)
-          for (int tx = 0; tx < px_[std::size_t(rx)].taps; ++tx) {
-            pass.dy.push_back(-ty);
-            pass.dx.push_back(-tx);
-            kys.push_back(ry + sh * ty);
-            kxs.push_back(rx + sw * tx);
-          }
+        PhaseTaps taps = phase_taps(py_, px_, ry, rx);
+        pass.dy = taps.dy;
+        pass.dx = taps.dx;
         const int kh = n.kh, kw = n.kw, cin = n.cin;
         pass.pack(n.qbias, rounding_constant(shift_), [&](int co, int t, int ci) {
-          return w[((std::size_t(co) * std::size_t(kh) + std::size_t(kys[std::size_t(t)])) *
-                        std::size_t(kw) + std::size_t(kxs[std::size_t(t)])) * std::size_t(cin) +
+          return w[((std::size_t(co) * std::size_t(kh) + std::size_t(taps.ky[std::size_t(t)])) *
+                        std::size_t(kw) + std::size_t(taps.kx[std::size_t(t)])) *
+                       std::size_t(cin) +
                    std::size_t(ci)];
         });
         passes_.push_back(std::move(pass));
@@ -313,8 +308,8 @@ class S16ConvTranspose2dOp {
       return out;
     }
     int top = 0, bottom = 0, left = 0, right = 0;
-    padding(py_, n_.stride_h, in.height, oh, top, bottom);
-    padding(px_, n_.stride_w, in.width, ow, left, right);
+    phase_padding(py_, n_.stride_h, in.height, oh, top, bottom);
+    phase_padding(px_, n_.stride_w, in.width, ow, left, right);
     PaddedS16 p = pad_s16(in, top, left, bottom, right, pools.s16);
     for (int ry = 0; ry < n_.stride_h; ++ry)
       for (int rx = 0; rx < n_.stride_w; ++rx) {
@@ -338,18 +333,6 @@ class S16ConvTranspose2dOp {
   const NodeDesc& desc() const { return n_; }
 
  private:
-  static void padding(const std::vector<PhaseAxis>& phases, int s, int in, int out, int& lo,
-                      int& hi) {
-    lo = 0;
-    hi = 0;
-    for (const PhaseAxis& f : phases) {
-      const int n = f.count(out, s);
-      if (n == 0) continue;
-      lo = std::max(lo, std::max(f.taps - 1, 0) - f.q0);
-      hi = std::max(hi, f.q0 + n - 1 - (in - 1));
-    }
-  }
-
   // Gather form: int32 columns (ky, kx, co) per input pixel, no bias; each output sums its
   // columns exactly, then bias, shift, saturation and activation (docs/int16.md).
   void prepare_gather(const NodeDesc& n) {
