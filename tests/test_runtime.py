@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from lic2cpp.errors import LicError
-from lic2cpp.modelformat import ModelFile, Node, infer_channels, write_licm
+from lic2cpp.modelformat import ModelFile, Node, decode_licm, infer_channels, write_licm
 from lic2cpp.runtime import run_licm, run_tool
 from lic2cpp.toolchain import compile_program, cpp_dir
 
@@ -551,11 +551,30 @@ def test_info_and_rank4(tmp_path) -> None:
     np.testing.assert_allclose(y[0], torch_model(nodes, x[0]), atol=2e-5, rtol=0)
 
 
+
+def assert_readers_agree(tmp_path: Path, variants: list[bytes]) -> None:
+    """The Python reader and lic-run accept and refuse the same of these .licm files (and
+    the set holds some of each)."""
+    accepted = 0
+    for i, v in enumerate(variants):
+        path = tmp_path / f"v{i}.licm"
+        path.write_bytes(v)
+        try:
+            decode_licm(v)
+            py_ok = True
+        except LicError:
+            py_ok = False
+        proc = run_tool(["--info", str(path)])
+        assert proc.returncode in (0, 1), proc.stderr
+        assert (proc.returncode == 0) == py_ok, (i, proc.stderr)
+        accepted += py_ok
+    assert 0 < accepted < len(variants)
+
 def test_python_and_cpp_readers_agree(tmp_path) -> None:
     """The Python reader and the C++ reader accept and refuse the same files."""
     import struct
 
-    from lic2cpp.modelformat import decode_licm, encode_licm, fingerprint
+    from lic2cpp.modelformat import encode_licm, fingerprint
 
     rng = np.random.default_rng(16)
     nodes = [conv_node(rng, 2, 3, 3, 2, (1, 1, 1, 1)), gdn_node(rng, 3, 0, 1),
@@ -576,20 +595,7 @@ def test_python_and_cpp_readers_agree(tmp_path) -> None:
     bad_name[17] = 0xFF
     variants.append(b"LICM" + struct.pack("<HHQQ", 1, 0, len(bad_name),
                                           fingerprint(bytes(bad_name))) + bytes(bad_name))
-    accepted = 0
-    for i, v in enumerate(variants):
-        path = tmp_path / f"v{i}.licm"
-        path.write_bytes(v)
-        try:
-            decode_licm(v)
-            py_ok = True
-        except LicError:
-            py_ok = False
-        proc = run_tool(["--info", str(path)])
-        assert proc.returncode in (0, 1), proc.stderr
-        assert (proc.returncode == 0) == py_ok, (i, proc.stderr)
-        accepted += py_ok
-    assert 0 < accepted < len(variants)
+    assert_readers_agree(tmp_path, variants)
 
 
 def test_absurd_output_size_is_refused_before_any_work(tmp_path) -> None:
