@@ -197,6 +197,24 @@ def test_cpp_coder_equals_the_numpy_reference(tiny: dict, size: tuple[int, int],
     assert zb + yb - 8 <= payload_bits <= zb + yb + 40
 
 
+def test_escapes_round_trip_with_their_bypass_bits(tiny: dict, tmp_path: Path) -> None:
+    # Values far outside every table's alphabet, both ways and up to 2^21 away: the escape
+    # symbol and its bypass bits (codec/entropy/escape.hpp), counted as the reference does.
+    t: HyperTables = tiny["tables"]
+    y, _ = hyper_latents(tiny["net"], random_images(1, 64, 64, seed=5))
+    y = y.copy()
+    y[0, 0, 0, 0], y[0, 1, 2, 3], y[0, 2, 3, 1], y[0, 0, 1, 2] = 1000, -70000, 2.0**21, -300
+    res = run_tool(tiny, y[0].transpose(1, 2, 0), tmp_path)  # decodes and compares itself
+    qz = np.load(tmp_path / "qz.npy").astype(np.int64)
+    index, means = t.hyper_synthesis(qz, y.shape[2], y.shape[3])
+    qy = t.y_symbols(y[0], means)
+    assert np.abs(qy).max() >= 2**21 - 2**10  # really escaped
+    np.testing.assert_array_equal(np.load(tmp_path / "y_hat.npy"),
+                                  t.y_hat(qy, means).transpose(1, 2, 0))
+    zb, yb = t.code_length(qz, qy, index)
+    assert res["ideal_bits"] == pytest.approx(zb + yb, rel=1e-9)
+
+
 def test_decoding_is_identical_across_kernels_and_threads(tiny: dict,
                                                          tmp_path: Path) -> None:
     # Streams made with the scalar kernels and with the best ones (the encoders may

@@ -32,6 +32,7 @@
 #include "codec/core/range_coder.hpp"
 #include "codec/entropy/context_rate.hpp"
 #include "codec/entropy/context_tables.hpp"
+#include "codec/entropy/escape.hpp"
 #include "codec/entropy/latent_coder.hpp"
 #include "lic/parallel.hpp"
 #include "lic/tensor.hpp"
@@ -53,26 +54,6 @@ inline int context_of(const Latent& lat, const ContextTables& m, int c, int y, i
   const int p = m.pred[c];
   if (p >= 0 && active(lat.at(p, y, x), m.channels[p].mpv, ch.t_prev)) ctx |= 4;
   return ctx;
-}
-
-inline int bit_length(uint64_t v) {
-  int n = 0;
-  for (; v; v >>= 1) ++n;
-  return n;
-}
-
-// Escape payload for value v outside [lo, lo + nsym): (below, n, distance + 1).
-struct Escape {
-  uint32_t below;
-  int n;
-  uint64_t v;
-};
-
-inline Escape escape_of(int64_t value, const ChannelTables& ch) {
-  const int64_t lo = ch.lo, hi = ch.lo + static_cast<int64_t>(ch.nsym) - 1;
-  const uint64_t dist = value < lo ? static_cast<uint64_t>(lo - 1 - value)
-                                   : static_cast<uint64_t>(value - hi - 1);
-  return {value < lo ? 1u : 0u, bit_length(dist + 1), dist + 1};
 }
 
 }  // namespace detail
@@ -118,10 +99,10 @@ inline CodeLength encode_latent(const Latent& lat, const ContextTables& m, Range
         const bool inside = rel >= 0 && rel < static_cast<int64_t>(ch.nsym);
         const uint32_t s = inside ? static_cast<uint32_t>(rel) : ch.nsym;
         double extra = 0;
-        detail::Escape e{};
+        Escape e;
         if (!inside) {
-          e = detail::escape_of(v, ch);
-          extra = 1 + kEscapeLengthBits + (e.n - 1);
+          e = escape_of(v, ch.lo, ch.nsym);
+          extra = e.bits();
         }
         len.bits_plain += ch.bits[kContexts][s] + extra;
         if (all_mpv) continue;
@@ -129,15 +110,7 @@ inline CodeLength encode_latent(const Latent& lat, const ContextTables& m, Range
         const auto& cdf = ch.cdf[k];
         enc.encode(cdf[s], cdf[s + 1] - cdf[s]);
         len.bits_ctx += ch.bits[k][s] + extra;
-        if (!inside) {
-          enc.encode_bits(e.below, 1);
-          enc.encode_bits(static_cast<uint32_t>(e.n - 1), kEscapeLengthBits);
-          for (int left = e.n - 1; left > 0;) {  // low n-1 bits, high chunk first
-            const int chunk = left > 16 ? 16 : left;
-            left -= chunk;
-            enc.encode_bits(static_cast<uint32_t>(e.v >> left) & ((1u << chunk) - 1), chunk);
-          }
-        }
+        if (!inside) encode_escape(enc, e);
       }
     }
   }
@@ -164,17 +137,7 @@ inline void decode_band(RangeDecoder& dec, const ContextTables& m, Latent& lat, 
         if (s < ch.nsym) {
           v = static_cast<int64_t>(ch.lo) + s;
         } else {
-          const uint32_t below = dec.decode_bits(1);
-          const int n = static_cast<int>(dec.decode_bits(kEscapeLengthBits)) + 1;
-          uint64_t d1 = 1;
-          for (int left = n - 1; left > 0;) {
-            const int k = left > 16 ? 16 : left;
-            left -= k;
-            d1 = (d1 << k) | dec.decode_bits(k);
-          }
-          const int64_t dist = static_cast<int64_t>(d1 - 1);
-          v = below ? static_cast<int64_t>(ch.lo) - 1 - dist
-                    : static_cast<int64_t>(ch.lo) + ch.nsym + dist;
+          v = decode_escape(dec, ch.lo, ch.nsym);
           if (std::llabs(v) >= kMaxAbsSymbol) throw Error("corrupt bitstream (escaped value out of range)");
         }
         plane[static_cast<size_t>(y) * width + x] = static_cast<int32_t>(v);

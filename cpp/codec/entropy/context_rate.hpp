@@ -22,6 +22,7 @@
 #include "codec/core/latent.hpp"
 #include "codec/core/range_coder.hpp"
 #include "codec/entropy/context_tables.hpp"
+#include "codec/entropy/escape.hpp"
 #include "codec/entropy/latent_coder.hpp"
 
 namespace lic::codec {
@@ -145,11 +146,7 @@ class ContextRate : public LatentRate {
     const int64_t rel = v - ch.lo;
     const size_t a = ch.nsym + 1;
     if (rel >= 0 && rel < static_cast<int64_t>(ch.nsym)) return ch.cost[ctx * a + rel];
-    const uint64_t dist = rel < 0 ? static_cast<uint64_t>(-rel - 1)
-                                  : static_cast<uint64_t>(rel - ch.nsym);
-    int n = 0;
-    for (uint64_t d = dist + 1; d; d >>= 1) ++n;
-    return ch.cost[ctx * a + ch.nsym] + 1 + kEscapeLengthBits + (n - 1);
+    return ch.cost[ctx * a + ch.nsym] + escape_of(v, ch.lo, ch.nsym).bits();
   }
 
   void prepare(const Latent& q, int band_rows, State& s) const {

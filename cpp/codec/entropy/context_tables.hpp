@@ -22,7 +22,6 @@ constexpr uint32_t kMaxThreshold = 15;
 constexpr uint32_t kMaxAlphabet = 255;  // in-range symbols per channel (plus the escape)
 constexpr uint32_t kMaxChannels = 4096;
 constexpr int64_t kMaxAbsSymbol = int64_t{1} << 30;
-constexpr int kEscapeLengthBits = 5;
 
 struct ChannelTables {
   float offset = 0;  // q = round(y - offset), y_hat = q + offset

@@ -30,6 +30,7 @@
 #include "codec/core/bitstream.hpp"
 #include "codec/core/latent.hpp"
 #include "codec/core/range_coder.hpp"
+#include "codec/entropy/escape.hpp"
 #include "codec/entropy/hyper_tables.hpp"
 #include "codec/entropy/latent_coder.hpp"
 #include "lic/runtime.hpp"
@@ -37,12 +38,6 @@
 namespace lic::codec {
 
 namespace hyper {
-
-inline int bit_length(uint64_t v) {
-  int n = 0;
-  for (; v; v >>= 1) ++n;
-  return n;
-}
 
 // Codes integer v with table t; returns its ideal cost in bits.
 inline double encode_value(RangeEncoder& enc, const SymbolCdf& t, int64_t v) {
@@ -53,17 +48,9 @@ inline double encode_value(RangeEncoder& enc, const SymbolCdf& t, int64_t v) {
   enc.encode(t.cdf[s], f);
   double bits = -std::log2(static_cast<double>(f) / kProbOne);
   if (!inside) {
-    const int64_t hi = t.lo + static_cast<int64_t>(t.nsym) - 1;
-    const uint64_t dist = v < t.lo ? static_cast<uint64_t>(t.lo - 1 - v) : static_cast<uint64_t>(v - hi - 1);
-    const int n = bit_length(dist + 1);
-    enc.encode_bits(v < t.lo ? 1u : 0u, 1);
-    enc.encode_bits(static_cast<uint32_t>(n - 1), 5);
-    for (int left = n - 1; left > 0;) {
-      const int k = left > 16 ? 16 : left;
-      left -= k;
-      enc.encode_bits(static_cast<uint32_t>((dist + 1) >> left) & ((1u << k) - 1), k);
-    }
-    bits += 1 + 5 + (n - 1);
+    const Escape e = escape_of(v, t.lo, t.nsym);
+    encode_escape(enc, e);
+    bits += e.bits();
   }
   return bits;
 }
@@ -71,17 +58,7 @@ inline double encode_value(RangeEncoder& enc, const SymbolCdf& t, int64_t v) {
 inline int64_t decode_value(RangeDecoder& dec, const SymbolCdf& t) {
   const uint32_t s = dec.decode(t.cdf.data(), t.nsym + 1);
   if (s < t.nsym) return static_cast<int64_t>(t.lo) + s;
-  const uint32_t below = dec.decode_bits(1);
-  const int n = static_cast<int>(dec.decode_bits(5)) + 1;
-  uint64_t d1 = 1;
-  for (int left = n - 1; left > 0;) {
-    const int k = left > 16 ? 16 : left;
-    left -= k;
-    d1 = (d1 << k) | dec.decode_bits(k);
-  }
-  const int64_t dist = static_cast<int64_t>(d1 - 1);
-  const int64_t v = below ? static_cast<int64_t>(t.lo) - 1 - dist
-                          : static_cast<int64_t>(t.lo) + t.nsym + dist;
+  const int64_t v = decode_escape(dec, t.lo, t.nsym);
   if (std::llabs(v) >= kMaxHyperSymbol) throw Error("corrupt bitstream (escaped value out of range)");
   return v;
 }
