@@ -44,8 +44,6 @@ struct PhaseAxis {
   }
 };
 
-// The zero rows (or columns) needed before (lo) and after (hi) an input of `in` so that every
-// phase of an output of `out` reads q - t inside the buffer.
 // The phases of one axis of a stride-s transposed convolution with a kernel of k.
 inline std::vector<PhaseAxis> phase_axes(int s, int k, int pad) {
   std::vector<PhaseAxis> phases;
@@ -73,6 +71,8 @@ inline PhaseTaps phase_taps(const std::vector<PhaseAxis>& py, const std::vector<
   return t;
 }
 
+// The zero rows (or columns) needed before (lo) and after (hi) an input of `in` so that every
+// phase of an output of `out` reads q - t inside the buffer.
 inline void phase_padding(const std::vector<PhaseAxis>& phases, int s, int in, int out, int& lo,
                           int& hi) {
   lo = 0;
@@ -107,7 +107,7 @@ class ConvTranspose2dOp {
         PackedPass pass;
         pass.kc = n.cin;
         pass.cout = n.cout;
-        PhaseTaps taps = phase_taps(py_, px_, ry, rx);
+        const PhaseTaps taps = phase_taps(py_, px_, ry, rx);
         pass.dy = taps.dy;
         pass.dx = taps.dx;
         const int kh = n.kh, kw = n.kw, cin = n.cin;

@@ -270,7 +270,7 @@ class S16ConvTranspose2dOp {
         PackedPassS16 pass;
         pass.kc = n.cin;
         pass.cout = n.cout;
-        PhaseTaps taps = phase_taps(py_, px_, ry, rx);
+        const PhaseTaps taps = phase_taps(py_, px_, ry, rx);
         pass.dy = taps.dy;
         pass.dx = taps.dx;
         const int kh = n.kh, kw = n.kw, cin = n.cin;
